@@ -1,0 +1,6 @@
+//! fibtest: workloads for CPU throttling studies (fast and slow Fibonacci threads,
+//! fixed-cost requests, duty cycles), pinned to CPUs, with latencies recorded from each
+//! unit's due time. The `fibtest` binary is a thin wrapper; the harness runs it as a child
+//! process and reads its `record::Record` lines.
+
+pub mod record;

@@ -1,0 +1,2 @@
+//! Probes: measurements that are not limiters or workloads of their own (CPU steal,
+//! entropy, threshold search).

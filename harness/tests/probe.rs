@@ -1,0 +1,1 @@
+//! Probe integration tests (steal and entropy).

@@ -3,4 +3,5 @@
 //! unit's due time. The `fibtest` binary is a thin wrapper; the harness runs it as a child
 //! process and reads its `record::Record` lines.
 
+pub mod cpulist;
 pub mod record;

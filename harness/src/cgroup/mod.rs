@@ -1,0 +1,484 @@
+//! The cgroup layer: v1 (a folder per controller hierarchy) and v2 (one unified tree)
+//! behind one interface, with the root folder as a parameter so tests can use a fake one.
+//!
+//! Every cgroup this tool makes lives under a parent folder named `throttlebench`, with a
+//! child per run named `run-<pid>-<starttime>-<seq>`: the owner's pid and its start time
+//! (from /proc/<pid>/stat) let a later run tell a cgroup whose owner died (even by SIGKILL)
+//! from one that is still in use, and remove only those. Nothing else is touched.
+
+mod files;
+mod stale;
+
+pub use files::{read_trimmed, write_file};
+pub use stale::{remove_stale, StaleCgroup};
+
+use crate::scenario::CfsLimit;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// Name of the parent folder of every cgroup the tool makes.
+pub const PARENT: &str = "throttlebench";
+
+/// Default root of the cgroup file systems.
+pub const DEFAULT_ROOT: &str = "/sys/fs/cgroup";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Version {
+    #[serde(rename = "v1")]
+    V1,
+    #[serde(rename = "v2")]
+    V2,
+}
+
+impl Version {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Version::V1 => "v1",
+            Version::V2 => "v2",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error("no cgroup hierarchy with the `{controller}` controller under {}: {hint}", root.display())]
+    MissingController {
+        controller: &'static str,
+        root: PathBuf,
+        hint: String,
+    },
+    #[error("permission denied on {}: making cgroups needs root, or a delegated subtree given with --cgroup-root", path.display())]
+    Permission { path: PathBuf },
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{}: {what}", path.display())]
+    Format { path: PathBuf, what: String },
+}
+
+impl CgroupError {
+    pub fn io(path: &Path, source: io::Error) -> CgroupError {
+        if matches!(source.kind(), io::ErrorKind::PermissionDenied)
+            || source.raw_os_error() == Some(libc::EPERM)
+        {
+            CgroupError::Permission {
+                path: path.to_path_buf(),
+            }
+        } else {
+            CgroupError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    }
+}
+
+/// Where the cpu and cpuacct controllers are, for one root.
+#[derive(Debug, Clone)]
+pub struct Hierarchy {
+    pub version: Version,
+    pub root: PathBuf,
+    /// v1: the `cpu` controller's mount; v2: the root.
+    cpu_mount: PathBuf,
+    /// v1: the `cpuacct` controller's mount (may equal `cpu_mount`); v2: the root.
+    acct_mount: PathBuf,
+}
+
+impl Hierarchy {
+    /// Find the cpu controller under `root`: v2 when `root/cgroup.controllers` lists
+    /// `cpu`, otherwise v1 with `cpu` and `cpuacct` folders (or a joint `cpu,cpuacct`).
+    pub fn detect(root: &Path) -> Result<Hierarchy, CgroupError> {
+        let controllers = root.join("cgroup.controllers");
+        if controllers.exists() {
+            let text = read_trimmed(&controllers)?;
+            if text.split_whitespace().any(|c| c == "cpu") {
+                return Ok(Hierarchy {
+                    version: Version::V2,
+                    root: root.to_path_buf(),
+                    cpu_mount: root.to_path_buf(),
+                    acct_mount: root.to_path_buf(),
+                });
+            }
+            return Err(CgroupError::MissingController {
+                controller: "cpu",
+                root: root.to_path_buf(),
+                hint: format!(
+                    "this is a cgroup v2 root whose cgroup.controllers is `{text}` (the cpu controller is bound elsewhere or not built in)"
+                ),
+            });
+        }
+        let cpu = find_v1_mount(root, "cpu", "cpu.cfs_quota_us").ok_or_else(|| {
+            CgroupError::MissingController {
+                controller: "cpu",
+                root: root.to_path_buf(),
+                hint: "neither a v2 root (cgroup.controllers) nor a v1 `cpu` folder with cpu.cfs_quota_us"
+                    .into(),
+            }
+        })?;
+        let acct = find_v1_mount(root, "cpuacct", "cpuacct.usage").ok_or_else(|| {
+            CgroupError::MissingController {
+                controller: "cpuacct",
+                root: root.to_path_buf(),
+                hint: "a v1 `cpu` folder exists but no `cpuacct` folder with cpuacct.usage to measure usage with".into(),
+            }
+        })?;
+        Ok(Hierarchy {
+            version: Version::V1,
+            root: root.to_path_buf(),
+            cpu_mount: cpu,
+            acct_mount: acct,
+        })
+    }
+
+    /// The `throttlebench` parent folders (one per distinct mount).
+    pub fn parents(&self) -> Vec<PathBuf> {
+        let mut v = vec![self.cpu_mount.join(PARENT)];
+        if self.acct_mount != self.cpu_mount {
+            v.push(self.acct_mount.join(PARENT));
+        }
+        v
+    }
+
+    /// Make a new, empty cgroup for one run under the `throttlebench` parent.
+    pub fn create_run(&self) -> Result<Cgroup, CgroupError> {
+        static SEQ: AtomicU32 = AtomicU32::new(0);
+        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+        let name = format!("run-{}-{}-{seq}", std::process::id(), self_start_time());
+        self.create(&name)
+    }
+
+    fn create(&self, name: &str) -> Result<Cgroup, CgroupError> {
+        for parent in self.parents() {
+            match fs::create_dir(&parent) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(CgroupError::io(&parent, e)),
+            }
+        }
+        if self.version == Version::V2 {
+            self.enable_cpu_v2()?;
+        }
+        let mut cg = Cgroup {
+            version: self.version,
+            dirs: Vec::new(),
+            cpu_dir: self.cpu_mount.join(PARENT).join(name),
+            acct_dir: self.acct_mount.join(PARENT).join(name),
+            removed: false,
+        };
+        for dir in [cg.cpu_dir.clone(), cg.acct_dir.clone()] {
+            if cg.dirs.contains(&dir) {
+                continue;
+            }
+            fs::create_dir(&dir).map_err(|e| CgroupError::io(&dir, e))?;
+            // Pushed as soon as it exists, so a failure below still removes it (Drop).
+            cg.dirs.push(dir);
+        }
+        Ok(cg)
+    }
+
+    /// v2: the cpu controller must be enabled in the root's and the parent's
+    /// cgroup.subtree_control for a child to get cpu.max. The root's is only written when
+    /// cpu is missing there (it usually is enabled already).
+    fn enable_cpu_v2(&self) -> Result<(), CgroupError> {
+        for dir in [self.root.clone(), self.root.join(PARENT)] {
+            let f = dir.join("cgroup.subtree_control");
+            let now = read_trimmed(&f).unwrap_or_default();
+            if !now.split_whitespace().any(|c| c == "cpu") {
+                write_file(&f, "+cpu")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn find_v1_mount(root: &Path, controller: &str, marker: &str) -> Option<PathBuf> {
+    let direct = root.join(controller);
+    if direct.join(marker).exists() {
+        return Some(fs::canonicalize(&direct).unwrap_or(direct));
+    }
+    // A joint mount such as `cpu,cpuacct`.
+    let entries = fs::read_dir(root).ok()?;
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if name.split(',').any(|c| c == controller) && e.path().join(marker).exists() {
+            return Some(e.path());
+        }
+    }
+    None
+}
+
+/// This process's start time in clock ticks since boot (field 22 of /proc/self/stat).
+pub fn self_start_time() -> u64 {
+    process_start_time(std::process::id()).unwrap_or(0)
+}
+
+/// A process's start time in clock ticks since boot, or None if it does not exist.
+pub fn process_start_time(pid: u32) -> Option<u64> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count from after it.
+    let after = &text[text.rfind(')')? + 2..];
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// One run's cgroup: a folder in each controller hierarchy it uses. Dropping it kills
+/// whatever still runs inside and removes the folders.
+#[derive(Debug)]
+pub struct Cgroup {
+    pub version: Version,
+    dirs: Vec<PathBuf>,
+    cpu_dir: PathBuf,
+    acct_dir: PathBuf,
+    removed: bool,
+}
+
+impl Cgroup {
+    /// The folder that holds the cpu controller's files.
+    pub fn cpu_dir(&self) -> &Path {
+        &self.cpu_dir
+    }
+
+    /// Every folder of this cgroup (one per distinct hierarchy).
+    pub fn dirs(&self) -> &[PathBuf] {
+        &self.dirs
+    }
+
+    /// The folder name shared by all hierarchies.
+    pub fn name(&self) -> String {
+        self.cpu_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default()
+    }
+
+    /// `cgroup.procs` of every hierarchy: a process must be written into each.
+    pub fn procs_files(&self) -> Vec<PathBuf> {
+        self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()
+    }
+
+    /// The file with nr_periods, nr_throttled, throttled time and bursts.
+    pub fn cpu_stat_path(&self) -> PathBuf {
+        self.cpu_dir.join("cpu.stat")
+    }
+
+    /// The file with total CPU usage: v1 `cpuacct.usage` (ns), v2 `cpu.stat` (usage_usec).
+    pub fn usage_path(&self) -> PathBuf {
+        match self.version {
+            Version::V1 => self.acct_dir.join("cpuacct.usage"),
+            Version::V2 => self.cpu_dir.join("cpu.stat"),
+        }
+    }
+
+    /// Apply CFS bandwidth settings. v1: cpu.cfs_period_us, cpu.cfs_quota_us (-1 = no
+    /// limit), cpu.cfs_burst_us; v2: cpu.max ("<quota> <period>" or "max <period>") and
+    /// cpu.max.burst. The burst file is only written when a burst is asked for, so kernels
+    /// without burst support still run burst-less scenarios.
+    pub fn set_cfs(&self, limit: &CfsLimit) -> Result<(), CgroupError> {
+        let d = &self.cpu_dir;
+        match self.version {
+            Version::V1 => {
+                // Quota first to -1 so a shorter period is never rejected against an old quota.
+                write_file(&d.join("cpu.cfs_quota_us"), "-1")?;
+                write_file(&d.join("cpu.cfs_period_us"), &limit.period_us.to_string())?;
+                let quota = limit
+                    .quota_us
+                    .map(|q| q.to_string())
+                    .unwrap_or_else(|| "-1".into());
+                write_file(&d.join("cpu.cfs_quota_us"), &quota)?;
+                if limit.burst_us > 0 {
+                    write_file(&d.join("cpu.cfs_burst_us"), &limit.burst_us.to_string())?;
+                }
+            }
+            Version::V2 => {
+                let quota = limit
+                    .quota_us
+                    .map(|q| q.to_string())
+                    .unwrap_or_else(|| "max".into());
+                write_file(&d.join("cpu.max"), &format!("{quota} {}", limit.period_us))?;
+                if limit.burst_us > 0 {
+                    write_file(&d.join("cpu.max.burst"), &limit.burst_us.to_string())?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Read back the CFS settings as the kernel holds them.
+    pub fn cfs(&self) -> Result<CfsLimit, CgroupError> {
+        let d = &self.cpu_dir;
+        let num = |p: &Path| -> Result<i64, CgroupError> {
+            let t = read_trimmed(p)?;
+            t.parse().map_err(|_| CgroupError::Format {
+                path: p.to_path_buf(),
+                what: format!("`{t}` is not a number"),
+            })
+        };
+        match self.version {
+            Version::V1 => {
+                let q = num(&d.join("cpu.cfs_quota_us"))?;
+                let burst = d.join("cpu.cfs_burst_us");
+                Ok(CfsLimit {
+                    quota_us: (q >= 0).then_some(q as u64),
+                    period_us: num(&d.join("cpu.cfs_period_us"))? as u64,
+                    burst_us: if burst.exists() {
+                        num(&burst)? as u64
+                    } else {
+                        0
+                    },
+                })
+            }
+            Version::V2 => {
+                let p = d.join("cpu.max");
+                let t = read_trimmed(&p)?;
+                let bad = || CgroupError::Format {
+                    path: p.clone(),
+                    what: format!("`{t}` is not `<quota|max> <period>`"),
+                };
+                let (q, per) = t.split_once(' ').ok_or_else(bad)?;
+                let burst = d.join("cpu.max.burst");
+                Ok(CfsLimit {
+                    quota_us: if q == "max" {
+                        None
+                    } else {
+                        Some(q.parse().map_err(|_| bad())?)
+                    },
+                    period_us: per.trim().parse().map_err(|_| bad())?,
+                    burst_us: if burst.exists() {
+                        num(&burst)? as u64
+                    } else {
+                        0
+                    },
+                })
+            }
+        }
+    }
+
+    /// Process ids in this cgroup (all hierarchies together, without repeats).
+    pub fn pids(&self) -> Vec<i32> {
+        let mut pids = Vec::new();
+        for f in self.procs_files() {
+            if let Ok(text) = fs::read_to_string(&f) {
+                pids.extend(
+                    text.split_whitespace()
+                        .filter_map(|p| p.parse::<i32>().ok()),
+                );
+            }
+        }
+        pids.sort_unstable();
+        pids.dedup();
+        pids
+    }
+
+    /// Kill everything in the cgroup and remove its folders. Waits (up to `timeout`) for
+    /// the processes to go; a process that cannot be killed leaves the folder in place and
+    /// is reported, and the next run's stale sweep retries.
+    pub fn destroy(mut self, timeout: Duration) -> Result<(), CgroupError> {
+        let r = self.destroy_inner(timeout);
+        self.removed = true;
+        r
+    }
+
+    fn destroy_inner(&mut self, timeout: Duration) -> Result<(), CgroupError> {
+        kill_and_remove(&self.dirs, timeout)
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        if !self.removed {
+            if let Err(e) = self.destroy_inner(Duration::from_secs(2)) {
+                eprintln!("throttlebench: could not remove cgroup: {e}");
+            }
+        }
+    }
+}
+
+/// SIGKILL every process in `dirs` (v2: through cgroup.kill when the kernel has it), reap
+/// any that are this process's children, and remove the folders, deepest first.
+pub(crate) fn kill_and_remove(dirs: &[PathBuf], timeout: Duration) -> Result<(), CgroupError> {
+    let deadline = Instant::now() + timeout;
+    // Children first: a folder with sub-folders cannot be removed.
+    let mut all: Vec<PathBuf> = Vec::new();
+    for d in dirs {
+        collect_subdirs(d, &mut all);
+    }
+    all.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for dir in &all {
+        if !dir.exists() {
+            continue;
+        }
+        let kill_file = dir.join("cgroup.kill");
+        if kill_file.exists() {
+            let _ = write_file(&kill_file, "1");
+        }
+        // v1 freezer: a frozen task cannot die until thawed.
+        let freezer = dir.join("freezer.state");
+        if freezer.exists() {
+            let _ = write_file(&freezer, "THAWED");
+        }
+        loop {
+            let procs = fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+            let pids: Vec<i32> = procs
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect();
+            if pids.is_empty() {
+                break;
+            }
+            for pid in &pids {
+                // SAFETY: plain kill(2); a pid that is gone gives ESRCH, which is fine.
+                unsafe {
+                    libc::kill(*pid, libc::SIGKILL);
+                    libc::kill(*pid, libc::SIGCONT);
+                }
+                reap_if_child(*pid);
+            }
+            if Instant::now() > deadline {
+                return Err(CgroupError::Format {
+                    path: dir.clone(),
+                    what: format!("processes {pids:?} are still inside after SIGKILL"),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        loop {
+            match fs::remove_dir(dir) {
+                Ok(()) => break,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                // The kernel frees a cgroup shortly after its last task is released.
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err(e) => return Err(CgroupError::io(dir, e)),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn collect_subdirs(dir: &Path, out: &mut Vec<PathBuf>) {
+    if !dir.is_dir() {
+        return;
+    }
+    out.push(dir.to_path_buf());
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                collect_subdirs(&e.path(), out);
+            }
+        }
+    }
+}
+
+/// Reap `pid` if it is a child of this process and has exited; otherwise do nothing.
+fn reap_if_child(pid: i32) {
+    let mut status = 0;
+    // SAFETY: waitpid on a specific pid with WNOHANG; ECHILD for non-children is ignored.
+    unsafe {
+        libc::waitpid(pid, &mut status, libc::WNOHANG);
+    }
+}
+
+#[cfg(test)]
+mod tests;

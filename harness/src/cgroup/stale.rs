@@ -1,0 +1,72 @@
+//! Removing cgroups left behind by runs that died without cleaning up (SIGKILL, power
+//! loss). Only `throttlebench/run-<pid>-<starttime>-<seq>` folders whose owner process is
+//! gone (no such pid, or a pid reused by a process that started at another time) are
+//! touched.
+
+use super::{kill_and_remove, process_start_time, CgroupError, Hierarchy};
+use std::fs;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A cgroup folder that a dead run left behind, and what became of it.
+#[derive(Debug, Clone)]
+pub struct StaleCgroup {
+    pub path: PathBuf,
+    /// Pid of the run that made it.
+    pub owner_pid: u32,
+    /// Processes that were still inside and were killed.
+    pub killed: usize,
+    /// Why it could not be removed, if it could not.
+    pub error: Option<String>,
+}
+
+/// The owner pid and start time encoded in a run cgroup's name.
+pub fn parse_run_name(name: &str) -> Option<(u32, u64)> {
+    let mut parts = name.strip_prefix("run-")?.split('-');
+    let pid = parts.next()?.parse().ok()?;
+    let start = parts.next()?.parse().ok()?;
+    parts.next()?.parse::<u32>().ok()?;
+    Some((pid, start))
+}
+
+fn owner_alive(pid: u32, start: u64) -> bool {
+    process_start_time(pid) == Some(start)
+}
+
+/// Find and remove every run cgroup whose owner is dead, in all hierarchies of `h`.
+pub fn remove_stale(h: &Hierarchy) -> Result<Vec<StaleCgroup>, CgroupError> {
+    let mut found = Vec::new();
+    for parent in h.parents() {
+        let entries = match fs::read_dir(&parent) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(CgroupError::io(&parent, e)),
+        };
+        for e in entries.flatten() {
+            if !e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                continue;
+            }
+            let name = e.file_name().to_string_lossy().to_string();
+            let Some((pid, start)) = parse_run_name(&name) else {
+                continue;
+            };
+            if owner_alive(pid, start) {
+                continue;
+            }
+            let path = e.path();
+            let killed = fs::read_to_string(path.join("cgroup.procs"))
+                .map(|t| t.split_whitespace().count())
+                .unwrap_or(0);
+            let error = kill_and_remove(std::slice::from_ref(&path), Duration::from_secs(2))
+                .err()
+                .map(|e| e.to_string());
+            found.push(StaleCgroup {
+                path,
+                owner_pid: pid,
+                killed,
+                error,
+            });
+        }
+    }
+    Ok(found)
+}

@@ -1,0 +1,268 @@
+//! Command-line definitions (clap) and the wiring of each command. Kernel details live
+//! in the library modules; this file only connects them.
+
+use crate::cgroup::{self, Hierarchy};
+use crate::error::RunStop;
+use crate::report::{utc_now, Host, ResultWriter, SummaryRow};
+use crate::runner::{Runner, WorkloadProgram};
+use crate::scenario::{self, Plan};
+use crate::signals;
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use fibtest::cpulist::CpuList;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "throttlebench",
+    version,
+    about = "Run workloads under CPU limiters, sample the kernel's throttling counters, and write results",
+    after_help = "Exit codes: 0 ok, 1 error, 2 bad flags, 3 bad scenario, 4 missing privileges, 5 missing controller, 6 workload failed, 130 interrupted."
+)]
+pub struct Cli {
+    /// Root of the cgroup file systems (a delegated subtree, or a fake one in tests).
+    #[arg(long, global = true, default_value = cgroup::DEFAULT_ROOT, value_name = "DIR")]
+    pub cgroup_root: PathBuf,
+    /// Root of the proc file system (a fixture folder in tests).
+    #[arg(
+        long,
+        global = true,
+        default_value = "/proc",
+        value_name = "DIR",
+        hide = true
+    )]
+    pub proc_root: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scenario (a built-in default when none is given) and write its results.
+    Run(RunArgs),
+    /// The workload generator (same as the `fibtest` binary): fast/slow threads, requests, duty cycles.
+    #[command(disable_help_flag = true)]
+    Fibtest {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Scenario file (TOML). Without one, a short form of seed 003's conceptual model runs.
+    pub scenario: Option<PathBuf>,
+    /// Result folder (default: results/<scenario>/<UTC time>/).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Resolve and print the plan, run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Dispatch a parsed command line; returns the process exit code.
+pub fn run(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Command::Run(args) => {
+            run_scenario(&cli.cgroup_root, &cli.proc_root, &args)?;
+            Ok(0)
+        }
+        Command::Fibtest { args } => {
+            // Wired to fibtest::cli once the fibtest crate exposes it.
+            let _ = args;
+            anyhow::bail!("the fibtest subcommand is not wired yet")
+        }
+    }
+}
+
+/// The CPUs this process may run on.
+pub fn allowed_cpus() -> Result<CpuList> {
+    fibtest::cpulist::allowed_cpus().context("reading this process's CPU affinity")
+}
+
+/// Load a scenario file (or the built-in default) and resolve it into a plan.
+pub fn load_plan(path: Option<&Path>) -> Result<Plan> {
+    let (sc, text, source) = match path {
+        Some(p) => {
+            let (sc, text) = scenario::load(p)?;
+            (sc, text, p.display().to_string())
+        }
+        None => (
+            scenario::parse(scenario::BUILTIN_DEFAULT, "built-in")?,
+            scenario::BUILTIN_DEFAULT.to_string(),
+            "built-in".to_string(),
+        ),
+    };
+    let allowed = allowed_cpus()?;
+    let plan = scenario::resolve(&sc, &source, &allowed).map_err(|e| scenario::locate(e, &text))?;
+    Ok(plan)
+}
+
+fn describe_run(plan: &Plan, i: usize) -> String {
+    let r = &plan.runs[i];
+    let mut s = format!("run {}/{}", i + 1, plan.runs.len());
+    for (k, v) in &r.params {
+        s.push_str(&format!(" {k}={v}"));
+    }
+    if plan.scenario.repeats > 1 {
+        s.push_str(&format!(" repeat {}", r.repeat + 1));
+    }
+    s
+}
+
+fn human_row(r: &SummaryRow) -> String {
+    let ms = |v: Option<f64>| {
+        v.map(|x| format!("{:.0}ms", x * 1e3))
+            .unwrap_or_else(|| "-".into())
+    };
+    let mut s = format!(
+        "cpu {:.3} CPUs, throttled {}/{} periods ({}), {:.3}s throttled",
+        r.cpu_share,
+        r.nr_throttled,
+        r.nr_periods,
+        r.throttled_pct
+            .map(|p| format!("{p:.0}%"))
+            .unwrap_or_else(|| "-".into()),
+        r.throttled_s
+    );
+    if r.latency_p50_s.is_some() {
+        s.push_str(&format!(
+            ", latency p50 {} p99 {} max {}",
+            ms(r.latency_p50_s),
+            ms(r.latency_p99_s),
+            ms(r.latency_max_s)
+        ));
+    }
+    if let Some(n) = r.throttled_per_request {
+        s.push_str(&format!(
+            ", per request {:.1} throttled periods / {:.0}ms",
+            n,
+            r.throttled_s_per_request.unwrap_or(0.0) * 1e3
+        ));
+    }
+    if let Some(f) = r.fast_iters_per_s {
+        s.push_str(&format!(", fast {:.0} M steps/s", f / 1e6));
+    }
+    s
+}
+
+/// `throttlebench run`.
+pub fn run_scenario(cgroup_root: &Path, proc_root: &Path, args: &RunArgs) -> Result<PathBuf> {
+    let plan = load_plan(args.scenario.as_deref())?;
+    if args.dry_run {
+        println!("{}", serde_json::to_string_pretty(&plan)?);
+        return Ok(PathBuf::new());
+    }
+    let hierarchy = Hierarchy::detect(cgroup_root)?;
+    for s in cgroup::remove_stale(&hierarchy)? {
+        match &s.error {
+            None => eprintln!(
+                "throttlebench: removed {} left by dead run {} ({} processes killed)",
+                s.path.display(),
+                s.owner_pid,
+                s.killed
+            ),
+            Some(e) => eprintln!(
+                "throttlebench: could not remove stale {}: {e}",
+                s.path.display()
+            ),
+        }
+    }
+    signals::install();
+    signals::become_subreaper();
+    let runner = Runner {
+        hierarchy: hierarchy.clone(),
+        proc_root: proc_root.to_path_buf(),
+        workload: WorkloadProgram::locate()?,
+        allowed: allowed_cpus()?,
+    };
+    let (stamp, created) = utc_now();
+    let dir = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from("results")
+            .join(&plan.scenario.name)
+            .join(stamp)
+    });
+    let host = Host::read(
+        proc_root,
+        hierarchy.version.name(),
+        Path::new("/proc/pressure/cpu").exists(),
+    );
+    let mut writer = ResultWriter::create(&dir, &plan, host, created)
+        .with_context(|| format!("creating the result folder {}", dir.display()))?;
+    eprintln!(
+        "throttlebench: scenario {} ({}), {} run(s), cgroup {} under {}, results in {}",
+        plan.scenario.name,
+        plan.source,
+        plan.runs.len(),
+        hierarchy.version.name(),
+        hierarchy.root.display(),
+        dir.display()
+    );
+    let bar =
+        ProgressBar::with_draw_target(Some(plan.runs.len() as u64), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {pos}/{len} runs, {elapsed} elapsed, ~{eta} left: {msg}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(plan.scenario.name.clone());
+    for i in 0..plan.runs.len() {
+        let what = describe_run(&plan, i);
+        bar.set_message(what.clone());
+        let result = runner.run(&plan.runs[i])?;
+        let outcome = result.outcome.clone();
+        let row = writer
+            .append(&plan, result)
+            .with_context(|| format!("writing results to {}", dir.display()))?;
+        bar.inc(1);
+        bar.suspend(|| eprintln!("{what}: {}", human_row(&row)));
+        match outcome {
+            crate::result::Outcome::Completed => {}
+            crate::result::Outcome::Interrupted => {
+                bar.abandon();
+                return Err(RunStop::Interrupted {
+                    signal: signals::received().unwrap_or(0),
+                    dir: dir.display().to_string(),
+                }
+                .into());
+            }
+            crate::result::Outcome::Failed {
+                status,
+                stderr_tail,
+            } => {
+                bar.abandon();
+                return Err(RunStop::WorkloadFailed {
+                    run: i,
+                    what: format!("{status}:\n{stderr_tail}"),
+                    dir: dir.display().to_string(),
+                }
+                .into());
+            }
+            crate::result::Outcome::TimedOut { limit_s } => {
+                bar.abandon();
+                return Err(RunStop::WorkloadFailed {
+                    run: i,
+                    what: format!("did not finish within {limit_s:.0}s and was stopped"),
+                    dir: dir.display().to_string(),
+                }
+                .into());
+            }
+        }
+        if signals::received().is_some() {
+            bar.abandon();
+            return Err(RunStop::Interrupted {
+                signal: signals::received().unwrap_or(0),
+                dir: dir.display().to_string(),
+            }
+            .into());
+        }
+    }
+    bar.finish_and_clear();
+    writer.write_json(&plan, true)?;
+    println!("{}", dir.display());
+    Ok(dir)
+}

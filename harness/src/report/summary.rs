@@ -1,0 +1,269 @@
+//! The summary row of a run: what `summary.csv` holds, one row per run.
+
+use super::stats::{percentile, sorted};
+use crate::result::RunResult;
+use crate::sample::Sample;
+use crate::scenario::{Limiter, Workload};
+use fibtest::record::{Role, UnitKind};
+use serde::Serialize;
+
+/// One run in numbers. Times in s, shares in CPUs (1.0 = one CPU fully busy).
+/// `docs/metrics.md` says how each is computed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SummaryRow {
+    pub scenario: String,
+    /// Run number within the result folder, from 0.
+    pub run: usize,
+    /// Swept fields and their values, written as `param_<field>` columns.
+    pub params: Vec<(String, String)>,
+    /// Configuration number (one per sweep combination) and repeat within it.
+    pub config: usize,
+    pub repeat: u32,
+    /// Limiter kind: "none", "cfs", ...
+    pub limiter: String,
+    /// CFS quota per period, in s (empty when no quota).
+    pub quota_s: Option<f64>,
+    pub period_s: Option<f64>,
+    /// CFS burst allowance configured, in s.
+    pub burst_s: Option<f64>,
+    pub workload: String,
+    /// How the run ended: completed, failed, interrupted, timed_out.
+    pub outcome: String,
+    /// From starting the workload to its exit, in s.
+    pub wall_s: f64,
+    /// CPU time the cgroup used, in s.
+    pub cpu_usage_s: f64,
+    /// cpu_usage_s / wall_s, in CPUs.
+    pub cpu_share: f64,
+    pub nr_periods: u64,
+    pub nr_throttled: u64,
+    /// 100 * nr_throttled / nr_periods (empty when no period elapsed).
+    pub throttled_pct: Option<f64>,
+    /// Total time the cgroup's threads spent throttled, in s (summed over threads).
+    pub throttled_s: f64,
+    pub nr_bursts: u64,
+    /// Run time taken from the burst allowance, in s (kernel: burst_time / burst_usec).
+    pub burst_time_s: f64,
+    /// /proc/stat steal of all CPUs during the run, in s.
+    pub steal_s: f64,
+    /// PSI cpu `some` time during the run, in s (empty without PSI).
+    pub psi_some_s: Option<f64>,
+    pub latency_p50_s: Option<f64>,
+    pub latency_p90_s: Option<f64>,
+    pub latency_p99_s: Option<f64>,
+    pub latency_p999_s: Option<f64>,
+    pub latency_max_s: Option<f64>,
+    /// Fibonacci steps per s of all fast threads together.
+    pub fast_iters_per_s: Option<f64>,
+    /// Slow-thread units completed.
+    pub slow_units: Option<u64>,
+    /// Requests completed.
+    pub requests: Option<u64>,
+    /// nr_throttled / requests.
+    pub throttled_per_request: Option<f64>,
+    /// throttled_s / requests.
+    pub throttled_s_per_request: Option<f64>,
+}
+
+/// The fixed columns of summary.csv, in order; `param_<field>` columns follow `run`.
+pub const COLUMNS: &[&str] = &[
+    "scenario",
+    "run",
+    "config",
+    "repeat",
+    "limiter",
+    "quota_s",
+    "period_s",
+    "burst_s",
+    "workload",
+    "outcome",
+    "wall_s",
+    "cpu_usage_s",
+    "cpu_share",
+    "nr_periods",
+    "nr_throttled",
+    "throttled_pct",
+    "throttled_s",
+    "nr_bursts",
+    "burst_time_s",
+    "steal_s",
+    "psi_some_s",
+    "latency_p50_s",
+    "latency_p90_s",
+    "latency_p99_s",
+    "latency_p999_s",
+    "latency_max_s",
+    "fast_iters_per_s",
+    "slow_units",
+    "requests",
+    "throttled_per_request",
+    "throttled_s_per_request",
+];
+
+fn opt<T: ToString>(v: &Option<T>) -> String {
+    v.as_ref().map(|x| x.to_string()).unwrap_or_default()
+}
+
+impl SummaryRow {
+    /// Column names for a result whose swept fields are `swept`.
+    pub fn header(swept: &[String]) -> Vec<String> {
+        let mut h: Vec<String> = Vec::new();
+        for c in COLUMNS {
+            h.push(c.to_string());
+            if *c == "run" {
+                h.extend(swept.iter().map(|s| format!("param_{s}")));
+            }
+        }
+        h
+    }
+
+    /// Values in `header` order (empty text for values that do not apply).
+    pub fn values(&self) -> Vec<String> {
+        let mut v = vec![self.scenario.clone(), self.run.to_string()];
+        v.extend(self.params.iter().map(|(_, val)| val.clone()));
+        v.extend([
+            self.config.to_string(),
+            self.repeat.to_string(),
+            self.limiter.clone(),
+            opt(&self.quota_s),
+            opt(&self.period_s),
+            opt(&self.burst_s),
+            self.workload.clone(),
+            self.outcome.clone(),
+            self.wall_s.to_string(),
+            self.cpu_usage_s.to_string(),
+            self.cpu_share.to_string(),
+            self.nr_periods.to_string(),
+            self.nr_throttled.to_string(),
+            opt(&self.throttled_pct),
+            self.throttled_s.to_string(),
+            self.nr_bursts.to_string(),
+            self.burst_time_s.to_string(),
+            self.steal_s.to_string(),
+            opt(&self.psi_some_s),
+            opt(&self.latency_p50_s),
+            opt(&self.latency_p90_s),
+            opt(&self.latency_p99_s),
+            opt(&self.latency_p999_s),
+            opt(&self.latency_max_s),
+            opt(&self.fast_iters_per_s),
+            opt(&self.slow_units),
+            opt(&self.requests),
+            opt(&self.throttled_per_request),
+            opt(&self.throttled_s_per_request),
+        ]);
+        v
+    }
+}
+
+/// Counter changes between two samples, in base units.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Delta {
+    pub dt_s: f64,
+    pub usage_s: f64,
+    pub nr_periods: u64,
+    pub nr_throttled: u64,
+    pub throttled_s: f64,
+    pub nr_bursts: u64,
+    pub burst_time_s: f64,
+    pub steal_s: f64,
+    pub busy_s: f64,
+    pub psi_some_s: f64,
+    pub psi_full_s: f64,
+}
+
+impl Delta {
+    pub fn between(a: &Sample, b: &Sample, ticks_per_s: u64) -> Delta {
+        let ns = |x: u64, y: u64| y.saturating_sub(x) as f64 / 1e9;
+        let ticks = |x: u64, y: u64| y.saturating_sub(x) as f64 / ticks_per_s as f64;
+        Delta {
+            dt_s: ns(a.t_ns, b.t_ns),
+            usage_s: ns(a.usage_ns, b.usage_ns),
+            nr_periods: b.nr_periods.saturating_sub(a.nr_periods),
+            nr_throttled: b.nr_throttled.saturating_sub(a.nr_throttled),
+            throttled_s: ns(a.throttled_ns, b.throttled_ns),
+            nr_bursts: b.nr_bursts.saturating_sub(a.nr_bursts),
+            burst_time_s: ns(a.burst_ns, b.burst_ns),
+            steal_s: ticks(a.steal_ticks, b.steal_ticks),
+            busy_s: ticks(a.busy_ticks, b.busy_ticks),
+            psi_some_s: b.psi_some_us.saturating_sub(a.psi_some_us) as f64 / 1e6,
+            psi_full_s: b.psi_full_us.saturating_sub(a.psi_full_us) as f64 / 1e6,
+        }
+    }
+}
+
+/// Compute a run's summary row from its raw data.
+pub fn summarize(scenario: &str, r: &RunResult, ticks_per_s: u64, has_psi: bool) -> SummaryRow {
+    let p = &r.planned;
+    let total = match (r.samples.first(), r.samples.last()) {
+        (Some(a), Some(b)) => Delta::between(a, b, ticks_per_s),
+        _ => Delta::default(),
+    };
+    let (quota_s, period_s, burst_s) = match &p.limiter {
+        Limiter::Cfs(c) => (
+            c.quota_us.map(|q| q as f64 / 1e6),
+            Some(c.period_us as f64 / 1e6),
+            Some(c.burst_us as f64 / 1e6),
+        ),
+        Limiter::None => (None, None, None),
+    };
+    let w = &r.workload;
+    let lat = sorted(w.units.iter().map(|u| u.latency_s));
+    let count_units = |k: UnitKind| w.units.iter().filter(|u| u.kind == k).count() as u64;
+    let requests =
+        matches!(p.workload, Workload::Requests { .. }).then(|| count_units(UnitKind::Request));
+    let slow_units =
+        matches!(p.workload, Workload::Fibtest { .. }).then(|| count_units(UnitKind::Slow));
+    let fast_iters_per_s = match (&p.workload, &w.end) {
+        (Workload::Fibtest { fast, .. }, Some(end)) if *fast > 0 && end.wall_s > 0.0 => {
+            let steps: u64 = w
+                .threads
+                .iter()
+                .filter(|t| t.role == Role::Fast)
+                .map(|t| t.steps)
+                .sum();
+            Some(steps as f64 / end.wall_s)
+        }
+        _ => None,
+    };
+    let per_request = |x: f64| requests.filter(|n| *n > 0).map(|n| x / n as f64);
+    SummaryRow {
+        scenario: scenario.to_string(),
+        run: p.index,
+        params: p.params.clone(),
+        config: p.config,
+        repeat: p.repeat,
+        limiter: p.limiter.name().to_string(),
+        quota_s,
+        period_s,
+        burst_s,
+        workload: p.workload.name().to_string(),
+        outcome: r.outcome.name().to_string(),
+        wall_s: r.wall_s,
+        cpu_usage_s: total.usage_s,
+        cpu_share: if r.wall_s > 0.0 {
+            total.usage_s / r.wall_s
+        } else {
+            0.0
+        },
+        nr_periods: total.nr_periods,
+        nr_throttled: total.nr_throttled,
+        throttled_pct: (total.nr_periods > 0)
+            .then(|| 100.0 * total.nr_throttled as f64 / total.nr_periods as f64),
+        throttled_s: total.throttled_s,
+        nr_bursts: total.nr_bursts,
+        burst_time_s: total.burst_time_s,
+        steal_s: total.steal_s,
+        psi_some_s: has_psi.then_some(total.psi_some_s),
+        latency_p50_s: percentile(&lat, 50.0),
+        latency_p90_s: percentile(&lat, 90.0),
+        latency_p99_s: percentile(&lat, 99.0),
+        latency_p999_s: percentile(&lat, 99.9),
+        latency_max_s: lat.last().copied(),
+        fast_iters_per_s,
+        slow_units,
+        requests,
+        throttled_per_request: per_request(total.nr_throttled as f64),
+        throttled_s_per_request: per_request(total.throttled_s),
+    }
+}

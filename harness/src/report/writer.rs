@@ -1,0 +1,296 @@
+//! Result folders: `summary.csv`, `timeseries.csv`, `latency.csv` (appended and flushed
+//! run by run, so an interrupted or failed run keeps what it measured) and `run.json`
+//! (rewritten after every run with everything so far, `complete: false` until the end).
+
+use super::summary::{summarize, Delta, SummaryRow};
+use crate::result::RunResult;
+use crate::scenario::Plan;
+use serde::Serialize;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// Version of the result folder layout; bumped when a column or field changes meaning.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The machine a result was measured on.
+#[derive(Debug, Clone, Serialize)]
+pub struct Host {
+    pub hostname: String,
+    pub kernel_release: String,
+    pub cpus: usize,
+    pub cpu_model: String,
+    /// "v1" or "v2".
+    pub cgroup_version: String,
+    /// /proc/sys/kernel/sched_cfs_bandwidth_slice_us at the start (None if unreadable).
+    pub sched_cfs_bandwidth_slice_us: Option<u64>,
+    /// USER_HZ, the unit of /proc/stat.
+    pub clock_ticks_per_s: u64,
+    /// Whether /proc/pressure/cpu was read.
+    pub psi: bool,
+}
+
+impl Host {
+    pub fn read(proc_root: &Path, cgroup_version: &str, psi: bool) -> Host {
+        let read = |p: PathBuf| {
+            fs::read_to_string(p)
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default()
+        };
+        let cpuinfo = read(proc_root.join("cpuinfo"));
+        let cpu_model = cpuinfo
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("model name")
+                    .and_then(|r| r.split_once(':'))
+                    .map(|(_, m)| m.trim().to_string())
+            })
+            .unwrap_or_default();
+        Host {
+            hostname: read(proc_root.join("sys/kernel/hostname")),
+            kernel_release: read(proc_root.join("sys/kernel/osrelease")),
+            cpus: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            cpu_model,
+            cgroup_version: cgroup_version.to_string(),
+            sched_cfs_bandwidth_slice_us: read(
+                proc_root.join("sys/kernel/sched_cfs_bandwidth_slice_us"),
+            )
+            .parse()
+            .ok(),
+            clock_ticks_per_s: crate::sample::procstat::clock_ticks_per_s(),
+            psi,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct RunJson<'a> {
+    schema_version: u32,
+    tool: &'static str,
+    tool_version: &'static str,
+    /// UTC, ISO 8601.
+    created: &'a str,
+    /// False until every planned run has been written.
+    complete: bool,
+    host: &'a Host,
+    plan: &'a Plan,
+    runs: Vec<RunJsonEntry<'a>>,
+}
+
+#[derive(Serialize)]
+struct RunJsonEntry<'a> {
+    summary: SummaryJson<'a>,
+    result: &'a RunResult,
+}
+
+/// The summary row as a JSON object, with params as a map.
+#[derive(Serialize)]
+struct SummaryJson<'a> {
+    #[serde(flatten)]
+    row: &'a SummaryRow,
+}
+
+/// Writes one result folder.
+pub struct ResultWriter {
+    dir: PathBuf,
+    created: String,
+    host: Host,
+    summary: csv::Writer<File>,
+    timeseries: csv::Writer<BufWriter<File>>,
+    latency: csv::Writer<BufWriter<File>>,
+    rows: Vec<SummaryRow>,
+    results: Vec<RunResult>,
+}
+
+#[derive(Serialize)]
+struct TimeseriesRow {
+    run: usize,
+    t_s: f64,
+    #[serde(flatten)]
+    delta: Delta,
+    /// usage_s / dt_s, in CPUs.
+    cpu_share: f64,
+    /// throttled_s / dt_s: throttled thread-time per wall second.
+    throttled_share: f64,
+}
+
+#[derive(Serialize)]
+struct LatencyRow<'a> {
+    run: usize,
+    kind: &'a str,
+    index: u64,
+    due_s: f64,
+    latency_s: f64,
+    thread: u32,
+    start_s: f64,
+    end_s: f64,
+}
+
+fn io_at(path: &Path) -> impl Fn(io::Error) -> io::Error + '_ {
+    move |e| io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+impl ResultWriter {
+    /// Make `dir` (and parents) and open the CSV files with their headers.
+    pub fn create(
+        dir: &Path,
+        plan: &Plan,
+        host: Host,
+        created: String,
+    ) -> io::Result<ResultWriter> {
+        fs::create_dir_all(dir).map_err(io_at(dir))?;
+        let open = |name: &str| -> io::Result<File> {
+            let p = dir.join(name);
+            File::create(&p).map_err(io_at(&p))
+        };
+        let mut summary = csv::Writer::from_writer(open("summary.csv")?);
+        summary.write_record(SummaryRow::header(&plan.swept))?;
+        summary.flush()?;
+        let w = ResultWriter {
+            dir: dir.to_path_buf(),
+            created,
+            host,
+            summary,
+            timeseries: csv::Writer::from_writer(BufWriter::new(open("timeseries.csv")?)),
+            latency: csv::Writer::from_writer(BufWriter::new(open("latency.csv")?)),
+            rows: Vec::new(),
+            results: Vec::new(),
+        };
+        Ok(w)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn rows(&self) -> &[SummaryRow] {
+        &self.rows
+    }
+
+    /// Append one run to every file and flush them; returns its summary row.
+    pub fn append(&mut self, plan: &Plan, result: RunResult) -> io::Result<SummaryRow> {
+        let row = summarize(
+            &plan.scenario.name,
+            &result,
+            self.host.clock_ticks_per_s,
+            self.host.psi,
+        );
+        self.summary.write_record(row.values())?;
+        self.summary.flush()?;
+        let run = result.planned.index;
+        let t0 = result.samples.first().map(|s| s.t_ns).unwrap_or(0);
+        for pair in result.samples.windows(2) {
+            let delta = Delta::between(&pair[0], &pair[1], self.host.clock_ticks_per_s);
+            let share = |x: f64| {
+                if delta.dt_s > 0.0 {
+                    x / delta.dt_s
+                } else {
+                    0.0
+                }
+            };
+            self.timeseries.serialize(TimeseriesRow {
+                run,
+                t_s: pair[1].t_ns.saturating_sub(t0) as f64 / 1e9,
+                cpu_share: share(delta.usage_s),
+                throttled_share: share(delta.throttled_s),
+                delta,
+            })?;
+        }
+        self.timeseries.flush()?;
+        for u in &result.workload.units {
+            self.latency.serialize(LatencyRow {
+                run,
+                kind: match u.kind {
+                    fibtest::record::UnitKind::Slow => "slow",
+                    fibtest::record::UnitKind::Request => "request",
+                },
+                index: u.index,
+                due_s: u.due_s,
+                latency_s: u.latency_s,
+                thread: u.thread,
+                start_s: u.start_s,
+                end_s: u.end_s,
+            })?;
+        }
+        self.latency.flush()?;
+        self.rows.push(row.clone());
+        self.results.push(result);
+        self.write_json(plan, false)?;
+        Ok(row)
+    }
+
+    /// Rewrite run.json; `complete` says whether every planned run is in.
+    pub fn write_json(&self, plan: &Plan, complete: bool) -> io::Result<()> {
+        let doc = RunJson {
+            schema_version: SCHEMA_VERSION,
+            tool: "throttlebench",
+            tool_version: env!("CARGO_PKG_VERSION"),
+            created: &self.created,
+            complete,
+            host: &self.host,
+            plan,
+            runs: self
+                .rows
+                .iter()
+                .zip(&self.results)
+                .map(|(row, result)| RunJsonEntry {
+                    summary: SummaryJson { row },
+                    result,
+                })
+                .collect(),
+        };
+        let path = self.dir.join("run.json");
+        let tmp = self.dir.join("run.json.tmp");
+        let f = File::create(&tmp).map_err(io_at(&tmp))?;
+        let mut w = BufWriter::new(f);
+        serde_json::to_writer_pretty(&mut w, &doc)?;
+        w.write_all(b"\n")?;
+        w.flush()?;
+        drop(w);
+        // Renamed into place so a reader never sees half a file.
+        fs::rename(&tmp, &path).map_err(io_at(&path))
+    }
+}
+
+/// UTC now as `YYYYmmddTHHMMSSZ` (for folder names) and ISO 8601.
+pub fn utc_now() -> (String, String) {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    utc_from_unix(secs)
+}
+
+fn utc_from_unix(secs: u64) -> (String, String) {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    (
+        format!("{y:04}{mo:02}{d:02}T{h:02}{m:02}{s:02}Z"),
+        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}Z"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_formatting() {
+        assert_eq!(utc_from_unix(0).1, "1970-01-01T00:00:00Z");
+        assert_eq!(utc_from_unix(1795349214).0, "20261122T120654Z");
+        assert_eq!(utc_from_unix(951_782_400).1, "2000-02-29T00:00:00Z");
+    }
+}

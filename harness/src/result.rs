@@ -1,0 +1,81 @@
+//! Raw data of one run, as the runner hands it to the report writers: the plan entry,
+//! the samples, the workload's records and how the run ended. Nothing here is computed;
+//! `report::summary` derives the figures.
+
+use crate::sample::Sample;
+use crate::scenario::PlannedRun;
+use fibtest::record::{DutyPeriod, End, Header, Record, ThreadReport, UnitLatency};
+use serde::Serialize;
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// The workload exited 0.
+    Completed,
+    /// The workload exited non-zero or was killed by a signal it did not expect.
+    Failed { status: String, stderr_tail: String },
+    /// The user interrupted the run (Ctrl-C, SIGTERM); results are partial.
+    Interrupted,
+    /// The workload ran far past its expected length and was stopped.
+    TimedOut { limit_s: f64 },
+}
+
+impl Outcome {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Completed => "completed",
+            Outcome::Failed { .. } => "failed",
+            Outcome::Interrupted => "interrupted",
+            Outcome::TimedOut { .. } => "timed_out",
+        }
+    }
+}
+
+/// The workload's records, split by type.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct WorkloadOutput {
+    pub header: Option<Header>,
+    pub threads: Vec<ThreadReport>,
+    pub units: Vec<UnitLatency>,
+    pub duty: Vec<DutyPeriod>,
+    pub end: Option<End>,
+    /// Lines that were not records (kept for diagnosis, at most a few).
+    pub unparsed: Vec<String>,
+}
+
+impl WorkloadOutput {
+    /// Parse fibtest's JSON lines; unknown record types and bad lines are kept aside, not fatal.
+    pub fn parse(text: &str) -> WorkloadOutput {
+        let mut out = WorkloadOutput::default();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            match serde_json::from_str::<Record>(line) {
+                Ok(Record::Header(h)) => out.header = Some(h),
+                Ok(Record::Thread(t)) => out.threads.push(t),
+                Ok(Record::Unit(u)) => out.units.push(u),
+                Ok(Record::Duty(d)) => out.duty.push(d),
+                Ok(Record::End(e)) => out.end = Some(e),
+                Err(_) => {
+                    if out.unparsed.len() < 5 {
+                        out.unparsed.push(line.chars().take(200).collect());
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Everything one run produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunResult {
+    pub planned: PlannedRun,
+    /// Name of the run's cgroup folder.
+    pub cgroup: String,
+    pub outcome: Outcome,
+    /// Wall time from starting the workload to seeing it exit, in s.
+    pub wall_s: f64,
+    /// Cumulative counters, the first taken just before the workload started.
+    pub samples: Vec<Sample>,
+    pub workload: WorkloadOutput,
+}

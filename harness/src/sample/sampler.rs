@@ -1,0 +1,261 @@
+//! The sampler: every tick, one read of each source into a preallocated `Sample`.
+//!
+//! A tick opens nothing, allocates nothing (the sample buffer is reserved up front for
+//! the expected run length) and logs nothing; it is a handful of preads and parses.
+
+use super::cpustat::CpuStat;
+use super::file::{parse_u64, RereadFile};
+use super::pressure::Pressure;
+use super::procstat::{ProcStat, ProcStatReader};
+use serde::Serialize;
+use std::io;
+use std::path::Path;
+
+/// Cumulative counters at one instant. Differences of two samples give the activity in
+/// between; `timeseries.csv` holds those differences.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Sample {
+    /// CLOCK_MONOTONIC at the read, in ns since the run's time zero.
+    pub t_ns: u64,
+    /// CPU time the cgroup used, in ns.
+    pub usage_ns: u64,
+    pub nr_periods: u64,
+    pub nr_throttled: u64,
+    /// Total time the cgroup's threads were throttled, in ns.
+    pub throttled_ns: u64,
+    pub nr_bursts: u64,
+    /// Run time taken from burst, in ns.
+    pub burst_ns: u64,
+    /// /proc/stat steal of all CPUs, in clock ticks.
+    pub steal_ticks: u64,
+    /// /proc/stat busy time (all states but idle and iowait) of all CPUs, in clock ticks.
+    pub busy_ticks: u64,
+    /// /proc/stat total time of all CPUs, in clock ticks.
+    pub total_ticks: u64,
+    /// PSI cpu `some` total, in µs (0 when the kernel has no PSI).
+    pub psi_some_us: u64,
+    /// PSI cpu `full` total, in µs.
+    pub psi_full_us: u64,
+}
+
+/// Where to read from.
+pub struct SamplerSources<'a> {
+    /// The cgroup's cpu.stat.
+    pub cpu_stat: &'a Path,
+    /// The cgroup's usage file: v1 cpuacct.usage; None for v2 (usage is in cpu.stat).
+    pub usage: Option<&'a Path>,
+    /// Usually /proc.
+    pub proc_root: &'a Path,
+}
+
+pub struct Sampler {
+    cpu_stat: RereadFile,
+    usage: Option<RereadFile>,
+    proc_stat: ProcStatReader,
+    proc_scratch: ProcStat,
+    pressure: Option<RereadFile>,
+    samples: Vec<Sample>,
+}
+
+impl Sampler {
+    /// Open every source and reserve room for `expected_samples` ticks.
+    pub fn open(src: &SamplerSources, expected_samples: usize) -> io::Result<Sampler> {
+        let with_path =
+            |p: &Path, e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", p.display()));
+        let cpu_stat =
+            RereadFile::open(src.cpu_stat, 4096).map_err(|e| with_path(src.cpu_stat, e))?;
+        let usage = src
+            .usage
+            .map(|p| RereadFile::open(p, 64).map_err(|e| with_path(p, e)))
+            .transpose()?;
+        let proc_stat = ProcStatReader::open(src.proc_root)
+            .map_err(|e| with_path(&src.proc_root.join("stat"), e))?;
+        // PSI is optional: absent on kernels built without it or booted with psi=0.
+        let pressure = RereadFile::open(&src.proc_root.join("pressure/cpu"), 512).ok();
+        let mut s = Sampler {
+            cpu_stat,
+            usage,
+            proc_stat,
+            proc_scratch: ProcStat::default(),
+            pressure,
+            samples: Vec::with_capacity(expected_samples + 16),
+        };
+        // Size the /proc/stat scratch for every CPU now, not on the first tick.
+        s.proc_stat.read_into(&mut s.proc_scratch)?;
+        if let Some(p) = s.pressure.as_mut() {
+            if p.read().ok().and_then(Pressure::parse).is_none() {
+                s.pressure = None;
+            }
+        }
+        Ok(s)
+    }
+
+    /// Whether PSI is being read.
+    pub fn has_pressure(&self) -> bool {
+        self.pressure.is_some()
+    }
+
+    /// Read every source once and keep the sample, stamped `t_ns`.
+    pub fn tick(&mut self, t_ns: u64) -> io::Result<()> {
+        let sample = self.read(t_ns)?;
+        // Capacity was reserved for the expected run; a run that goes on longer grows
+        // the buffer (amortised), which is better than losing samples.
+        self.samples.push(sample);
+        Ok(())
+    }
+
+    fn read(&mut self, t_ns: u64) -> io::Result<Sample> {
+        let stat = CpuStat::parse(self.cpu_stat.read()?)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        let usage_ns = match self.usage.as_mut() {
+            Some(f) => parse_u64(f.read()?).ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidData, "cpuacct.usage is not a number")
+            })?,
+            None => stat.usage_ns.unwrap_or(0),
+        };
+        self.proc_stat.read_into(&mut self.proc_scratch)?;
+        let t = &self.proc_scratch.total;
+        let psi = match self.pressure.as_mut() {
+            Some(f) => Pressure::parse(f.read()?).unwrap_or_default(),
+            None => Pressure::default(),
+        };
+        Ok(Sample {
+            t_ns,
+            usage_ns,
+            nr_periods: stat.nr_periods,
+            nr_throttled: stat.nr_throttled,
+            throttled_ns: stat.throttled_ns,
+            nr_bursts: stat.nr_bursts,
+            burst_ns: stat.burst_ns,
+            steal_ticks: t.steal,
+            busy_ticks: t.total() - t.idle - t.iowait,
+            total_ticks: t.total(),
+            psi_some_us: psi.some_us,
+            psi_full_us: psi.full_us,
+        })
+    }
+
+    pub fn samples(&self) -> &[Sample] {
+        &self.samples
+    }
+
+    pub fn into_samples(self) -> Vec<Sample> {
+        self.samples
+    }
+}
+
+/// CLOCK_MONOTONIC now, in ns.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Sleep until CLOCK_MONOTONIC reaches `deadline_ns` (absolute). Returns early, with
+/// `false`, when a signal interrupts the sleep, so the caller can look at its flags.
+pub fn sleep_until(deadline_ns: u64) -> bool {
+    let ts = libc::timespec {
+        tv_sec: (deadline_ns / 1_000_000_000) as libc::time_t,
+        tv_nsec: (deadline_ns % 1_000_000_000) as libc::c_long,
+    };
+    // SAFETY: clock_nanosleep reads the timespec; no remainder is asked for with TIMER_ABSTIME.
+    let r = unsafe {
+        libc::clock_nanosleep(
+            libc::CLOCK_MONOTONIC,
+            libc::TIMER_ABSTIME,
+            &ts,
+            std::ptr::null_mut(),
+        )
+    };
+    r == 0
+}
+
+/// CPU time this thread has used, in ns.
+pub fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: as above.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    #[test]
+    fn samples_a_fake_cgroup_v1_and_proc() {
+        let d = std::env::temp_dir().join(format!("tb-sampler-{}", std::process::id()));
+        fs::create_dir_all(d.join("proc/pressure")).unwrap();
+        fs::write(
+            d.join("cpu.stat"),
+            "nr_periods 5\nnr_throttled 4\nthrottled_time 240000000\n",
+        )
+        .unwrap();
+        fs::write(d.join("cpuacct.usage"), "200000000\n").unwrap();
+        fs::write(
+            d.join("proc/stat"),
+            "cpu 10 0 5 100 1 0 0 3 0 0\ncpu0 10 0 5 100 1 0 0 3 0 0\n",
+        )
+        .unwrap();
+        fs::write(
+            d.join("proc/pressure/cpu"),
+            "some avg10=0 avg60=0 avg300=0 total=77\nfull avg10=0 avg60=0 avg300=0 total=7\n",
+        )
+        .unwrap();
+        let cpu_stat = d.join("cpu.stat");
+        let usage = d.join("cpuacct.usage");
+        let proc_root = d.join("proc");
+        let mut s = Sampler::open(
+            &SamplerSources {
+                cpu_stat: &cpu_stat,
+                usage: Some(&usage),
+                proc_root: &proc_root,
+            },
+            4,
+        )
+        .unwrap();
+        assert!(s.has_pressure());
+        s.tick(1).unwrap();
+        fs::write(
+            d.join("cpu.stat"),
+            "nr_periods 6\nnr_throttled 4\nthrottled_time 240000000\n",
+        )
+        .unwrap();
+        s.tick(2).unwrap();
+        let v = s.into_samples();
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[0].nr_periods, 5);
+        assert_eq!(v[1].nr_periods, 6);
+        assert_eq!(v[0].usage_ns, 200_000_000);
+        assert_eq!(v[0].throttled_ns, 240_000_000);
+        assert_eq!(v[0].steal_ticks, 3);
+        assert_eq!(v[0].busy_ticks, 18);
+        assert_eq!(v[0].total_ticks, 119);
+        assert_eq!(v[0].psi_some_us, 77);
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn missing_source_error_names_the_path() {
+        let missing = Path::new("/nonexistent/cpu.stat");
+        let e = Sampler::open(
+            &SamplerSources {
+                cpu_stat: missing,
+                usage: None,
+                proc_root: Path::new("/proc"),
+            },
+            1,
+        )
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("/nonexistent/cpu.stat"), "{e}");
+    }
+}

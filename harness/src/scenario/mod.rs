@@ -1,0 +1,158 @@
+//! Scenarios: the TOML schema (`schema`), durations as text (`duration`), and resolving
+//! a scenario into a `Plan` of runs (`plan`). Errors name the file, line and field.
+
+pub mod duration;
+pub mod plan;
+pub mod schema;
+
+pub use duration::{Quota, Span};
+pub use plan::{resolve, CfsLimit, Limiter, Plan, PlannedRun, Workload};
+pub use schema::Scenario;
+
+use std::fmt;
+use std::path::Path;
+
+/// A scenario that cannot be run, with where the problem is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScenarioError {
+    /// The file, or "built-in".
+    pub file: String,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// Dotted field name (`limiter.quota`), when known.
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl ScenarioError {
+    pub fn field(file: &str, field: &str, message: impl Into<String>) -> ScenarioError {
+        ScenarioError {
+            file: file.to_string(),
+            line: None,
+            field: Some(field.to_string()),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        write!(f, ": ")?;
+        if let Some(field) = &self.field {
+            write!(f, "field `{field}`: ")?;
+        }
+        write!(f, "{}", self.message)
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+/// The scenario `throttlebench run` uses when given none: a short form of seed 003's
+/// conceptual model (0.4 CPU, requests of 200 ms CPU), about 5 s long.
+pub const BUILTIN_DEFAULT: &str = r#"
+name = "default"
+description = "Short form of the conceptual model of seed 003: requests of 200 ms CPU under a 40 ms / 100 ms CFS quota. Each should take about 440 ms, spend about 4 periods (240 ms) throttled."
+sample_interval = "10ms"
+
+[limiter]
+kind = "cfs"
+quota = "40ms"
+period = "100ms"
+
+[workload]
+kind = "requests"
+work = "200ms"
+count = 5
+interval = "1s"
+"#;
+
+/// Parse scenario text; `file` names it in errors.
+pub fn parse(text: &str, file: &str) -> Result<Scenario, ScenarioError> {
+    let scenario: Scenario = toml::from_str(text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+        let message = e.message().trim().to_string();
+        let field = unknown_field_name(&message);
+        ScenarioError {
+            file: file.to_string(),
+            line,
+            field,
+            message,
+        }
+    })?;
+    Ok(scenario)
+}
+
+/// Read and parse a scenario file; errors found later (when resolving) get their line
+/// added by `locate`.
+pub fn load(path: &Path) -> Result<(Scenario, String), ScenarioError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+        file: file.clone(),
+        line: None,
+        field: None,
+        message: format!("cannot read: {e}"),
+    })?;
+    Ok((parse(&text, &file)?, text))
+}
+
+/// Adds the line where `err.field` is written in `text`, when it is written there.
+pub fn locate(mut err: ScenarioError, text: &str) -> ScenarioError {
+    if err.line.is_some() {
+        return err;
+    }
+    if let Some(field) = &err.field {
+        err.line = find_field_line(text, field);
+    }
+    err
+}
+
+/// The line of `section.key` (or a top-level `key`) in TOML text: a small scan that
+/// follows `[section]` headers, enough for the flat tables of a scenario.
+fn find_field_line(text: &str, field: &str) -> Option<usize> {
+    let (section, key) = match field.rsplit_once('.') {
+        Some((s, k)) if !s.contains('"') => (s, k),
+        _ => ("", field),
+    };
+    let key = key.trim_matches('"');
+    let mut current = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            current = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+            if !section.is_empty() && current == section && key.is_empty() {
+                return Some(i + 1);
+            }
+            continue;
+        }
+        if current == section {
+            if let Some((k, _)) = t.split_once('=') {
+                if k.trim().trim_matches('"') == key {
+                    return Some(i + 1);
+                }
+            }
+        }
+    }
+    // The section itself, when the field is missing from it.
+    if !section.is_empty() {
+        for (i, line) in text.lines().enumerate() {
+            if line.trim() == format!("[{section}]") {
+                return Some(i + 1);
+            }
+        }
+    }
+    None
+}
+
+fn unknown_field_name(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    Some(rest.split('`').next()?.to_string())
+}
+
+#[cfg(test)]
+mod tests;

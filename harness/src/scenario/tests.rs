@@ -1,0 +1,203 @@
+use super::*;
+use fibtest::cpulist::CpuList;
+
+fn two_cpus() -> CpuList {
+    "0-1".parse().unwrap()
+}
+
+fn plan(text: &str) -> Result<Plan, ScenarioError> {
+    let s = parse(text, "t.toml")?;
+    resolve(&s, "t.toml", &two_cpus()).map_err(|e| locate(e, text))
+}
+
+#[test]
+fn builtin_default_resolves_to_the_conceptual_model() {
+    let p = plan(BUILTIN_DEFAULT).unwrap();
+    assert_eq!(p.runs.len(), 1);
+    let r = &p.runs[0];
+    assert_eq!(
+        r.limiter,
+        Limiter::Cfs(CfsLimit {
+            quota_us: Some(40_000),
+            period_us: 100_000,
+            burst_us: 0
+        })
+    );
+    match &r.workload {
+        Workload::Requests { work, count, .. } => {
+            assert_eq!(*work, Span::from_millis(200));
+            assert_eq!(*count, 5);
+        }
+        other => panic!("unexpected workload {other:?}"),
+    }
+}
+
+#[test]
+fn unknown_field_is_named_with_its_line() {
+    let text = "name = \"x\"\n[limiter]\nkind = \"cfs\"\nquotaa = \"40ms\"\n[workload]\nkind = \"requests\"\nwork = \"1ms\"\n";
+    let e = plan(text).unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("quotaa"));
+    assert_eq!(e.line, Some(4));
+    assert!(e.to_string().starts_with("t.toml:4: field `quotaa`"), "{e}");
+}
+
+#[test]
+fn bad_duration_names_its_line() {
+    let text = "name = \"x\"\n[workload]\nkind = \"requests\"\nwork = \"200\"\n";
+    let e = plan(text).unwrap_err();
+    assert_eq!(e.line, Some(4));
+    assert!(e.message.contains("not a duration"), "{e}");
+}
+
+#[test]
+fn field_of_another_kind_is_rejected_with_field_and_line() {
+    let text = "name = \"x\"\n[limiter]\nkind = \"none\"\nquota = \"40ms\"\n[workload]\nkind = \"requests\"\nwork = \"1ms\"\n";
+    let e = plan(text).unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("limiter.quota"));
+    assert_eq!(e.line, Some(4));
+    let text = "name = \"x\"\n[workload]\nkind = \"requests\"\nwork = \"1ms\"\nfast = 2\n";
+    let e = plan(text).unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("workload.fast"));
+    assert_eq!(e.line, Some(5));
+}
+
+#[test]
+fn cfs_limits_are_checked_against_kernel_rules() {
+    let base = |lim: &str| {
+        format!("name = \"x\"\n[limiter]\nkind = \"cfs\"\n{lim}\n[workload]\nkind = \"requests\"\nwork = \"1ms\"\n")
+    };
+    assert_eq!(
+        plan(&base("")).unwrap_err().field.as_deref(),
+        Some("limiter.quota")
+    );
+    assert_eq!(
+        plan(&base("quota = \"500us\""))
+            .unwrap_err()
+            .field
+            .as_deref(),
+        Some("limiter.quota")
+    );
+    assert_eq!(
+        plan(&base("quota = \"40ms\"\nperiod = \"2s\""))
+            .unwrap_err()
+            .field
+            .as_deref(),
+        Some("limiter.period")
+    );
+    assert_eq!(
+        plan(&base("quota = \"40ms\"\nburst = \"50ms\""))
+            .unwrap_err()
+            .field
+            .as_deref(),
+        Some("limiter.burst")
+    );
+    assert_eq!(
+        plan(&base("quota = \"max\"\nburst = \"5ms\""))
+            .unwrap_err()
+            .field
+            .as_deref(),
+        Some("limiter.burst")
+    );
+    let p = plan(&base("quota = \"max\"")).unwrap();
+    assert_eq!(p.runs[0].limiter.cap_cpus(), None);
+    let p = plan(&base("quota = \"40ms\"\nburst = \"20ms\"")).unwrap();
+    assert_eq!(p.runs[0].limiter.cap_cpus(), Some(0.4));
+}
+
+#[test]
+fn sweep_expands_with_repeats_and_params() {
+    let text = "name = \"x\"\nrepeats = 2\n[limiter]\nkind = \"cfs\"\nquota = \"40ms\"\n[workload]\nkind = \"requests\"\nwork = \"1ms\"\n[sweep]\n\"limiter.quota\" = [\"20ms\", \"max\", \"80ms\"]\n";
+    let p = plan(text).unwrap();
+    assert_eq!(p.swept, vec!["limiter.quota".to_string()]);
+    assert_eq!(p.runs.len(), 6);
+    let caps: Vec<Option<f64>> = p.runs.iter().map(|r| r.limiter.cap_cpus()).collect();
+    assert_eq!(
+        caps,
+        vec![Some(0.2), Some(0.2), None, None, Some(0.8), Some(0.8)]
+    );
+    assert_eq!(
+        p.runs[2].params,
+        vec![("limiter.quota".into(), "max".into())]
+    );
+    assert_eq!(p.runs[3].repeat, 1);
+    assert_eq!(p.runs[3].config, 1);
+    assert_eq!(p.runs[5].index, 5);
+}
+
+#[test]
+fn two_sweeps_make_a_cartesian_product() {
+    let text = "name = \"x\"\n[limiter]\nkind = \"cfs\"\nquota = \"40ms\"\n[workload]\nkind = \"requests\"\nwork = \"1ms\"\n[sweep]\n\"limiter.quota\" = [\"20ms\", \"40ms\"]\n\"workload.count\" = [1, 2, 3]\n";
+    let p = plan(text).unwrap();
+    assert_eq!(p.runs.len(), 6);
+    assert_eq!(p.runs[5].params[1], ("workload.count".into(), "3".into()));
+}
+
+#[test]
+fn bad_sweep_value_or_path_is_named() {
+    let text = "name = \"x\"\n[limiter]\nkind = \"cfs\"\nquota = \"40ms\"\n[workload]\nkind = \"requests\"\nwork = \"1ms\"\n[sweep]\n\"limiter.quota\" = [\"20\"]\n";
+    let e = plan(text).unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("sweep"));
+    assert!(e.message.contains("limiter.quota = 20"), "{e}");
+    let text = "name = \"x\"\n[workload]\nkind = \"requests\"\nwork = \"1ms\"\n[sweep]\n\"name\" = [\"a\"]\n";
+    let e = plan(text).unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("sweep.\"name\""));
+}
+
+#[test]
+fn cpus_outside_the_allowed_set_are_rejected() {
+    let text =
+        "name = \"x\"\n[workload]\nkind = \"fibtest\"\nfast_cpus = \"0\"\nslow_cpus = \"1-3\"\n";
+    let e = plan(text).unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("workload.slow_cpus"));
+    assert!(e.message.contains("CPU 2"), "{e}");
+    assert_eq!(e.line, Some(5));
+}
+
+#[test]
+fn fibtest_defaults_follow_the_allowed_cpus() {
+    let p = plan("name = \"x\"\n[workload]\nkind = \"fibtest\"\n").unwrap();
+    match &p.runs[0].workload {
+        Workload::Fibtest {
+            fast,
+            slow,
+            fast_cpus,
+            slow_cpus,
+            ..
+        } => {
+            assert_eq!((*fast, *slow), (1, 1));
+            assert_eq!(fast_cpus.to_string(), "0");
+            assert_eq!(slow_cpus.to_string(), "1");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn bad_names_and_repeats() {
+    let e = plan("name = \"../x\"\n[workload]\nkind = \"duty\"\non = \"1s\"\n").unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("name"));
+    assert_eq!(e.line, Some(1));
+    let e =
+        plan("name = \"x\"\nrepeats = 0\n[workload]\nkind = \"duty\"\non = \"1s\"\n").unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("repeats"));
+}
+
+#[test]
+fn fibtest_args_carry_every_setting() {
+    let p = plan(BUILTIN_DEFAULT).unwrap();
+    let args = p.runs[0].workload.fibtest_args();
+    assert_eq!(
+        args,
+        [
+            "requests",
+            "--work",
+            "200ms",
+            "--count",
+            "5",
+            "--interval",
+            "1s",
+            "--threads",
+            "1"
+        ]
+    );
+}

@@ -133,16 +133,26 @@ impl Drop for AffinityGuard {
     }
 }
 
+impl Drop for Runner {
+    /// The `throttlebench` parent folders go when the last run is done, whatever the
+    /// way out (another tool run still using them keeps them).
+    fn drop(&mut self) {
+        self.hierarchy.remove_parents_if_empty();
+    }
+}
+
 impl Runner {
     /// Run one planned run to its end (or until interrupted) and return its raw data.
     pub fn run(&self, run: &PlannedRun) -> Result<RunResult> {
         let cgroup = self.hierarchy.create_run()?;
-        self.apply_limiter(&cgroup, &run.limiter)?;
-        let result = self.run_in(&cgroup, run);
+        let result = self
+            .apply_limiter(&cgroup, &run.limiter)
+            .and_then(|()| self.run_in(&cgroup, run));
         let name = cgroup.name();
         cgroup
             .destroy(Duration::from_secs(5))
             .with_context(|| format!("removing cgroup {name}"))?;
+        self.hierarchy.remove_parents_if_empty();
         result
     }
 

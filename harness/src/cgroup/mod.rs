@@ -150,16 +150,7 @@ impl Hierarchy {
     }
 
     fn create(&self, name: &str) -> Result<Cgroup, CgroupError> {
-        for parent in self.parents() {
-            match fs::create_dir(&parent) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(CgroupError::io(&parent, e)),
-            }
-        }
-        if self.version == Version::V2 {
-            self.enable_cpu_v2()?;
-        }
+        self.create_parents()?;
         let mut cg = Cgroup {
             version: self.version,
             dirs: Vec::new(),
@@ -171,11 +162,39 @@ impl Hierarchy {
             if cg.dirs.contains(&dir) {
                 continue;
             }
-            fs::create_dir(&dir).map_err(|e| CgroupError::io(&dir, e))?;
+            let mut made = fs::create_dir(&dir);
+            if matches!(&made, Err(e) if e.kind() == io::ErrorKind::NotFound) {
+                // Another run removed the empty parent between our mkdirs: make it again.
+                self.create_parents()?;
+                made = fs::create_dir(&dir);
+            }
+            made.map_err(|e| CgroupError::io(&dir, e))?;
             // Pushed as soon as it exists, so a failure below still removes it (Drop).
             cg.dirs.push(dir);
         }
         Ok(cg)
+    }
+
+    fn create_parents(&self) -> Result<(), CgroupError> {
+        for parent in self.parents() {
+            match fs::create_dir(&parent) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(CgroupError::io(&parent, e)),
+            }
+        }
+        if self.version == Version::V2 {
+            self.enable_cpu_v2()?;
+        }
+        Ok(())
+    }
+
+    /// Remove the `throttlebench` parents if no run uses them any more. A parent that
+    /// still has children (another run going on) stays.
+    pub fn remove_parents_if_empty(&self) {
+        for parent in self.parents() {
+            let _ = fs::remove_dir(parent);
+        }
     }
 
     /// v2: the cpu controller must be enabled in the root's and the parent's

@@ -81,15 +81,8 @@ struct RunJson<'a> {
 
 #[derive(Serialize)]
 struct RunJsonEntry<'a> {
-    summary: SummaryJson<'a>,
+    summary: &'a SummaryRow,
     result: &'a RunResult,
-}
-
-/// The summary row as a JSON object, with params as a map.
-#[derive(Serialize)]
-struct SummaryJson<'a> {
-    #[serde(flatten)]
-    row: &'a SummaryRow,
 }
 
 /// Writes one result folder.
@@ -104,17 +97,58 @@ pub struct ResultWriter {
     results: Vec<RunResult>,
 }
 
-#[derive(Serialize)]
-struct TimeseriesRow {
-    run: usize,
-    t_s: f64,
-    #[serde(flatten)]
-    delta: Delta,
-    /// usage_s / dt_s, in CPUs.
-    cpu_share: f64,
-    /// throttled_s / dt_s: throttled thread-time per wall second.
-    throttled_share: f64,
+/// Columns of timeseries.csv: one row per run and sample, each counter's change since
+/// the previous sample (times in s), plus two shares over the interval.
+pub const TIMESERIES_COLUMNS: &[&str] = &[
+    "run",
+    "t_s",
+    "dt_s",
+    "usage_s",
+    "cpu_share",
+    "nr_periods",
+    "nr_throttled",
+    "throttled_s",
+    "throttled_share",
+    "nr_bursts",
+    "burst_time_s",
+    "steal_s",
+    "busy_s",
+    "psi_some_s",
+    "psi_full_s",
+];
+
+fn timeseries_values(run: usize, t_s: f64, d: &Delta) -> [String; 15] {
+    let share = |x: f64| if d.dt_s > 0.0 { x / d.dt_s } else { 0.0 };
+    [
+        run.to_string(),
+        t_s.to_string(),
+        d.dt_s.to_string(),
+        d.usage_s.to_string(),
+        share(d.usage_s).to_string(),
+        d.nr_periods.to_string(),
+        d.nr_throttled.to_string(),
+        d.throttled_s.to_string(),
+        share(d.throttled_s).to_string(),
+        d.nr_bursts.to_string(),
+        d.burst_time_s.to_string(),
+        d.steal_s.to_string(),
+        d.busy_s.to_string(),
+        d.psi_some_s.to_string(),
+        d.psi_full_s.to_string(),
+    ]
 }
+
+/// Columns of latency.csv: one row per request or slow unit.
+pub const LATENCY_COLUMNS: &[&str] = &[
+    "run",
+    "kind",
+    "index",
+    "due_s",
+    "latency_s",
+    "thread",
+    "start_s",
+    "end_s",
+];
 
 #[derive(Serialize)]
 struct LatencyRow<'a> {
@@ -148,13 +182,20 @@ impl ResultWriter {
         let mut summary = csv::Writer::from_writer(open("summary.csv")?);
         summary.write_record(SummaryRow::header(&plan.swept))?;
         summary.flush()?;
+        let mut timeseries = csv::Writer::from_writer(BufWriter::new(open("timeseries.csv")?));
+        timeseries.write_record(TIMESERIES_COLUMNS)?;
+        let mut latency = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(BufWriter::new(open("latency.csv")?));
+        // Written by hand so a run without units still gets a header.
+        latency.write_record(LATENCY_COLUMNS)?;
         let w = ResultWriter {
             dir: dir.to_path_buf(),
             created,
             host,
             summary,
-            timeseries: csv::Writer::from_writer(BufWriter::new(open("timeseries.csv")?)),
-            latency: csv::Writer::from_writer(BufWriter::new(open("latency.csv")?)),
+            timeseries,
+            latency,
             rows: Vec::new(),
             results: Vec::new(),
         };
@@ -183,20 +224,9 @@ impl ResultWriter {
         let t0 = result.samples.first().map(|s| s.t_ns).unwrap_or(0);
         for pair in result.samples.windows(2) {
             let delta = Delta::between(&pair[0], &pair[1], self.host.clock_ticks_per_s);
-            let share = |x: f64| {
-                if delta.dt_s > 0.0 {
-                    x / delta.dt_s
-                } else {
-                    0.0
-                }
-            };
-            self.timeseries.serialize(TimeseriesRow {
-                run,
-                t_s: pair[1].t_ns.saturating_sub(t0) as f64 / 1e9,
-                cpu_share: share(delta.usage_s),
-                throttled_share: share(delta.throttled_s),
-                delta,
-            })?;
+            let t_s = pair[1].t_ns.saturating_sub(t0) as f64 / 1e9;
+            self.timeseries
+                .write_record(timeseries_values(run, t_s, &delta))?;
         }
         self.timeseries.flush()?;
         for u in &result.workload.units {
@@ -236,7 +266,7 @@ impl ResultWriter {
                 .iter()
                 .zip(&self.results)
                 .map(|(row, result)| RunJsonEntry {
-                    summary: SummaryJson { row },
+                    summary: row,
                     result,
                 })
                 .collect(),

@@ -280,10 +280,7 @@ fn check_scenario(s: &Scenario, source: &str) -> Result<(), ScenarioError> {
 /// Swept fields and their values as text.
 type Params = Vec<(String, String)>;
 
-fn expand_sweep(
-    s: &Scenario,
-    source: &str,
-) -> Result<Vec<(Params, Scenario)>, ScenarioError> {
+fn expand_sweep(s: &Scenario, source: &str) -> Result<Vec<(Params, Scenario)>, ScenarioError> {
     let base = toml::Value::try_from(Scenario {
         sweep: Default::default(),
         ..s.clone()

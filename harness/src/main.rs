@@ -5,6 +5,9 @@ use throttlebench::cli::{self, Cli};
 use throttlebench::error::{exit_code, EXIT_USAGE};
 
 fn main() {
+    // Like other Unix tools, end quietly when a reader such as `head` closes the pipe.
+    // SAFETY: setting a signal disposition before any thread starts.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

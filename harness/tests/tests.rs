@@ -1,5 +1,6 @@
 //! Integration tests of the throttlebench harness: one binary, a module per area.
-//! Tests that need root and real cgroups skip themselves (with a message) elsewhere.
+//! Tests that need root and real cgroups say so and skip outside CI (see common).
 
 mod common;
 mod probe;
+mod run;

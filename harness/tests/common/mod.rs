@@ -1,2 +1,164 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by the integration tests: the binary, temp folders, scenario files,
+//! reading result files, and the real-cgroup guard with its leftovers check.
 #![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// The throttlebench binary under test.
+pub fn tb() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_throttlebench"))
+}
+
+/// A folder removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("tb-test-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+    /// Write a file in the folder and return its path.
+    pub fn file(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.0.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Rows of a CSV file as column -> value maps.
+pub fn read_csv(path: &Path) -> Vec<HashMap<String, String>> {
+    let mut r = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let headers = r.headers().unwrap().clone();
+    r.records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            headers
+                .iter()
+                .zip(rec.iter())
+                .map(|(h, v)| (h.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+pub fn num(row: &HashMap<String, String>, col: &str) -> f64 {
+    let v = row
+        .get(col)
+        .unwrap_or_else(|| panic!("no column {col} in {row:?}"));
+    v.parse()
+        .unwrap_or_else(|_| panic!("column {col} = `{v}` is not a number"))
+}
+
+pub fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Whether this machine can run real-cgroup tests (root, a v1 or v2 cpu controller).
+/// Outside CI a test without them prints why and passes; in CI (CI=true) it fails, so a
+/// CI machine that lost its cgroups cannot turn the suite green by skipping.
+pub fn real_cgroups_or_skip(test: &str) -> bool {
+    let root = unsafe { libc::geteuid() } == 0;
+    let cpu = Path::new(CGROUP_ROOT).join("cpu/cpu.cfs_quota_us").exists()
+        || std::fs::read_to_string(Path::new(CGROUP_ROOT).join("cgroup.controllers"))
+            .map(|c| c.split_whitespace().any(|x| x == "cpu"))
+            .unwrap_or(false);
+    if root && cpu {
+        return true;
+    }
+    let why = format!(
+        "{test}: needs root and a cgroup cpu controller (root: {root}, cpu controller: {cpu})"
+    );
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{why}");
+    }
+    eprintln!("skipped: {why}");
+    false
+}
+
+/// The cgroup parents this tool makes.
+pub fn parents() -> Vec<PathBuf> {
+    ["cpu", "cpuacct", ""]
+        .iter()
+        .map(|c| Path::new(CGROUP_ROOT).join(c).join("throttlebench"))
+        .collect()
+}
+
+/// Run cgroups currently under the throttlebench parents.
+pub fn run_cgroups() -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    for p in parents() {
+        if let Ok(entries) = std::fs::read_dir(&p) {
+            v.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+        }
+    }
+    v
+}
+
+/// Held by every test that makes real cgroups or loads the CPUs, so measurements do not
+/// disturb each other and the leftovers check sees only its own test's cgroups.
+pub struct Exclusive {
+    _guard: MutexGuard<'static, ()>,
+}
+
+static EXCLUSIVE: Mutex<()> = Mutex::new(());
+
+pub fn exclusive() -> Exclusive {
+    let g = EXCLUSIVE.lock().unwrap_or_else(|p| p.into_inner());
+    Exclusive { _guard: g }
+}
+
+impl Drop for Exclusive {
+    /// The leftovers check: nothing of ours under the throttlebench parents, no parent.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let left = run_cgroups();
+        assert!(left.is_empty(), "cgroups left behind: {left:?}");
+        for p in parents() {
+            assert!(!p.exists(), "parent {} left behind", p.display());
+        }
+    }
+}
+
+/// Wait for `cond` to hold, checking every few ms, up to `limit`. This waits on an event
+/// (a file appearing, a process ending), not for a guessed time.
+pub fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A scenario file text with the given limiter and workload tables.
+pub fn scenario(name: &str, limiter: &str, workload: &str) -> String {
+    format!("name = \"{name}\"\nsample_interval = \"10ms\"\n\n[limiter]\n{limiter}\n\n[workload]\n{workload}\n")
+}

@@ -1,0 +1,313 @@
+//! `throttlebench run` end to end on real cgroups: limits hold within tolerances that
+//! survive a noisy 2-CPU machine, errors get their exit codes, and nothing is left behind
+//! on success, failure, Ctrl-C or SIGKILL.
+
+use crate::common::*;
+use std::process::Stdio;
+use std::time::Duration;
+
+const SPIN_3S: &str = "kind = \"duty\"\non = \"3s\"\noff = \"0ms\"\nduration = \"3s\"";
+
+fn run_scenario(dir: &TempDir, text: &str) -> (std::process::Output, std::path::PathBuf) {
+    let file = dir.file("s.toml", text);
+    let out_dir = dir.path().join("out");
+    let out = tb()
+        .args([
+            "run",
+            file.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    (out, out_dir)
+}
+
+#[test]
+fn quota_of_40_percent_gives_35_to_45_percent_and_throttles() {
+    if !real_cgroups_or_skip("quota_of_40_percent") {
+        return;
+    }
+    let _x = exclusive();
+    let dir = TempDir::new("q40");
+    let (out, res) = run_scenario(
+        &dir,
+        &scenario(
+            "q40",
+            "kind = \"cfs\"\nquota = \"40ms\"\nperiod = \"100ms\"",
+            SPIN_3S,
+        ),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let rows = read_csv(&res.join("summary.csv"));
+    assert_eq!(rows.len(), 1);
+    let share = num(&rows[0], "cpu_share");
+    assert!((0.35..=0.45).contains(&share), "cpu_share {share}");
+    assert!(num(&rows[0], "nr_throttled") > 0.0);
+    assert!(num(&rows[0], "throttled_s") > 0.0);
+    for f in ["summary.csv", "timeseries.csv", "latency.csv", "run.json"] {
+        assert!(res.join(f).exists(), "{f} missing");
+    }
+}
+
+#[test]
+fn unlimited_run_is_never_throttled() {
+    if !real_cgroups_or_skip("unlimited_run") {
+        return;
+    }
+    let _x = exclusive();
+    let dir = TempDir::new("none");
+    let (out, res) = run_scenario(&dir, &scenario("none", "kind = \"none\"", SPIN_3S));
+    assert!(out.status.success(), "{}", text(&out));
+    let rows = read_csv(&res.join("summary.csv"));
+    assert_eq!(num(&rows[0], "nr_throttled"), 0.0);
+    // A spinning thread with no limit gets most of a CPU (the other tests are held off).
+    assert!(num(&rows[0], "cpu_share") > 0.8, "{:?}", rows[0]);
+}
+
+#[test]
+fn conceptual_model_requests_match_seed_003() {
+    if !real_cgroups_or_skip("conceptual_model") {
+        return;
+    }
+    let _x = exclusive();
+    let dir = TempDir::new("model");
+    let (out, res) = run_scenario(
+        &dir,
+        &scenario(
+            "model",
+            "kind = \"cfs\"\nquota = \"40ms\"\nperiod = \"100ms\"",
+            "kind = \"requests\"\nwork = \"200ms\"\ncount = 4\ninterval = \"1s\"",
+        ),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let row = &read_csv(&res.join("summary.csv"))[0];
+    assert_eq!(num(row, "requests"), 4.0);
+    let per = num(row, "throttled_per_request");
+    let per_s = num(row, "throttled_s_per_request");
+    let p50 = num(row, "latency_p50_s");
+    assert!(
+        (3.5..=4.5).contains(&per),
+        "throttled periods per request {per}"
+    );
+    assert!(
+        (0.200..=0.280).contains(&per_s),
+        "throttled s per request {per_s}"
+    );
+    assert!((0.380..=0.460).contains(&p50), "latency p50 {p50}");
+    let lat = read_csv(&res.join("latency.csv"));
+    assert_eq!(lat.len(), 4);
+    assert!(lat.iter().all(|r| r["kind"] == "request"));
+}
+
+#[test]
+fn sweep_writes_a_row_per_run_with_param_columns() {
+    if !real_cgroups_or_skip("sweep") {
+        return;
+    }
+    let _x = exclusive();
+    let dir = TempDir::new("sweep");
+    let toml = format!(
+        "{}\n[sweep]\n\"limiter.quota\" = [\"20ms\", \"max\"]\n",
+        scenario(
+            "sweep",
+            "kind = \"cfs\"\nquota = \"40ms\"",
+            "kind = \"fibtest\"\nfast = 1\nslow = 2\nfast_cpus = \"0\"\nslow_cpus = \"1\"\nduration = \"1s\""
+        )
+    );
+    let (out, res) = run_scenario(&dir, &toml);
+    assert!(out.status.success(), "{}", text(&out));
+    let rows = read_csv(&res.join("summary.csv"));
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["param_limiter.quota"], "20ms");
+    assert_eq!(rows[1]["param_limiter.quota"], "max");
+    assert!(num(&rows[0], "nr_throttled") > 0.0);
+    assert_eq!(num(&rows[1], "nr_throttled"), 0.0);
+    // Under 0.2 CPU the fast thread gets much less done than without a limit.
+    assert!(num(&rows[0], "fast_iters_per_s") < 0.5 * num(&rows[1], "fast_iters_per_s"));
+    assert!(num(&rows[0], "slow_units") > 0.0);
+    let ts = read_csv(&res.join("timeseries.csv"));
+    assert!(ts.iter().any(|r| r["run"] == "0") && ts.iter().any(|r| r["run"] == "1"));
+    let lat = read_csv(&res.join("latency.csv"));
+    assert!(lat.iter().all(|r| r["kind"] == "slow"));
+}
+
+#[test]
+fn bad_scenario_names_the_field_and_exits_3() {
+    let dir = TempDir::new("bad");
+    let (out, _) = run_scenario(
+        &dir,
+        &scenario(
+            "bad",
+            "kind = \"cfs\"\nquota = \"40 ms per period\"",
+            SPIN_3S,
+        ),
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("s.toml:6"), "{err}");
+    assert!(err.contains("not a duration"), "{err}");
+    let (out, _) = run_scenario(
+        &dir,
+        &scenario("bad", "kind = \"cfs\"\nquotum = \"40ms\"", SPIN_3S),
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("quotum"));
+}
+
+#[test]
+fn bad_flag_exits_2() {
+    let out = tb().args(["run", "--no-such-flag"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
+
+#[test]
+fn missing_cpu_controller_exits_5_naming_the_root() {
+    let dir = TempDir::new("noctl");
+    let out = tb()
+        .args(["--cgroup-root", dir.path().to_str().unwrap(), "run"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(dir.path().to_str().unwrap()));
+}
+
+#[test]
+fn failing_workload_exits_6_and_keeps_its_row() {
+    if !real_cgroups_or_skip("failing_workload") {
+        return;
+    }
+    let _x = exclusive();
+    let dir = TempDir::new("fail");
+    let file = dir.file("s.toml", &scenario("fail", "kind = \"none\"", SPIN_3S));
+    let res = dir.path().join("out");
+    let out = tb()
+        .env("THROTTLEBENCH_FIBTEST", "/bin/false")
+        .args([
+            "run",
+            file.to_str().unwrap(),
+            "--out",
+            res.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+    let rows = read_csv(&res.join("summary.csv"));
+    assert_eq!(rows[0]["outcome"], "failed");
+}
+
+fn start_long_run(dir: &TempDir) -> (std::process::Child, std::path::PathBuf) {
+    let file = dir.file(
+        "s.toml",
+        &scenario(
+            "long",
+            "kind = \"cfs\"\nquota = \"20ms\"",
+            "kind = \"duty\"\non = \"60s\"\noff = \"0ms\"\nduration = \"60s\"",
+        ),
+    );
+    let res = dir.path().join("out");
+    let child = tb()
+        .args([
+            "run",
+            file.to_str().unwrap(),
+            "--out",
+            res.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // The run has started once its cgroup holds a process.
+    wait_for(
+        "the run's cgroup to hold the workload",
+        Duration::from_secs(20),
+        || {
+            run_cgroups().iter().any(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(&format!("run-{pid}-"))
+                    && std::fs::read_to_string(p.join("cgroup.procs"))
+                        .map(|t| !t.trim().is_empty())
+                        .unwrap_or(false)
+            })
+        },
+    );
+    (child, res)
+}
+
+#[test]
+fn ctrl_c_stops_the_run_writes_partial_results_and_cleans_up() {
+    if !real_cgroups_or_skip("ctrl_c") {
+        return;
+    }
+    let _x = exclusive();
+    let dir = TempDir::new("int");
+    let (child, res) = start_long_run(&dir);
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    let rows = read_csv(&res.join("summary.csv"));
+    assert_eq!(rows[0]["outcome"], "interrupted");
+    assert!(num(&rows[0], "wall_s") < 30.0);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(res.join("run.json")).unwrap()).unwrap();
+    assert_eq!(json["complete"], false);
+}
+
+#[test]
+fn a_sigkilled_run_is_cleaned_up_by_the_next_run() {
+    if !real_cgroups_or_skip("sigkill") {
+        return;
+    }
+    let _x = exclusive();
+    let dir = TempDir::new("kill");
+    let (mut child, _) = start_long_run(&dir);
+    let pid = child.id();
+    let workload: Vec<i32> = run_cgroups()
+        .iter()
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&format!("run-{pid}-"))
+        })
+        .flat_map(|p| {
+            std::fs::read_to_string(p.join("cgroup.procs"))
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(|x| x.parse::<i32>().unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(!workload.is_empty());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The workload dies with its harness (PR_SET_PDEATHSIG); its cgroup stays behind.
+    wait_for(
+        "the workload to die with its harness",
+        Duration::from_secs(10),
+        || {
+            workload
+                .iter()
+                .all(|p| !std::path::Path::new(&format!("/proc/{p}")).exists())
+        },
+    );
+    assert!(
+        !run_cgroups().is_empty(),
+        "the killed run's cgroup should be there to clean"
+    );
+    let dir2 = TempDir::new("kill2");
+    let (out, _) = run_scenario(
+        &dir2,
+        &scenario(
+            "after",
+            "kind = \"none\"",
+            "kind = \"requests\"\nwork = \"1ms\"\ncount = 1\ninterval = \"0ms\"",
+        ),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("left by dead run {pid}")), "{err}");
+}

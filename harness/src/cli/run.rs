@@ -1,6 +1,6 @@
-//! Command-line definitions (clap) and the wiring of each command. Kernel details live
-//! in the library modules; this file only connects them.
+//! `throttlebench run`: load a scenario, run every planned run, write the result folder.
 
+use super::RunArgs;
 use crate::cgroup::{self, Hierarchy};
 use crate::error::RunStop;
 use crate::report::{utc_now, Host, ResultWriter, SummaryRow};
@@ -8,74 +8,9 @@ use crate::runner::{Runner, WorkloadProgram};
 use crate::scenario::{self, Plan};
 use crate::signals;
 use anyhow::{Context, Result};
-use clap::{Args, Parser, Subcommand};
 use fibtest::cpulist::CpuList;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "throttlebench",
-    version,
-    about = "Run workloads under CPU limiters, sample the kernel's throttling counters, and write results",
-    after_help = "Exit codes: 0 ok, 1 error, 2 bad flags, 3 bad scenario, 4 missing privileges, 5 missing controller, 6 workload failed, 130 interrupted."
-)]
-pub struct Cli {
-    /// Root of the cgroup file systems (a delegated subtree, or a fake one in tests).
-    #[arg(long, global = true, default_value = cgroup::DEFAULT_ROOT, value_name = "DIR")]
-    pub cgroup_root: PathBuf,
-    /// Root of the proc file system (a fixture folder in tests).
-    #[arg(
-        long,
-        global = true,
-        default_value = "/proc",
-        value_name = "DIR",
-        hide = true
-    )]
-    pub proc_root: PathBuf,
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Run a scenario (a built-in default when none is given) and write its results.
-    Run(RunArgs),
-    /// The workload generator (same as the `fibtest` binary): fast/slow threads, requests, duty cycles.
-    #[command(disable_help_flag = true)]
-    Fibtest {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<OsString>,
-    },
-}
-
-#[derive(Debug, Args)]
-pub struct RunArgs {
-    /// Scenario file (TOML). Without one, a short form of seed 003's conceptual model runs.
-    pub scenario: Option<PathBuf>,
-    /// Result folder (default: results/<scenario>/<UTC time>/).
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
-    /// Resolve and print the plan, run nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-}
-
-/// Dispatch a parsed command line; returns the process exit code.
-pub fn run(cli: Cli) -> Result<i32> {
-    match cli.command {
-        Command::Run(args) => {
-            run_scenario(&cli.cgroup_root, &cli.proc_root, &args)?;
-            Ok(0)
-        }
-        Command::Fibtest { args } => {
-            // Wired to fibtest::cli once the fibtest crate exposes it.
-            let _ = args;
-            anyhow::bail!("the fibtest subcommand is not wired yet")
-        }
-    }
-}
 
 /// The CPUs this process may run on.
 pub fn allowed_cpus() -> Result<CpuList> {

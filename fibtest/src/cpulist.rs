@@ -18,7 +18,9 @@ pub struct CpuList(BTreeSet<u32>);
 /// A CPU list that cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CpuListError {
-    #[error("`{text}` is not a CPU list: write CPU numbers and ranges like \"0\", \"1-3\" or \"0,2-3\"")]
+    #[error(
+        "`{text}` is not a CPU list: write CPU numbers and ranges like \"0\", \"1-3\" or \"0,2-3\""
+    )]
     Syntax { text: String },
     #[error("`{text}`: the range {lo}-{hi} runs backwards")]
     Backwards { text: String, lo: u32, hi: u32 },
@@ -190,10 +192,22 @@ mod tests {
     #[test]
     fn rejects_bad_lists_with_reasons() {
         assert!(matches!("".parse::<CpuList>(), Err(CpuListError::Empty)));
-        assert!(matches!("a".parse::<CpuList>(), Err(CpuListError::Syntax { .. })));
-        assert!(matches!("1-".parse::<CpuList>(), Err(CpuListError::Syntax { .. })));
-        assert!(matches!("3-1".parse::<CpuList>(), Err(CpuListError::Backwards { lo: 3, hi: 1, .. })));
-        assert!(matches!("0-5000".parse::<CpuList>(), Err(CpuListError::TooHigh { cpu: 5000, .. })));
+        assert!(matches!(
+            "a".parse::<CpuList>(),
+            Err(CpuListError::Syntax { .. })
+        ));
+        assert!(matches!(
+            "1-".parse::<CpuList>(),
+            Err(CpuListError::Syntax { .. })
+        ));
+        assert!(matches!(
+            "3-1".parse::<CpuList>(),
+            Err(CpuListError::Backwards { lo: 3, hi: 1, .. })
+        ));
+        assert!(matches!(
+            "0-5000".parse::<CpuList>(),
+            Err(CpuListError::TooHigh { cpu: 5000, .. })
+        ));
     }
 
     #[test]

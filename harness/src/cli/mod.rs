@@ -1,7 +1,5 @@
 //! Command-line definitions (clap) and the wiring of each command. Kernel details live
-//! in the library modules; this file only connects them.
-
-//! Each command's wiring is in its own file.
+//! in the library modules; this folder only connects them, one file per command.
 
 mod run;
 

@@ -175,6 +175,7 @@ impl Runner {
                 proc_root: &self.proc_root,
             },
             expected_samples,
+            run.sample_interval.0,
         )?;
 
         // Opened before fork: the child writes "0" (itself) into each, then execs.
@@ -250,6 +251,9 @@ impl Runner {
             buf
         });
 
+        let signals_installed = signals::child_events_installed();
+        // Start from 0 so the first tick always looks (a fast workload may be gone already).
+        let mut seen_child_events = u32::MAX;
         let limit = expected * 2 + Duration::from_secs(30);
         let limit_ns = limit.as_nanos() as u64;
         let mut next = t0;
@@ -263,9 +267,14 @@ impl Runner {
             sleep_until(next);
             let now = monotonic_ns();
             sampler.tick(now - t0)?;
-            let child = guard.child.as_mut().expect("set");
-            if let Some(st) = child.try_wait()? {
-                break (None, Some(st));
+            // waitpid only after a SIGCHLD (or when no handler is installed).
+            let events = signals::child_events();
+            if !signals_installed || events != seen_child_events {
+                seen_child_events = events;
+                let child = guard.child.as_mut().expect("set");
+                if let Some(st) = child.try_wait()? {
+                    break (None, Some(st));
+                }
             }
             if signals::received().is_some() {
                 break (

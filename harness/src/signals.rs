@@ -3,25 +3,60 @@
 //! teardown path removes cgroups and writes partial results. The handler is installed
 //! without SA_RESTART so a sleeping sampler wakes at once.
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
+static CHILD_EVENTS: AtomicU32 = AtomicU32::new(0);
 
 extern "C" fn on_signal(sig: libc::c_int) {
     SIGNAL.store(sig, Ordering::SeqCst);
 }
 
+extern "C" fn on_child(_: libc::c_int) {
+    CHILD_EVENTS.fetch_add(1, Ordering::SeqCst);
+}
+
 /// Install the handlers. Safe to call more than once.
+///
+/// SIGCHLD is counted too: a child's exit then interrupts the sampler's sleep, and the
+/// run loop only asks the kernel about its workload (waitpid) after such an event,
+/// instead of on every tick.
 pub fn install() {
-    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    let handlers: [(libc::c_int, extern "C" fn(libc::c_int)); 4] = [
+        (libc::SIGINT, on_signal),
+        (libc::SIGTERM, on_signal),
+        (libc::SIGHUP, on_signal),
+        (libc::SIGCHLD, on_child),
+    ];
+    for (sig, handler) in handlers {
+        // SAFETY: the handlers only touch atomics, which is async-signal-safe.
         unsafe {
             let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_signal as *const () as usize;
-            sa.sa_flags = 0;
+            sa.sa_sigaction = handler as *const () as usize;
+            sa.sa_flags = if sig == libc::SIGCHLD {
+                libc::SA_NOCLDSTOP
+            } else {
+                0
+            };
             libc::sigemptyset(&mut sa.sa_mask);
             libc::sigaction(sig, &sa, std::ptr::null_mut());
         }
+    }
+}
+
+/// How many SIGCHLD have arrived so far: compare with an earlier value to see whether a
+/// child may have exited since.
+pub fn child_events() -> u32 {
+    CHILD_EVENTS.load(Ordering::SeqCst)
+}
+
+/// Whether the SIGCHLD handler is installed (else callers must poll).
+pub fn child_events_installed() -> bool {
+    // SAFETY: reading the current disposition into a struct we own.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGCHLD, std::ptr::null(), &mut sa);
+        sa.sa_sigaction == on_child as *const () as usize
     }
 }
 

@@ -1,6 +1,7 @@
 //! Command-line definitions (clap) and the wiring of each command. Kernel details live
 //! in the library modules; this folder only connects them, one file per command.
 
+pub mod bench;
 mod run;
 
 pub use run::{allowed_cpus, load_plan, run_scenario};
@@ -39,6 +40,8 @@ pub struct Cli {
 pub enum Command {
     /// Run a scenario (a built-in default when none is given) and write its results.
     Run(RunArgs),
+    /// Measure the tool's own costs (the sampler) and print a table.
+    Bench(bench::BenchArgs),
     /// The workload generator (same as the `fibtest` binary): fast/slow threads, requests, duty cycles.
     #[command(disable_help_flag = true)]
     Fibtest {
@@ -64,6 +67,10 @@ pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Run(args) => {
             run_scenario(&cli.cgroup_root, &cli.proc_root, &args)?;
+            Ok(0)
+        }
+        Command::Bench(args) => {
+            bench::run(&cli.cgroup_root, &cli.proc_root, &args)?;
             Ok(0)
         }
         Command::Fibtest { args } => {

@@ -3,9 +3,8 @@
 //! Parsing works on a borrowed buffer and writes into a caller-owned `ProcStat`, so a
 //! sampler can read the file every tick without allocating.
 
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use super::file::RereadFile;
+use std::path::Path;
 
 /// Time one CPU (or all together) spent in each state, in clock ticks (see `clock_ticks_per_s`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -162,35 +161,27 @@ pub fn clock_ticks_per_s() -> u64 {
 
 /// Reads /proc/stat again and again through one open file and one buffer.
 pub struct ProcStatReader {
-    path: PathBuf,
-    file: File,
-    buf: Vec<u8>,
+    file: RereadFile,
 }
 
 impl ProcStatReader {
-    /// Open `<proc_root>/stat`. `proc_root` is `/proc` except in tests.
+    /// Open `<proc_root>/stat`. `proc_root` is `/proc` except in tests. The buffer is
+    /// sized from the file's current length with room to grow (interrupt counts widen).
     pub fn open(proc_root: &Path) -> std::io::Result<ProcStatReader> {
         let path = proc_root.join("stat");
-        let file = File::open(&path)?;
+        let len = std::fs::read(&path)?.len();
         Ok(ProcStatReader {
-            path,
-            file,
-            buf: Vec::with_capacity(64 * 1024),
+            file: RereadFile::open(&path, 4 * len + 64 * 1024)?,
         })
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.file.path()
     }
 
-    /// Read the file from the start and parse it into `out`.
+    /// Read the file and parse it into `out`.
     pub fn read_into(&mut self, out: &mut ProcStat) -> std::io::Result<()> {
-        self.buf.clear();
-        self.file.seek(SeekFrom::Start(0))?;
-        // read_to_end reuses the buffer's capacity; /proc/stat is generated on each read.
-        self.file.read_to_end(&mut self.buf)?;
-        let text = std::str::from_utf8(&self.buf)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        let text = self.file.read()?;
         out.parse_into(text)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
     }

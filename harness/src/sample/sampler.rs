@@ -2,6 +2,11 @@
 //!
 //! A tick opens nothing, allocates nothing (the sample buffer is reserved up front for
 //! the expected run length) and logs nothing; it is a handful of preads and parses.
+//!
+//! /proc/stat counts in clock ticks (10 ms at USER_HZ=100) and costs the most to read
+//! (the kernel formats every CPU's and every interrupt's line), so it and PSI are read at
+//! most once per `SYSTEM_EVERY` of wall time; ticks in between carry their last values.
+//! The cgroup's own counters (ns resolution) are read on every tick.
 
 use super::cpustat::CpuStat;
 use super::file::{parse_u64, RereadFile};
@@ -10,6 +15,7 @@ use super::procstat::{ProcStat, ProcStatReader};
 use serde::Serialize;
 use std::io;
 use std::path::Path;
+use std::time::Duration;
 
 /// Cumulative counters at one instant. Differences of two samples give the activity in
 /// between; `timeseries.csv` holds those differences.
@@ -48,7 +54,14 @@ pub struct SamplerSources<'a> {
     pub proc_root: &'a Path,
 }
 
+/// How often the system-wide sources (/proc/stat, PSI) are read at most.
+pub const SYSTEM_EVERY: Duration = Duration::from_millis(10);
+
 pub struct Sampler {
+    /// Read the system-wide sources on every `system_every`-th tick.
+    system_every: u32,
+    ticks: u32,
+    last_system: (u64, u64, u64, Pressure),
     cpu_stat: RereadFile,
     usage: Option<RereadFile>,
     proc_stat: ProcStatReader,
@@ -58,8 +71,12 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    /// Open every source and reserve room for `expected_samples` ticks.
-    pub fn open(src: &SamplerSources, expected_samples: usize) -> io::Result<Sampler> {
+    /// Open every source and reserve room for `expected_samples` ticks of `interval`.
+    pub fn open(
+        src: &SamplerSources,
+        expected_samples: usize,
+        interval: Duration,
+    ) -> io::Result<Sampler> {
         let with_path =
             |p: &Path, e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", p.display()));
         let cpu_stat =
@@ -72,7 +89,14 @@ impl Sampler {
             .map_err(|e| with_path(&src.proc_root.join("stat"), e))?;
         // PSI is optional: absent on kernels built without it or booted with psi=0.
         let pressure = RereadFile::open(&src.proc_root.join("pressure/cpu"), 512).ok();
+        let system_every = SYSTEM_EVERY
+            .as_nanos()
+            .div_ceil(interval.as_nanos().max(1))
+            .max(1) as u32;
         let mut s = Sampler {
+            system_every,
+            ticks: 0,
+            last_system: (0, 0, 0, Pressure::default()),
             cpu_stat,
             usage,
             proc_stat,
@@ -95,7 +119,8 @@ impl Sampler {
         self.pressure.is_some()
     }
 
-    /// Read every source once and keep the sample, stamped `t_ns`.
+    /// Read the sources once and keep the sample, stamped `t_ns`. The first tick and
+    /// every `system_every`-th after it also read /proc/stat and PSI.
     pub fn tick(&mut self, t_ns: u64) -> io::Result<()> {
         let sample = self.read(t_ns)?;
         // Capacity was reserved for the expected run; a run that goes on longer grows
@@ -113,12 +138,17 @@ impl Sampler {
             })?,
             None => stat.usage_ns.unwrap_or(0),
         };
-        self.proc_stat.read_into(&mut self.proc_scratch)?;
-        let t = &self.proc_scratch.total;
-        let psi = match self.pressure.as_mut() {
-            Some(f) => Pressure::parse(f.read()?).unwrap_or_default(),
-            None => Pressure::default(),
-        };
+        if self.ticks.is_multiple_of(self.system_every) {
+            self.proc_stat.read_into(&mut self.proc_scratch)?;
+            let t = &self.proc_scratch.total;
+            let psi = match self.pressure.as_mut() {
+                Some(f) => Pressure::parse(f.read()?).unwrap_or_default(),
+                None => Pressure::default(),
+            };
+            self.last_system = (t.steal, t.total() - t.idle - t.iowait, t.total(), psi);
+        }
+        self.ticks = self.ticks.wrapping_add(1);
+        let (steal_ticks, busy_ticks, total_ticks, psi) = self.last_system;
         Ok(Sample {
             t_ns,
             usage_ns,
@@ -127,9 +157,9 @@ impl Sampler {
             throttled_ns: stat.throttled_ns,
             nr_bursts: stat.nr_bursts,
             burst_ns: stat.burst_ns,
-            steal_ticks: t.steal,
-            busy_ticks: t.total() - t.idle - t.iowait,
-            total_ticks: t.total(),
+            steal_ticks,
+            busy_ticks,
+            total_ticks,
             psi_some_us: psi.some_us,
             psi_full_us: psi.full_us,
         })
@@ -220,6 +250,7 @@ mod tests {
                 proc_root: &proc_root,
             },
             4,
+            Duration::from_millis(10),
         )
         .unwrap();
         assert!(s.has_pressure());
@@ -244,6 +275,34 @@ mod tests {
     }
 
     #[test]
+    fn system_sources_are_read_every_10ms_of_ticks() {
+        let d = std::env::temp_dir().join(format!("tb-sampler-sys-{}", std::process::id()));
+        fs::create_dir_all(d.join("proc")).unwrap();
+        fs::write(d.join("cpu.stat"), "nr_periods 1\n").unwrap();
+        fs::write(d.join("proc/stat"), "cpu 1 0 0 0 0 0 0 1 0 0\n").unwrap();
+        let cpu_stat = d.join("cpu.stat");
+        let proc_root = d.join("proc");
+        let src = SamplerSources {
+            cpu_stat: &cpu_stat,
+            usage: None,
+            proc_root: &proc_root,
+        };
+        // 2 ms ticks: /proc/stat on ticks 0, 5, 10...
+        let mut s = Sampler::open(&src, 16, Duration::from_millis(2)).unwrap();
+        for i in 0..7u64 {
+            fs::write(
+                d.join("proc/stat"),
+                format!("cpu 1 0 0 0 0 0 0 {} 0 0\n", 10 + i),
+            )
+            .unwrap();
+            s.tick(i).unwrap();
+        }
+        let steal: Vec<u64> = s.samples().iter().map(|x| x.steal_ticks).collect();
+        assert_eq!(steal, vec![10, 10, 10, 10, 10, 15, 15]);
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
     fn missing_source_error_names_the_path() {
         let missing = Path::new("/nonexistent/cpu.stat");
         let e = Sampler::open(
@@ -253,6 +312,7 @@ mod tests {
                 proc_root: Path::new("/proc"),
             },
             1,
+            Duration::from_millis(10),
         )
         .err()
         .unwrap();

@@ -3,5 +3,11 @@
 //! unit's due time. The `fibtest` binary is a thin wrapper; the harness runs it as a child
 //! process and reads its `record::Record` lines.
 
+pub mod cli;
+pub mod clock;
 pub mod cpulist;
+pub mod fib;
 pub mod record;
+pub mod span;
+pub mod stop;
+pub mod work;

@@ -193,7 +193,7 @@ impl Runner {
 
         let mut cmd = Command::new(&self.workload.program);
         cmd.args(&self.workload.leading_args)
-            .args(run.workload.fibtest_args())
+            .args(run.fibtest_args())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -232,7 +232,7 @@ impl Runner {
             format!(
                 "starting the workload {} {:?}",
                 self.workload.program.display(),
-                run.workload.fibtest_args()
+                run.fibtest_args()
             )
         })?;
         drop(procs);

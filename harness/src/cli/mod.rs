@@ -73,10 +73,6 @@ pub fn run(cli: Cli) -> Result<i32> {
             bench::run(&cli.cgroup_root, &cli.proc_root, &args)?;
             Ok(0)
         }
-        Command::Fibtest { args } => {
-            // Wired to fibtest::cli once the fibtest crate exposes it.
-            let _ = args;
-            anyhow::bail!("the fibtest subcommand is not wired yet")
-        }
+        Command::Fibtest { args } => Ok(fibtest::cli::run(args)),
     }
 }

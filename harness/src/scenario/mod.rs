@@ -6,7 +6,7 @@ pub mod plan;
 pub mod schema;
 
 pub use duration::{Quota, Span};
-pub use plan::{resolve, CfsLimit, Limiter, Plan, PlannedRun, Workload};
+pub use plan::{resolve, CfsLimit, Limiter, PeriodPhase, Plan, PlannedRun, Workload};
 pub use schema::Scenario;
 
 use std::fmt;
@@ -55,7 +55,7 @@ impl std::error::Error for ScenarioError {}
 /// conceptual model (0.4 CPU, requests of 200 ms CPU), about 5 s long.
 pub const BUILTIN_DEFAULT: &str = r#"
 name = "default"
-description = "Short form of the conceptual model of seed 003: requests of 200 ms CPU under a 40 ms / 100 ms CFS quota. Each should take about 440 ms, spend about 4 periods (240 ms) throttled."
+description = "Short form of the conceptual model of seed 003: requests of 200 ms CPU under a 40 ms / 100 ms CFS quota, each starting at a period boundary. Each should take about 440 ms and spend 4 periods (240 ms) throttled."
 sample_interval = "10ms"
 
 [limiter]
@@ -68,6 +68,7 @@ kind = "requests"
 work = "200ms"
 count = 5
 interval = "1s"
+phase = "0ms"
 "#;
 
 /// Parse scenario text; `file` names it in errors.

@@ -37,6 +37,35 @@ pub struct PlannedRun {
     pub sample_interval: Span,
     pub limiter: Limiter,
     pub workload: Workload,
+    /// Where in the CFS period the workload starts, when the scenario says.
+    pub phase: Option<PeriodPhase>,
+}
+
+impl PlannedRun {
+    /// Arguments for the fibtest workload generator.
+    pub fn fibtest_args(&self) -> Vec<String> {
+        let mut a = self.workload.fibtest_args();
+        if let Some(p) = &self.phase {
+            a.extend([
+                "--align".to_string(),
+                Span::from_micros(p.period_us).to_string(),
+                "--sync-gap".to_string(),
+                Span::from_micros(p.sync_gap_us).to_string(),
+                "--phase".to_string(),
+                Span::from_micros(p.phase_us).to_string(),
+            ]);
+        }
+        a
+    }
+}
+
+/// Start the workload `phase_us` after a CFS period boundary, which the workload finds by
+/// spinning until it is throttled (a stall of at least `sync_gap_us`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PeriodPhase {
+    pub period_us: u64,
+    pub phase_us: u64,
+    pub sync_gap_us: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -220,6 +249,7 @@ pub fn resolve(
     for (config, (params, sc)) in configs.into_iter().enumerate() {
         let limiter = resolve_limiter(&sc.limiter, source)?;
         let workload = resolve_workload(&sc.workload, source, allowed)?;
+        let phase = resolve_phase(sc.workload.phase, &limiter, source)?;
         for repeat in 0..scenario.repeats {
             runs.push(PlannedRun {
                 index: runs.len(),
@@ -229,6 +259,7 @@ pub fn resolve(
                 sample_interval: sc.sample_interval,
                 limiter: limiter.clone(),
                 workload: workload.clone(),
+                phase,
             });
         }
     }
@@ -458,6 +489,62 @@ fn resolve_limiter(l: &LimiterSpec, source: &str) -> Result<Limiter, ScenarioErr
             }))
         }
     }
+}
+
+/// The shortest stall that the phase search takes for throttling: well above this
+/// machine's usual stalls (up to about 10 ms, see docs/metrics.md).
+const MIN_SYNC_GAP_US: u64 = 10_000;
+
+fn resolve_phase(
+    phase: Option<Span>,
+    limiter: &Limiter,
+    source: &str,
+) -> Result<Option<PeriodPhase>, ScenarioError> {
+    let Some(phase) = phase else {
+        return Ok(None);
+    };
+    let field = "workload.phase";
+    let Limiter::Cfs(c) = limiter else {
+        return Err(ScenarioError::field(
+            source,
+            field,
+            "needs limiter.kind = \"cfs\": the phase is a point in the CFS period",
+        ));
+    };
+    let Some(quota) = c.quota_us.filter(|q| *q < c.period_us) else {
+        return Err(ScenarioError::field(
+            source,
+            field,
+            "needs a quota below one CPU (quota < period): the period boundary is found by being throttled",
+        ));
+    };
+    // Throttled for period - quota per period; half of that tells it from ordinary stalls.
+    let gap = (c.period_us - quota) / 2;
+    if gap < MIN_SYNC_GAP_US {
+        return Err(ScenarioError::field(
+            source,
+            field,
+            format!(
+                "needs period - quota of at least {}: shorter throttling cannot be told from this machine's ordinary stalls",
+                Span::from_micros(2 * MIN_SYNC_GAP_US)
+            ),
+        ));
+    }
+    if phase.as_micros() >= c.period_us {
+        return Err(ScenarioError::field(
+            source,
+            field,
+            format!(
+                "{phase} is not shorter than the period {}",
+                Span::from_micros(c.period_us)
+            ),
+        ));
+    }
+    Ok(Some(PeriodPhase {
+        period_us: c.period_us,
+        phase_us: phase.as_micros(),
+        sync_gap_us: gap,
+    }))
 }
 
 fn cpus_field(

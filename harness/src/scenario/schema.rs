@@ -141,4 +141,9 @@ pub struct WorkloadSpec {
     /// duty: sleep time per cycle.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub off: Option<Span>,
+    /// any kind, under a cfs quota below one CPU: start the work this long after a CFS
+    /// period boundary (found by the workload before it starts). Absent: whenever the
+    /// workload is ready, at no particular point of the period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Span>,
 }

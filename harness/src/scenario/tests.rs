@@ -183,9 +183,38 @@ fn bad_names_and_repeats() {
 }
 
 #[test]
+fn phase_needs_a_quota_that_throttles_visibly() {
+    let base = |lim: &str| {
+        format!("name = \"x\"\n[limiter]\n{lim}\n[workload]\nkind = \"requests\"\nwork = \"1ms\"\nphase = \"10ms\"\n")
+    };
+    for lim in [
+        "kind = \"none\"",
+        "kind = \"cfs\"\nquota = \"max\"",
+        "kind = \"cfs\"\nquota = \"200ms\"",
+        "kind = \"cfs\"\nquota = \"90ms\"",
+        "kind = \"cfs\"\nquota = \"4ms\"\nperiod = \"10ms\"",
+    ] {
+        let text = base(lim);
+        let e = plan(&text).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("workload.phase"), "{lim}: {e}");
+        let line = text.lines().nth(e.line.unwrap() - 1).unwrap();
+        assert!(line.starts_with("phase"), "{e} points at `{line}`");
+    }
+    let p = plan(&base("kind = \"cfs\"\nquota = \"40ms\"")).unwrap();
+    assert_eq!(
+        p.runs[0].phase,
+        Some(PeriodPhase {
+            period_us: 100_000,
+            phase_us: 10_000,
+            sync_gap_us: 30_000
+        })
+    );
+}
+
+#[test]
 fn fibtest_args_carry_every_setting() {
     let p = plan(BUILTIN_DEFAULT).unwrap();
-    let args = p.runs[0].workload.fibtest_args();
+    let args = p.runs[0].fibtest_args();
     assert_eq!(
         args,
         [
@@ -197,7 +226,13 @@ fn fibtest_args_carry_every_setting() {
             "--interval",
             "1s",
             "--threads",
-            "1"
+            "1",
+            "--align",
+            "100ms",
+            "--sync-gap",
+            "30ms",
+            "--phase",
+            "0ms"
         ]
     );
 }

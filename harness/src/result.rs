@@ -44,6 +44,23 @@ pub struct WorkloadOutput {
     pub unparsed: Vec<String>,
 }
 
+impl RunResult {
+    /// Index of the sample to count from: the last one taken at or before the workload's
+    /// own time zero (after its threads started and, with a phase, after it found the
+    /// period boundary), so start-up is not counted. The first sample when the workload
+    /// did not report its time zero.
+    pub fn window_start(&self) -> usize {
+        let Some(h) = &self.workload.header else {
+            return 0;
+        };
+        let zero = h.start_monotonic_ns.saturating_sub(self.t0_monotonic_ns);
+        self.samples
+            .iter()
+            .rposition(|s| s.t_ns <= zero)
+            .unwrap_or(0)
+    }
+}
+
 impl WorkloadOutput {
     /// Parse fibtest's JSON lines; unknown record types and bad lines are kept aside, not fatal.
     pub fn parse(text: &str) -> WorkloadOutput {
@@ -75,6 +92,9 @@ pub struct RunResult {
     pub outcome: Outcome,
     /// Wall time from starting the workload to seeing it exit, in s.
     pub wall_s: f64,
+    /// CLOCK_MONOTONIC of the run's time zero (just before the workload started), in ns;
+    /// sample times are relative to it.
+    pub t0_monotonic_ns: u64,
     /// Cumulative counters, the first taken just before the workload started.
     pub samples: Vec<Sample>,
     pub workload: WorkloadOutput,

@@ -306,6 +306,7 @@ impl Runner {
             cgroup: cg.name(),
             outcome,
             wall_s: (end - t0) as f64 / 1e9,
+            t0_monotonic_ns: t0,
             samples: sampler.into_samples(),
             workload: WorkloadOutput::parse(&String::from_utf8_lossy(&stdout)),
         })

@@ -29,7 +29,8 @@ pub struct SummaryRow {
     pub workload: String,
     /// How the run ended: completed, failed, interrupted, timed_out.
     pub outcome: String,
-    /// From starting the workload to its exit, in s.
+    /// The measured window: from the sample at the workload's time zero (after its
+    /// start-up) to the sample after its exit, in s. Every count below is over it.
     pub wall_s: f64,
     /// CPU time the cgroup used, in s.
     pub cpu_usage_s: f64,
@@ -195,10 +196,12 @@ impl Delta {
 /// Compute a run's summary row from its raw data.
 pub fn summarize(scenario: &str, r: &RunResult, ticks_per_s: u64, has_psi: bool) -> SummaryRow {
     let p = &r.planned;
-    let total = match (r.samples.first(), r.samples.last()) {
+    let first = r.window_start();
+    let total = match (r.samples.get(first), r.samples.last()) {
         (Some(a), Some(b)) => Delta::between(a, b, ticks_per_s),
         _ => Delta::default(),
     };
+    let wall_s = total.dt_s;
     let (quota_s, period_s, burst_s) = match &p.limiter {
         Limiter::Cfs(c) => (
             c.quota_us.map(|q| q as f64 / 1e6),
@@ -239,10 +242,10 @@ pub fn summarize(scenario: &str, r: &RunResult, ticks_per_s: u64, has_psi: bool)
         burst_s,
         workload: p.workload.name().to_string(),
         outcome: r.outcome.name().to_string(),
-        wall_s: r.wall_s,
+        wall_s,
         cpu_usage_s: total.usage_s,
-        cpu_share: if r.wall_s > 0.0 {
-            total.usage_s / r.wall_s
+        cpu_share: if wall_s > 0.0 {
+            total.usage_s / wall_s
         } else {
             0.0
         },
@@ -265,5 +268,114 @@ pub fn summarize(scenario: &str, r: &RunResult, ticks_per_s: u64, has_psi: bool)
         requests,
         throttled_per_request: per_request(total.nr_throttled as f64),
         throttled_s_per_request: per_request(total.throttled_s),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::result::{Outcome, RunResult, WorkloadOutput};
+    use crate::scenario;
+    use fibtest::record::{Header, Mode, UnitLatency};
+
+    fn sample(t_ms: u64, usage_ms: u64, periods: u64, throttled: u64, thr_ms: u64) -> Sample {
+        Sample {
+            t_ns: t_ms * 1_000_000,
+            usage_ns: usage_ms * 1_000_000,
+            nr_periods: periods,
+            nr_throttled: throttled,
+            throttled_ns: thr_ms * 1_000_000,
+            steal_ticks: t_ms / 100,
+            ..Sample::default()
+        }
+    }
+
+    fn result() -> RunResult {
+        let plan = scenario::resolve(
+            &scenario::parse(scenario::BUILTIN_DEFAULT, "built-in").unwrap(),
+            "built-in",
+            &"0-1".parse().unwrap(),
+        )
+        .unwrap();
+        let unit = |due: f64, lat: f64| UnitLatency {
+            kind: UnitKind::Request,
+            thread: 0,
+            index: 0,
+            due_s: due,
+            start_s: due,
+            end_s: due + lat,
+            latency_s: lat,
+        };
+        RunResult {
+            planned: plan.runs[0].clone(),
+            cgroup: "run-1-1-0".into(),
+            outcome: Outcome::Completed,
+            wall_s: 2.3,
+            t0_monotonic_ns: 1_000_000_000,
+            // Start-up (sync: one throttled period) before the workload's time zero at
+            // 300 ms, then two requests.
+            samples: vec![
+                sample(0, 0, 0, 0, 0),
+                sample(200, 40, 2, 1, 60),
+                sample(290, 42, 3, 1, 60),
+                sample(1300, 242, 13, 5, 300),
+                sample(2300, 442, 23, 9, 540),
+            ],
+            workload: WorkloadOutput {
+                header: Some(Header {
+                    version: 1,
+                    mode: Mode::Requests,
+                    pid: 1,
+                    start_monotonic_ns: 1_300_000_000,
+                    args: vec![],
+                }),
+                units: vec![unit(0.0, 0.44), unit(1.0, 0.38)],
+                ..WorkloadOutput::default()
+            },
+        }
+    }
+
+    #[test]
+    fn counts_from_the_workloads_time_zero() {
+        let r = result();
+        assert_eq!(r.window_start(), 2);
+        let row = summarize("default", &r, 100, false);
+        assert_eq!(row.nr_periods, 20);
+        assert_eq!(row.nr_throttled, 8);
+        assert!((row.throttled_s - 0.48).abs() < 1e-9);
+        assert!((row.wall_s - 2.01).abs() < 1e-9);
+        assert!((row.cpu_usage_s - 0.4).abs() < 1e-9);
+        assert!((row.cpu_share - 0.4 / 2.01).abs() < 1e-9);
+        assert_eq!(row.throttled_pct, Some(40.0));
+        assert_eq!(row.requests, Some(2));
+        assert_eq!(row.throttled_per_request, Some(4.0));
+        assert!((row.throttled_s_per_request.unwrap() - 0.24).abs() < 1e-9);
+        assert_eq!(row.latency_p50_s, Some(0.38));
+        assert_eq!(row.latency_max_s, Some(0.44));
+        assert_eq!(row.slow_units, None);
+        assert_eq!(row.quota_s, Some(0.04));
+        assert_eq!(row.psi_some_s, None);
+        assert!((row.steal_s - 0.21).abs() < 1e-9);
+    }
+
+    #[test]
+    fn without_a_header_counts_from_the_first_sample() {
+        let mut r = result();
+        r.workload.header = None;
+        assert_eq!(r.window_start(), 0);
+        let row = summarize("default", &r, 100, true);
+        assert_eq!(row.nr_throttled, 9);
+        assert_eq!(row.psi_some_s, Some(0.0));
+    }
+
+    #[test]
+    fn header_and_values_line_up() {
+        let row = summarize("default", &result(), 100, false);
+        let swept = vec!["limiter.quota".to_string()];
+        let mut row2 = row.clone();
+        row2.params = vec![("limiter.quota".into(), "40ms".into())];
+        assert_eq!(SummaryRow::header(&swept).len(), row2.values().len());
+        assert_eq!(SummaryRow::header(&[]).len(), row.values().len());
+        assert_eq!(SummaryRow::header(&swept)[2], "param_limiter.quota");
     }
 }

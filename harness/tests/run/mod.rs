@@ -77,7 +77,7 @@ fn conceptual_model_requests_match_seed_003() {
         &scenario(
             "model",
             "kind = \"cfs\"\nquota = \"40ms\"\nperiod = \"100ms\"",
-            "kind = \"requests\"\nwork = \"200ms\"\ncount = 4\ninterval = \"1s\"",
+            "kind = \"requests\"\nwork = \"200ms\"\ncount = 4\ninterval = \"1s\"\nphase = \"0ms\"",
         ),
     );
     assert!(out.status.success(), "{}", text(&out));

@@ -32,8 +32,9 @@ pub struct Cli {
         hide = true
     )]
     pub proc_root: PathBuf,
+    /// Without a command, `run` with the built-in default scenario.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -50,7 +51,7 @@ pub enum Command {
     },
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct RunArgs {
     /// Scenario file (TOML). Without one, a short form of seed 003's conceptual model runs.
     pub scenario: Option<PathBuf>,
@@ -64,7 +65,8 @@ pub struct RunArgs {
 
 /// Dispatch a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
-    match cli.command {
+    let command = cli.command.unwrap_or(Command::Run(RunArgs::default()));
+    match command {
         Command::Run(args) => {
             run_scenario(&cli.cgroup_root, &cli.proc_root, &args)?;
             Ok(0)

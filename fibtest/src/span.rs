@@ -7,6 +7,13 @@ use std::str::FromStr;
 use std::time::Duration;
 
 /// A duration that reads and writes as text ("40ms"). Whole microseconds are kept.
+///
+/// ```
+/// use fibtest::span::Span;
+/// let s: Span = "1.5s".parse().unwrap();
+/// assert_eq!(s.as_micros(), 1_500_000);
+/// assert_eq!(s.to_string(), "1500ms");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Span(pub Duration);
 

@@ -3,6 +3,13 @@
 /// The p-th percentile (0 < p <= 100) of `sorted` by the nearest-rank method: the
 /// smallest value such that at least p% of values are at or below it. Exact (no
 /// interpolation), so a reported p99 is a latency that really happened.
+///
+/// ```
+/// use throttlebench::report::stats::{percentile, sorted};
+/// let latencies = sorted([0.44, 0.38, 0.50, 0.44]);
+/// assert_eq!(percentile(&latencies, 50.0), Some(0.44));
+/// assert_eq!(percentile(&latencies, 99.0), Some(0.50));
+/// ```
 pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
     if sorted.is_empty() || !(p > 0.0 && p <= 100.0) {
         return None;

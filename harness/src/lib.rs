@@ -7,6 +7,7 @@
 pub mod cgroup;
 pub mod cli;
 pub mod error;
+pub mod limiter;
 pub mod probe;
 pub mod report;
 pub mod result;

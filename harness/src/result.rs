@@ -2,6 +2,8 @@
 //! the samples, the workload's records and how the run ended. Nothing here is computed;
 //! `report::summary` derives the figures.
 
+use crate::limiter::leaks::LeakReport;
+use crate::limiter::LimiterReport;
 use crate::sample::Sample;
 use crate::scenario::PlannedRun;
 use fibtest::record::{DutyPeriod, End, Header, Record, ThreadReport, UnitLatency};
@@ -44,16 +46,16 @@ pub struct WorkloadOutput {
     pub unparsed: Vec<String>,
 }
 
-impl RunResult {
+impl GroupResult {
     /// Index of the sample to count from: the last one taken at or before the workload's
     /// own time zero (after its threads started and, with a phase, after it found the
     /// period boundary), so start-up is not counted. The first sample when the workload
-    /// did not report its time zero.
-    pub fn window_start(&self) -> usize {
+    /// did not report its time zero (command workloads).
+    pub fn window_start(&self, t0_monotonic_ns: u64) -> usize {
         let Some(h) = &self.workload.header else {
             return 0;
         };
-        let zero = h.start_monotonic_ns.saturating_sub(self.t0_monotonic_ns);
+        let zero = h.start_monotonic_ns.saturating_sub(t0_monotonic_ns);
         self.samples
             .iter()
             .rposition(|s| s.t_ns <= zero)
@@ -95,7 +97,20 @@ pub struct RunResult {
     /// CLOCK_MONOTONIC of the run's time zero (just before the workload started), in ns;
     /// sample times are relative to it.
     pub t0_monotonic_ns: u64,
-    /// Cumulative counters, the first taken just before the workload started.
+    /// Each group's samples and workload output ("main" alone without groups).
+    pub groups: Vec<GroupResult>,
+    /// What the limiter did (duty cycles, external command).
+    pub limiter: LimiterReport,
+    /// Processes left stopped or alive, cgroups left behind.
+    pub leaks: LeakReport,
+}
+
+/// One group of a run: its cgroup's samples and its workload's records.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupResult {
+    pub name: String,
+    /// Cumulative counters of the group's cgroup, the first taken just before the
+    /// workload started.
     pub samples: Vec<Sample>,
     pub workload: WorkloadOutput,
 }

@@ -4,10 +4,11 @@
 //! (`Cgroup`'s Drop, `ChildGuard`'s Drop) so every exit path, including errors and
 //! panics, runs it.
 
-use crate::cgroup::{Cgroup, Hierarchy, Version};
-use crate::result::{Outcome, RunResult, WorkloadOutput};
+use crate::cgroup::{Cgroup, Controller, Hierarchy, Version};
+use crate::limiter::{self, leaks};
+use crate::result::{GroupResult, Outcome, RunResult, WorkloadOutput};
 use crate::sample::{monotonic_ns, sleep_until, Sampler, SamplerSources};
-use crate::scenario::{Limiter, PlannedRun};
+use crate::scenario::{Limiter, PlannedRun, Workload};
 use crate::signals;
 use anyhow::{Context, Result};
 use fibtest::cpulist::CpuList;
@@ -141,43 +142,68 @@ impl Drop for Runner {
     }
 }
 
+/// One group's workload while it runs.
+struct Running {
+    guard: ChildGuard,
+    out: std::thread::JoinHandle<Vec<u8>>,
+    err: std::thread::JoinHandle<Vec<u8>>,
+    status: Option<std::process::ExitStatus>,
+    /// When the harness stops it (command workloads with a duration), in ns after t0.
+    stop_at_ns: Option<u64>,
+}
+
 impl Runner {
     /// Run one planned run to its end (or until interrupted) and return its raw data.
     pub fn run(&self, run: &PlannedRun) -> Result<RunResult> {
-        let cgroup = self.hierarchy.create_run()?;
-        let result = self
-            .apply_limiter(&cgroup, &run.limiter)
-            .and_then(|()| self.run_in(&cgroup, run));
-        let name = cgroup.name();
-        cgroup
-            .destroy(Duration::from_secs(5))
-            .with_context(|| format!("removing cgroup {name}"))?;
+        let extra: &[Controller] = match run.limiter {
+            Limiter::Cpuset { .. } => &[Controller::Cpuset],
+            Limiter::Freezer { .. } => &[Controller::Freezer],
+            _ => &[],
+        };
+        let top = self.hierarchy.create_run(extra)?;
+        // Limits that groups inherit (a cpuset) go on before the groups are made.
+        let result = (|| {
+            if !matches!(run.limiter, Limiter::Weight) {
+                limiter::apply(run, &top, &[])?;
+            }
+            let children: Vec<Cgroup> = if run.groups.len() > 1 {
+                run.groups
+                    .iter()
+                    .map(|g| top.create_child(&g.name))
+                    .collect::<Result<_, _>>()?
+            } else {
+                Vec::new()
+            };
+            let cgs: Vec<&Cgroup> = if children.is_empty() {
+                vec![&top]
+            } else {
+                children.iter().collect()
+            };
+            if matches!(run.limiter, Limiter::Weight) {
+                limiter::apply(run, &top, &cgs)?;
+            }
+            let r = self.run_in(&top, &cgs, run);
+            drop(cgs);
+            for c in children {
+                let _ = c.destroy(Duration::from_secs(5));
+            }
+            r
+        })();
+        let name = top.name();
+        let dirs = top.dirs().to_vec();
+        let removed = top.destroy(Duration::from_secs(5));
         self.hierarchy.remove_parents_if_empty();
-        result
+        let mut result = result?;
+        result.leaks.cgroups = dirs
+            .iter()
+            .filter(|d| d.exists())
+            .map(|d| d.display().to_string())
+            .collect();
+        removed.with_context(|| format!("removing cgroup {name}"))?;
+        Ok(result)
     }
 
-    fn apply_limiter(&self, cg: &Cgroup, limiter: &Limiter) -> Result<()> {
-        match limiter {
-            Limiter::None => Ok(()),
-            Limiter::Cfs(c) => Ok(cg.set_cfs(c)?),
-        }
-    }
-
-    fn run_in(&self, cg: &Cgroup, run: &PlannedRun) -> Result<RunResult> {
-        let interval_ns = run.sample_interval.as_micros() * 1000;
-        let expected = run.workload.expected_duration(&run.limiter);
-        let expected_samples = (expected.as_nanos() as u64 / interval_ns.max(1)) as usize + 64;
-        let usage = cg.usage_path();
-        let mut sampler = Sampler::open(
-            &SamplerSources {
-                cpu_stat: &cg.cpu_stat_path(),
-                usage: (cg.version == Version::V1).then_some(usage.as_path()),
-                proc_root: &self.proc_root,
-            },
-            expected_samples,
-            run.sample_interval.0,
-        )?;
-
+    fn spawn(&self, cg: &Cgroup, run: &PlannedRun, g: usize) -> Result<Running> {
         // Opened before fork: the child writes "0" (itself) into each, then execs.
         let procs: Vec<std::fs::File> = cg
             .procs_files()
@@ -190,11 +216,21 @@ impl Runner {
             })
             .collect::<Result<_, _>>()?;
         let fds: Vec<i32> = procs.iter().map(|f| f.as_raw_fd()).collect();
-
-        let mut cmd = Command::new(&self.workload.program);
-        cmd.args(&self.workload.leading_args)
-            .args(run.fibtest_args())
-            .stdin(Stdio::null())
+        let workload = &run.groups[g].workload;
+        let mut cmd = match workload {
+            Workload::Command { command, .. } => {
+                let mut c = Command::new("sh");
+                c.arg("-c").arg(command);
+                c
+            }
+            _ => {
+                let mut c = Command::new(&self.workload.program);
+                c.args(&self.workload.leading_args)
+                    .args(run.fibtest_args(g));
+                c
+            }
+        };
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         // SAFETY: between fork and exec only async-signal-safe calls (setsid, write,
@@ -217,47 +253,92 @@ impl Runner {
                 Ok(())
             });
         }
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("starting the workload of group {}", run.groups[g].name))?;
+        drop(procs);
+        let mut stdout = child.stdout.take().expect("piped");
+        let mut stderr = child.stderr.take().expect("piped");
+        let out = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = stdout.read_to_end(&mut buf);
+            buf
+        });
+        let err = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = stderr.read_to_end(&mut buf);
+            buf
+        });
+        let stop_at_ns = match workload {
+            Workload::Command {
+                duration: Some(d), ..
+            } => Some(d.0.as_nanos() as u64),
+            _ => None,
+        };
+        Ok(Running {
+            guard: ChildGuard { child: Some(child) },
+            out,
+            err,
+            status: None,
+            stop_at_ns,
+        })
+    }
 
-        // The sampler runs away from the workload's CPUs when there is a CPU to spare.
-        let spare = run
-            .workload
-            .cpus()
+    fn run_in(&self, top: &Cgroup, cgs: &[&Cgroup], run: &PlannedRun) -> Result<RunResult> {
+        let interval_ns = run.sample_interval.as_micros() * 1000;
+        let expected = run.expected_duration();
+        let expected_samples = (expected.as_nanos() as u64 / interval_ns.max(1)) as usize + 64;
+        let mut samplers: Vec<Sampler> = cgs
+            .iter()
+            .map(|cg| {
+                let usage = cg.usage_path();
+                Sampler::open(
+                    &SamplerSources {
+                        cpu_stat: &cg.cpu_stat_path(),
+                        usage: (cg.version == Version::V1).then_some(usage.as_path()),
+                        proc_root: &self.proc_root,
+                    },
+                    expected_samples,
+                    run.sample_interval.0,
+                )
+            })
+            .collect::<Result<_, _>>()?;
+
+        // The sampler runs away from the workloads' CPUs when there is a CPU to spare.
+        let used = run
+            .groups
+            .iter()
+            .map(|g| g.workload.cpus())
+            .try_fold(CpuList::default(), |acc, c| c.map(|c| acc.union(&c)));
+        let spare = used
             .map(|w| self.allowed.difference(&w))
             .filter(|s| !s.is_empty());
         let _pin = spare.as_ref().map(AffinityGuard::pin);
 
         let t0 = monotonic_ns();
-        sampler.tick(0)?;
-        let child = cmd.spawn().with_context(|| {
-            format!(
-                "starting the workload {} {:?}",
-                self.workload.program.display(),
-                run.fibtest_args()
-            )
-        })?;
-        drop(procs);
-        let mut guard = ChildGuard { child: Some(child) };
-        let child = guard.child.as_mut().expect("just set");
-        let mut stdout = child.stdout.take().expect("piped");
-        let mut stderr = child.stderr.take().expect("piped");
-        let out_reader = std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = stdout.read_to_end(&mut buf);
-            buf
-        });
-        let err_reader = std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = stderr.read_to_end(&mut buf);
-            buf
-        });
+        for s in samplers.iter_mut() {
+            s.tick(0)?;
+        }
+        let mut running: Vec<Running> = Vec::new();
+        for (g, cg) in cgs.iter().enumerate() {
+            running.push(self.spawn(cg, run, g)?);
+        }
+        let active = limiter::ActiveLimiter::start(
+            &run.limiter,
+            &limiter::Target {
+                cgroup: top,
+                pid: running[0].guard.pid(),
+                proc_root: &self.proc_root,
+            },
+        )?;
 
         let signals_installed = signals::child_events_installed();
-        // Start from 0 so the first tick always looks (a fast workload may be gone already).
+        // Start from MAX so the first tick always looks (a fast workload may be gone already).
         let mut seen_child_events = u32::MAX;
         let limit = expected * 2 + Duration::from_secs(30);
         let limit_ns = limit.as_nanos() as u64;
         let mut next = t0;
-        let (outcome, status) = loop {
+        let outcome: Option<Outcome> = loop {
             next += interval_ns;
             let now = monotonic_ns();
             if next <= now {
@@ -266,54 +347,100 @@ impl Runner {
             }
             sleep_until(next);
             let now = monotonic_ns();
-            sampler.tick(now - t0)?;
+            for s in samplers.iter_mut() {
+                s.tick(now - t0)?;
+            }
             // waitpid only after a SIGCHLD (or when no handler is installed).
             let events = signals::child_events();
             if !signals_installed || events != seen_child_events {
                 seen_child_events = events;
-                let child = guard.child.as_mut().expect("set");
-                if let Some(st) = child.try_wait()? {
-                    break (None, Some(st));
+                for r in running.iter_mut().filter(|r| r.status.is_none()) {
+                    if let Some(child) = r.guard.child.as_mut() {
+                        r.status = child.try_wait()?;
+                    }
                 }
             }
+            if running.iter().all(|r| r.status.is_some()) {
+                break None;
+            }
+            // Workloads that run until the harness stops them.
+            let due: Vec<usize> = running
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.status.is_none() && r.stop_at_ns.is_some_and(|t| now - t0 >= t))
+                .map(|(i, _)| i)
+                .collect();
+            if !due.is_empty() && due.len() == running.iter().filter(|r| r.status.is_none()).count()
+            {
+                break None;
+            }
             if signals::received().is_some() {
-                break (
-                    Some(Outcome::Interrupted),
-                    guard.stop(Duration::from_secs(2)),
-                );
+                break Some(Outcome::Interrupted);
             }
             if now - t0 > limit_ns {
-                let o = Outcome::TimedOut {
+                break Some(Outcome::TimedOut {
                     limit_s: limit.as_secs_f64(),
-                };
-                break (Some(o), guard.stop(Duration::from_secs(2)));
+                });
             }
         };
         let end = monotonic_ns();
-        // One more read after the exit: the counters are final now.
-        sampler.tick(end - t0)?;
-        let stdout = out_reader.join().unwrap_or_default();
-        let stderr = err_reader.join().unwrap_or_default();
-        let outcome = outcome.unwrap_or_else(|| match status {
-            Some(st) if st.success() => Outcome::Completed,
-            other => Outcome::Failed {
-                status: describe_status(other),
-                stderr_tail: tail(&String::from_utf8_lossy(&stderr), 20),
-            },
-        });
+        for s in samplers.iter_mut() {
+            // One more read after the end: the counters are final now.
+            s.tick(end - t0)?;
+        }
+        // The limiter goes first (it leaves the workload running). What it left stopped
+        // is recorded before anything else touches the processes.
+        let limiter_report = active.map(|a| a.stop()).unwrap_or_default();
+        let mut leaks = leaks::check(&top.pids_recursive(), &self.proc_root);
+        leaks.escaped.clear();
+        // Then the workloads that are still running end: those the harness stops at their
+        // duration, or all of them after an interrupt or a time-out.
+        for r in running.iter_mut().filter(|r| r.status.is_none()) {
+            r.status = r.guard.stop(Duration::from_secs(2));
+        }
+        // Whatever is still alive in the cgroups now has escaped the workload's end.
+        let after = leaks::check(&top.pids_recursive(), &self.proc_root);
+        for p in after.stopped {
+            if !leaks.stopped.iter().any(|q| q.pid == p.pid) {
+                leaks.stopped.push(p);
+            }
+        }
+        leaks.escaped = after.escaped;
+        // Repair: continue the stopped so the teardown can kill and reap them.
+        leaks::repair(&leaks);
+        let mut groups = Vec::new();
+        let mut failure: Option<Outcome> = None;
+        for ((r, s), g) in running.into_iter().zip(samplers).zip(&run.groups) {
+            let stdout = r.out.join().unwrap_or_default();
+            let stderr = r.err.join().unwrap_or_default();
+            let harness_stopped = r.stop_at_ns.is_some();
+            let ok = harness_stopped || r.status.map(|s| s.success()).unwrap_or(false);
+            if !ok && failure.is_none() {
+                failure = Some(Outcome::Failed {
+                    status: format!("group {}: {}", g.name, describe_status(r.status)),
+                    stderr_tail: tail(&String::from_utf8_lossy(&stderr), 20),
+                });
+            }
+            groups.push(GroupResult {
+                name: g.name.clone(),
+                samples: s.into_samples(),
+                workload: WorkloadOutput::parse(&String::from_utf8_lossy(&stdout)),
+            });
+        }
         Ok(RunResult {
             planned: run.clone(),
-            cgroup: cg.name(),
-            outcome,
+            cgroup: top.name(),
+            outcome: outcome.or(failure).unwrap_or(Outcome::Completed),
             wall_s: (end - t0) as f64 / 1e9,
             t0_monotonic_ns: t0,
-            samples: sampler.into_samples(),
-            workload: WorkloadOutput::parse(&String::from_utf8_lossy(&stdout)),
+            groups,
+            limiter: limiter_report,
+            leaks,
         })
     }
 }
 
-fn describe_status(st: Option<std::process::ExitStatus>) -> String {
+pub fn describe_status(st: Option<std::process::ExitStatus>) -> String {
     use std::os::unix::process::ExitStatusExt;
     match st {
         None => "no exit status".into(),

@@ -75,41 +75,84 @@ impl CgroupError {
     }
 }
 
-/// Where the cpu and cpuacct controllers are, for one root.
+/// A controller this tool may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Controller {
+    Cpu,
+    Cpuacct,
+    Cpuset,
+    Freezer,
+}
+
+impl Controller {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Controller::Cpu => "cpu",
+            Controller::Cpuacct => "cpuacct",
+            Controller::Cpuset => "cpuset",
+            Controller::Freezer => "freezer",
+        }
+    }
+
+    /// A file at the root of a v1 mount of this controller.
+    fn v1_marker(&self) -> &'static str {
+        match self {
+            Controller::Cpu => "cpu.cfs_quota_us",
+            Controller::Cpuacct => "cpuacct.usage",
+            Controller::Cpuset => "cpuset.cpus",
+            // The root freezer cgroup has no freezer.state; its mount is found by name.
+            Controller::Freezer => "cgroup.procs",
+        }
+    }
+}
+
+/// Where the controllers are, for one root.
 #[derive(Debug, Clone)]
 pub struct Hierarchy {
     pub version: Version,
     pub root: PathBuf,
-    /// v1: the `cpu` controller's mount; v2: the root.
-    cpu_mount: PathBuf,
-    /// v1: the `cpuacct` controller's mount (may equal `cpu_mount`); v2: the root.
-    acct_mount: PathBuf,
+    /// v1: each controller found and its mount folder; v2: each controller the root
+    /// offers (freezing is built into v2, listed as `Freezer`), all at the root.
+    mounts: Vec<(Controller, PathBuf)>,
 }
 
 impl Hierarchy {
     /// Find the cpu controller under `root`: v2 when `root/cgroup.controllers` lists
     /// `cpu`, otherwise v1 with `cpu` and `cpuacct` folders (or a joint `cpu,cpuacct`).
+    /// cpuset and freezer are looked for too; a run that needs one that is missing is
+    /// refused when its cgroup is made.
     pub fn detect(root: &Path) -> Result<Hierarchy, CgroupError> {
         let controllers = root.join("cgroup.controllers");
         if controllers.exists() {
             let text = read_trimmed(&controllers)?;
-            if text.split_whitespace().any(|c| c == "cpu") {
-                return Ok(Hierarchy {
-                    version: Version::V2,
+            let has = |c: &str| text.split_whitespace().any(|x| x == c);
+            if !has("cpu") {
+                return Err(CgroupError::MissingController {
+                    controller: "cpu",
                     root: root.to_path_buf(),
-                    cpu_mount: root.to_path_buf(),
-                    acct_mount: root.to_path_buf(),
+                    hint: format!(
+                        "this is a cgroup v2 root whose cgroup.controllers is `{text}` (the cpu controller is bound elsewhere or not built in)"
+                    ),
                 });
             }
-            return Err(CgroupError::MissingController {
-                controller: "cpu",
+            let mut mounts = vec![
+                (Controller::Cpu, root.to_path_buf()),
+                (Controller::Cpuacct, root.to_path_buf()),
+            ];
+            if has("cpuset") {
+                mounts.push((Controller::Cpuset, root.to_path_buf()));
+            }
+            if root.join("cgroup.procs").exists() || root.join("cgroup.controllers").exists() {
+                mounts.push((Controller::Freezer, root.to_path_buf()));
+            }
+            return Ok(Hierarchy {
+                version: Version::V2,
                 root: root.to_path_buf(),
-                hint: format!(
-                    "this is a cgroup v2 root whose cgroup.controllers is `{text}` (the cpu controller is bound elsewhere or not built in)"
-                ),
+                mounts,
             });
         }
-        let cpu = find_v1_mount(root, "cpu", "cpu.cfs_quota_us").ok_or_else(|| {
+        let cpu = find_v1_mount(root, Controller::Cpu).ok_or_else(|| {
             CgroupError::MissingController {
                 controller: "cpu",
                 root: root.to_path_buf(),
@@ -117,65 +160,109 @@ impl Hierarchy {
                     .into(),
             }
         })?;
-        let acct = find_v1_mount(root, "cpuacct", "cpuacct.usage").ok_or_else(|| {
+        let acct = find_v1_mount(root, Controller::Cpuacct).ok_or_else(|| {
             CgroupError::MissingController {
                 controller: "cpuacct",
                 root: root.to_path_buf(),
                 hint: "a v1 `cpu` folder exists but no `cpuacct` folder with cpuacct.usage to measure usage with".into(),
             }
         })?;
+        let mut mounts = vec![(Controller::Cpu, cpu), (Controller::Cpuacct, acct)];
+        for c in [Controller::Cpuset, Controller::Freezer] {
+            if let Some(m) = find_v1_mount(root, c) {
+                mounts.push((c, m));
+            }
+        }
         Ok(Hierarchy {
             version: Version::V1,
             root: root.to_path_buf(),
-            cpu_mount: cpu,
-            acct_mount: acct,
+            mounts,
         })
+    }
+
+    fn mount(&self, c: Controller) -> Option<&PathBuf> {
+        self.mounts.iter().find(|(x, _)| *x == c).map(|(_, p)| p)
+    }
+
+    /// Whether `c` can be used under this root.
+    pub fn has(&self, c: Controller) -> bool {
+        self.mount(c).is_some()
     }
 
     /// The `throttlebench` parent folders (one per distinct mount).
     pub fn parents(&self) -> Vec<PathBuf> {
-        let mut v = vec![self.cpu_mount.join(PARENT)];
-        if self.acct_mount != self.cpu_mount {
-            v.push(self.acct_mount.join(PARENT));
+        let mut v: Vec<PathBuf> = Vec::new();
+        for (_, m) in &self.mounts {
+            let p = m.join(PARENT);
+            if !v.contains(&p) {
+                v.push(p);
+            }
         }
         v
     }
 
-    /// Make a new, empty cgroup for one run under the `throttlebench` parent.
-    pub fn create_run(&self) -> Result<Cgroup, CgroupError> {
+    /// Make a new, empty cgroup for one run under the `throttlebench` parent, in the cpu
+    /// and cpuacct hierarchies and in those of `extra`.
+    pub fn create_run(&self, extra: &[Controller]) -> Result<Cgroup, CgroupError> {
         static SEQ: AtomicU32 = AtomicU32::new(0);
         let seq = SEQ.fetch_add(1, Ordering::Relaxed);
         let name = format!("run-{}-{}-{seq}", std::process::id(), self_start_time());
-        self.create(&name)
+        self.create(&name, extra)
     }
 
-    fn create(&self, name: &str) -> Result<Cgroup, CgroupError> {
-        self.create_parents()?;
+    fn create(&self, name: &str, extra: &[Controller]) -> Result<Cgroup, CgroupError> {
+        let mut wanted = vec![Controller::Cpu, Controller::Cpuacct];
+        for c in extra {
+            if !wanted.contains(c) {
+                wanted.push(*c);
+            }
+        }
+        let mut paths = Vec::new();
+        for c in &wanted {
+            let m = self
+                .mount(*c)
+                .ok_or_else(|| CgroupError::MissingController {
+                    controller: c.name(),
+                    root: self.root.clone(),
+                    hint: match self.version {
+                        Version::V1 => format!("no v1 `{}` hierarchy is mounted there", c.name()),
+                        Version::V2 => format!(
+                            "the v2 root does not offer `{}` in cgroup.controllers",
+                            c.name()
+                        ),
+                    },
+                })?;
+            paths.push((*c, m.join(PARENT).join(name)));
+        }
+        self.create_parents(&wanted)?;
         let mut cg = Cgroup {
             version: self.version,
             dirs: Vec::new(),
-            cpu_dir: self.cpu_mount.join(PARENT).join(name),
-            acct_dir: self.acct_mount.join(PARENT).join(name),
+            paths,
             removed: false,
         };
-        for dir in [cg.cpu_dir.clone(), cg.acct_dir.clone()] {
+        let dirs: Vec<PathBuf> = cg.paths.iter().map(|(_, p)| p.clone()).collect();
+        for dir in dirs {
             if cg.dirs.contains(&dir) {
                 continue;
             }
             let mut made = fs::create_dir(&dir);
             if matches!(&made, Err(e) if e.kind() == io::ErrorKind::NotFound) {
                 // Another run removed the empty parent between our mkdirs: make it again.
-                self.create_parents()?;
+                self.create_parents(&wanted)?;
                 made = fs::create_dir(&dir);
             }
             made.map_err(|e| CgroupError::io(&dir, e))?;
             // Pushed as soon as it exists, so a failure below still removes it (Drop).
             cg.dirs.push(dir);
         }
+        if let (Version::V1, Some(d)) = (self.version, cg.dir(Controller::Cpuset)) {
+            inherit_cpuset(&d)?;
+        }
         Ok(cg)
     }
 
-    fn create_parents(&self) -> Result<(), CgroupError> {
+    fn create_parents(&self, wanted: &[Controller]) -> Result<(), CgroupError> {
         for parent in self.parents() {
             match fs::create_dir(&parent) {
                 Ok(()) => {}
@@ -183,8 +270,22 @@ impl Hierarchy {
                 Err(e) => return Err(CgroupError::io(&parent, e)),
             }
         }
-        if self.version == Version::V2 {
-            self.enable_cpu_v2()?;
+        match self.version {
+            Version::V2 => {
+                let mut enable = vec!["cpu"];
+                if wanted.contains(&Controller::Cpuset) {
+                    enable.push("cpuset");
+                }
+                for dir in [self.root.clone(), self.root.join(PARENT)] {
+                    enable_controllers(&dir, &enable)?;
+                }
+            }
+            Version::V1 => {
+                // A v1 cpuset cgroup starts with no CPUs and no memory nodes.
+                if let Some(m) = self.mount(Controller::Cpuset) {
+                    inherit_cpuset(&m.join(PARENT))?;
+                }
+            }
         }
         Ok(())
     }
@@ -196,23 +297,36 @@ impl Hierarchy {
             let _ = fs::remove_dir(parent);
         }
     }
-
-    /// v2: the cpu controller must be enabled in the root's and the parent's
-    /// cgroup.subtree_control for a child to get cpu.max. The root's is only written when
-    /// cpu is missing there (it usually is enabled already).
-    fn enable_cpu_v2(&self) -> Result<(), CgroupError> {
-        for dir in [self.root.clone(), self.root.join(PARENT)] {
-            let f = dir.join("cgroup.subtree_control");
-            let now = read_trimmed(&f).unwrap_or_default();
-            if !now.split_whitespace().any(|c| c == "cpu") {
-                write_file(&f, "+cpu")?;
-            }
-        }
-        Ok(())
-    }
 }
 
-fn find_v1_mount(root: &Path, controller: &str, marker: &str) -> Option<PathBuf> {
+/// v2: enable controllers for the children of `dir` (cgroup.subtree_control), writing
+/// only those not enabled yet.
+fn enable_controllers(dir: &Path, controllers: &[&str]) -> Result<(), CgroupError> {
+    let f = dir.join("cgroup.subtree_control");
+    let now = read_trimmed(&f).unwrap_or_default();
+    for c in controllers {
+        if !now.split_whitespace().any(|x| x == *c) {
+            write_file(&f, &format!("+{c}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// v1 cpuset: copy cpuset.cpus and cpuset.mems from the parent folder when empty.
+fn inherit_cpuset(dir: &Path) -> Result<(), CgroupError> {
+    let parent = dir.parent().expect("a cgroup folder has a parent");
+    for f in ["cpuset.cpus", "cpuset.mems"] {
+        if read_trimmed(&dir.join(f)).unwrap_or_default().is_empty() {
+            let v = read_trimmed(&parent.join(f))?;
+            write_file(&dir.join(f), &v)?;
+        }
+    }
+    Ok(())
+}
+
+fn find_v1_mount(root: &Path, c: Controller) -> Option<PathBuf> {
+    let controller = c.name();
+    let marker = c.v1_marker();
     let direct = root.join(controller);
     if direct.join(marker).exists() {
         return Some(fs::canonicalize(&direct).unwrap_or(direct));
@@ -221,7 +335,7 @@ fn find_v1_mount(root: &Path, controller: &str, marker: &str) -> Option<PathBuf>
     let entries = fs::read_dir(root).ok()?;
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().to_string();
-        if name.split(',').any(|c| c == controller) && e.path().join(marker).exists() {
+        if name.split(',').any(|x| x == controller) && e.path().join(marker).exists() {
             return Some(e.path());
         }
     }
@@ -246,16 +360,29 @@ pub fn process_start_time(pid: u32) -> Option<u64> {
 #[derive(Debug)]
 pub struct Cgroup {
     pub version: Version,
+    /// Distinct folders, in the order made.
     dirs: Vec<PathBuf>,
-    cpu_dir: PathBuf,
-    acct_dir: PathBuf,
+    /// Each controller's folder (several controllers may share one).
+    paths: Vec<(Controller, PathBuf)>,
     removed: bool,
 }
 
 impl Cgroup {
+    /// The folder of controller `c`, if this cgroup has one.
+    pub fn dir(&self, c: Controller) -> Option<PathBuf> {
+        self.paths
+            .iter()
+            .find(|(x, _)| *x == c)
+            .map(|(_, p)| p.clone())
+    }
+
     /// The folder that holds the cpu controller's files.
     pub fn cpu_dir(&self) -> &Path {
-        &self.cpu_dir
+        &self.paths[0].1
+    }
+
+    fn acct_dir(&self) -> &Path {
+        &self.paths[1].1
     }
 
     /// Every folder of this cgroup (one per distinct hierarchy).
@@ -265,7 +392,7 @@ impl Cgroup {
 
     /// The folder name shared by all hierarchies.
     pub fn name(&self) -> String {
-        self.cpu_dir
+        self.cpu_dir()
             .file_name()
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_default()
@@ -278,15 +405,86 @@ impl Cgroup {
 
     /// The file with nr_periods, nr_throttled, throttled time and bursts.
     pub fn cpu_stat_path(&self) -> PathBuf {
-        self.cpu_dir.join("cpu.stat")
+        self.cpu_dir().join("cpu.stat")
     }
 
     /// The file with total CPU usage: v1 `cpuacct.usage` (ns), v2 `cpu.stat` (usage_usec).
     pub fn usage_path(&self) -> PathBuf {
         match self.version {
-            Version::V1 => self.acct_dir.join("cpuacct.usage"),
-            Version::V2 => self.cpu_dir.join("cpu.stat"),
+            Version::V1 => self.acct_dir().join("cpuacct.usage"),
+            Version::V2 => self.cpu_dir().join("cpu.stat"),
         }
+    }
+
+    /// Make a child cgroup `name` in every hierarchy of this one (for groups that compete
+    /// inside a run). v2: enables the controllers for children first.
+    pub fn create_child(&self, name: &str) -> Result<Cgroup, CgroupError> {
+        if self.version == Version::V2 {
+            let mut enable = vec!["cpu"];
+            if self.dir(Controller::Cpuset).is_some() {
+                enable.push("cpuset");
+            }
+            enable_controllers(self.cpu_dir(), &enable)?;
+        }
+        let paths: Vec<(Controller, PathBuf)> =
+            self.paths.iter().map(|(c, p)| (*c, p.join(name))).collect();
+        let mut cg = Cgroup {
+            version: self.version,
+            dirs: Vec::new(),
+            paths,
+            removed: false,
+        };
+        let dirs: Vec<PathBuf> = cg.paths.iter().map(|(_, p)| p.clone()).collect();
+        for dir in dirs {
+            if cg.dirs.contains(&dir) {
+                continue;
+            }
+            fs::create_dir(&dir).map_err(|e| CgroupError::io(&dir, e))?;
+            cg.dirs.push(dir);
+        }
+        if let (Version::V1, Some(d)) = (self.version, cg.dir(Controller::Cpuset)) {
+            inherit_cpuset(&d)?;
+        }
+        Ok(cg)
+    }
+
+    /// CPU weight, in v2 units (1-10000, default 100). v1 has cpu.shares (default 1024):
+    /// shares = weight * 1024 / 100, so ratios between groups are kept.
+    pub fn set_weight(&self, weight: u32) -> Result<(), CgroupError> {
+        match self.version {
+            Version::V1 => write_file(
+                &self.cpu_dir().join("cpu.shares"),
+                &(u64::from(weight) * 1024 / 100).max(2).to_string(),
+            ),
+            Version::V2 => write_file(&self.cpu_dir().join("cpu.weight"), &weight.to_string()),
+        }
+    }
+
+    /// Pin the cgroup to `cpus` (v1 cpuset.cpus, with cpuset.mems inherited; v2 cpuset.cpus).
+    pub fn set_cpus(&self, cpus: &str) -> Result<(), CgroupError> {
+        let d = self
+            .dir(Controller::Cpuset)
+            .ok_or_else(|| CgroupError::MissingController {
+                controller: "cpuset",
+                root: self.cpu_dir().to_path_buf(),
+                hint: "this cgroup was made without the cpuset controller".into(),
+            })?;
+        write_file(&d.join("cpuset.cpus"), cpus)
+    }
+
+    /// What freezes and thaws this cgroup (can move to another thread).
+    pub fn freezer_handle(&self) -> Result<FreezerHandle, CgroupError> {
+        let dir = self
+            .dir(Controller::Freezer)
+            .ok_or_else(|| CgroupError::MissingController {
+                controller: "freezer",
+                root: self.cpu_dir().to_path_buf(),
+                hint: "this cgroup was made without the freezer controller".into(),
+            })?;
+        Ok(FreezerHandle {
+            version: self.version,
+            dir,
+        })
     }
 
     /// Apply CFS bandwidth settings. v1: cpu.cfs_period_us, cpu.cfs_quota_us (-1 = no
@@ -294,7 +492,7 @@ impl Cgroup {
     /// cpu.max.burst. The burst file is only written when a burst is asked for, so kernels
     /// without burst support still run burst-less scenarios.
     pub fn set_cfs(&self, limit: &CfsLimit) -> Result<(), CgroupError> {
-        let d = &self.cpu_dir;
+        let d = self.cpu_dir();
         match self.version {
             Version::V1 => {
                 // Quota first to -1 so a shorter period is never rejected against an old quota.
@@ -325,7 +523,7 @@ impl Cgroup {
 
     /// Read back the CFS settings as the kernel holds them.
     pub fn cfs(&self) -> Result<CfsLimit, CgroupError> {
-        let d = &self.cpu_dir;
+        let d = self.cpu_dir();
         let num = |p: &Path| -> Result<i64, CgroupError> {
             let t = read_trimmed(p)?;
             t.parse().map_err(|_| CgroupError::Format {
@@ -389,6 +587,32 @@ impl Cgroup {
         pids
     }
 
+    /// Process ids in this cgroup and every cgroup below it.
+    pub fn pids_recursive(&self) -> Vec<i32> {
+        let mut dirs = Vec::new();
+        for d in &self.dirs {
+            collect_subdirs(d, &mut dirs);
+        }
+        let mut pids: Vec<i32> = dirs
+            .iter()
+            .flat_map(|d| {
+                fs::read_to_string(d.join("cgroup.procs"))
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        pids.sort_unstable();
+        pids.dedup();
+        pids
+    }
+
+    /// Folders of this cgroup that still exist (after a teardown: what it left behind).
+    pub fn remaining_dirs(&self) -> Vec<PathBuf> {
+        self.dirs.iter().filter(|d| d.exists()).cloned().collect()
+    }
+
     /// Kill everything in the cgroup and remove its folders. Waits (up to `timeout`) for
     /// the processes to go; a process that cannot be killed leaves the folder in place and
     /// is reported, and the next run's stale sweep retries.
@@ -410,6 +634,40 @@ impl Drop for Cgroup {
                 eprintln!("throttlebench: could not remove cgroup: {e}");
             }
         }
+    }
+}
+
+/// Freezing and thawing one cgroup.
+#[derive(Debug, Clone)]
+pub struct FreezerHandle {
+    version: Version,
+    dir: PathBuf,
+}
+
+impl FreezerHandle {
+    /// Freeze (true) or thaw (false): v1 freezer.state FROZEN/THAWED, v2 cgroup.freeze.
+    pub fn set(&self, frozen: bool) -> Result<(), CgroupError> {
+        match self.version {
+            Version::V1 => write_file(
+                &self.dir.join("freezer.state"),
+                if frozen { "FROZEN" } else { "THAWED" },
+            ),
+            Version::V2 => write_file(
+                &self.dir.join("cgroup.freeze"),
+                if frozen { "1" } else { "0" },
+            ),
+        }
+    }
+
+    /// Whether the kernel reports the cgroup fully frozen (v1 freezer.state is FROZEN, not
+    /// FREEZING; v2 cgroup.events has `frozen 1`).
+    pub fn is_frozen(&self) -> Result<bool, CgroupError> {
+        Ok(match self.version {
+            Version::V1 => read_trimmed(&self.dir.join("freezer.state"))? == "FROZEN",
+            Version::V2 => read_trimmed(&self.dir.join("cgroup.events"))?
+                .lines()
+                .any(|l| l.trim() == "frozen 1"),
+        })
     }
 }
 

@@ -104,7 +104,7 @@ fn empty_root_is_a_missing_controller_naming_the_root() {
 fn v1_files_are_written_in_kernel_units() {
     let r = FakeRoot::v1();
     let h = Hierarchy::detect(&r.0).unwrap();
-    let cg = h.create_run().unwrap();
+    let cg = h.create_run(&[]).unwrap();
     cg.set_cfs(&LIMIT).unwrap();
     let d = cg.cpu_dir().to_path_buf();
     assert!(d.starts_with(r.0.join("cpu").join(PARENT)));
@@ -142,7 +142,7 @@ fn v1_files_are_written_in_kernel_units() {
 fn v2_files_are_written_in_kernel_units() {
     let r = FakeRoot::v2("cpu");
     let h = Hierarchy::detect(&r.0).unwrap();
-    let cg = h.create_run().unwrap();
+    let cg = h.create_run(&[]).unwrap();
     cg.set_cfs(&LIMIT).unwrap();
     let d = cg.cpu_dir().to_path_buf();
     assert_eq!(
@@ -178,14 +178,14 @@ fn v2_files_are_written_in_kernel_units() {
 fn dropping_or_destroying_a_cgroup_removes_its_folders() {
     let r = FakeRoot::v1();
     let h = Hierarchy::detect(&r.0).unwrap();
-    let cg = h.create_run().unwrap();
+    let cg = h.create_run(&[]).unwrap();
     let dirs = cg.dirs().to_vec();
     assert_eq!(dirs.len(), 2);
     drop(cg);
     for d in &dirs {
         assert!(!d.exists(), "{} left behind by drop", d.display());
     }
-    let cg = h.create_run().unwrap();
+    let cg = h.create_run(&[]).unwrap();
     let dirs = cg.dirs().to_vec();
     cg.destroy(Duration::from_millis(100)).unwrap();
     for d in &dirs {
@@ -199,7 +199,7 @@ fn stale_sweep_removes_only_dead_owners() {
     let h = Hierarchy::detect(&r.0).unwrap();
     // Ours (alive), a dead owner's, a pid-reuse case (alive pid, other start time),
     // and a folder someone else made.
-    let mine = h.create_run().unwrap();
+    let mine = h.create_run(&[]).unwrap();
     let dead = format!("run-{}-5-0", u32::MAX - 1);
     let reused = format!("run-{}-{}-0", std::process::id(), self_start_time() + 1);
     for name in [dead.as_str(), reused.as_str(), "someone-else"] {

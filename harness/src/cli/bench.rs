@@ -107,7 +107,7 @@ pub fn sampler_cost(
     duration: Duration,
     with_sampler: bool,
 ) -> Result<SamplerCost> {
-    let cg = h.create_run()?;
+    let cg = h.create_run(&[])?;
     let usage = cg.usage_path();
     let ticks_wanted = (duration.as_nanos() / interval.as_nanos().max(1)) as u64;
     let mut sampler = Sampler::open(

@@ -80,6 +80,18 @@ fn human_row(r: &SummaryRow) -> String {
     if let Some(f) = r.fast_iters_per_s {
         s.push_str(&format!(", fast {:.0} M steps/s", f / 1e6));
     }
+    if let Some(t) = r.target_share {
+        s.push_str(&format!(", target {t:.3} (error {:+.3})", r.cpu_share - t));
+    }
+    if let Some(p) = r.group_share_pct {
+        s.push_str(&format!(", {p:.1}% of the groups' CPU"));
+    }
+    if r.leaked_stopped + r.leaked_escaped + r.leaked_cgroups > 0 {
+        s.push_str(&format!(
+            ", LEFT BEHIND: {} stopped, {} escaped, {} cgroups",
+            r.leaked_stopped, r.leaked_escaped, r.leaked_cgroups
+        ));
+    }
     s
 }
 
@@ -150,11 +162,19 @@ pub fn run_scenario(cgroup_root: &Path, proc_root: &Path, args: &RunArgs) -> Res
         bar.set_message(what.clone());
         let result = runner.run(&plan.runs[i])?;
         let outcome = result.outcome.clone();
-        let row = writer
+        let rows = writer
             .append(&plan, result)
             .with_context(|| format!("writing results to {}", dir.display()))?;
         bar.inc(1);
-        bar.suspend(|| eprintln!("{what}: {}", human_row(&row)));
+        bar.suspend(|| {
+            for row in &rows {
+                if rows.len() > 1 {
+                    eprintln!("{what} group {}: {}", row.group, human_row(row));
+                } else {
+                    eprintln!("{what}: {}", human_row(row));
+                }
+            }
+        });
         match outcome {
             crate::result::Outcome::Completed => {}
             crate::result::Outcome::Interrupted => {

@@ -1,7 +1,7 @@
 //! The summary row of a run: what `summary.csv` holds, one row per run.
 
 use super::stats::{percentile, sorted};
-use crate::result::RunResult;
+use crate::result::{GroupResult, RunResult};
 use crate::sample::Sample;
 use crate::scenario::{Limiter, Workload};
 use fibtest::record::{Role, UnitKind};
@@ -16,6 +16,8 @@ pub struct SummaryRow {
     pub run: usize,
     /// Swept fields and their values, written as `param_<field>` columns.
     pub params: Vec<(String, String)>,
+    /// The group this row is about ("main" when the scenario has no groups).
+    pub group: String,
     /// Configuration number (one per sweep combination) and repeat within it.
     pub config: usize,
     pub repeat: u32,
@@ -38,6 +40,12 @@ pub struct SummaryRow {
     pub cpu_share: f64,
     pub nr_periods: u64,
     pub nr_throttled: u64,
+    /// The share the limiter aims at, in CPUs (empty when it has none).
+    pub target_share: Option<f64>,
+    /// cpu_share - target_share, in CPUs.
+    pub share_error: Option<f64>,
+    /// With several groups: 100 * this group's usage / all groups' usage, in %.
+    pub group_share_pct: Option<f64>,
     /// 100 * nr_throttled / nr_periods (empty when no period elapsed).
     pub throttled_pct: Option<f64>,
     /// Total time the cgroup's threads spent throttled, in s (summed over threads).
@@ -64,12 +72,19 @@ pub struct SummaryRow {
     pub throttled_per_request: Option<f64>,
     /// throttled_s / requests.
     pub throttled_s_per_request: Option<f64>,
+    /// Processes of the run left stopped after the limiter was gone (same on every row of a run).
+    pub leaked_stopped: usize,
+    /// Processes still alive in the run's cgroups after the workload ended.
+    pub leaked_escaped: usize,
+    /// Cgroup folders of the run left after teardown.
+    pub leaked_cgroups: usize,
 }
 
 /// The fixed columns of summary.csv, in order; `param_<field>` columns follow `run`.
 pub const COLUMNS: &[&str] = &[
     "scenario",
     "run",
+    "group",
     "config",
     "repeat",
     "limiter",
@@ -81,6 +96,9 @@ pub const COLUMNS: &[&str] = &[
     "wall_s",
     "cpu_usage_s",
     "cpu_share",
+    "target_share",
+    "share_error",
+    "group_share_pct",
     "nr_periods",
     "nr_throttled",
     "throttled_pct",
@@ -99,6 +117,9 @@ pub const COLUMNS: &[&str] = &[
     "requests",
     "throttled_per_request",
     "throttled_s_per_request",
+    "leaked_stopped",
+    "leaked_escaped",
+    "leaked_cgroups",
 ];
 
 fn opt<T: ToString>(v: &Option<T>) -> String {
@@ -123,6 +144,7 @@ impl SummaryRow {
         let mut v = vec![self.scenario.clone(), self.run.to_string()];
         v.extend(self.params.iter().map(|(_, val)| val.clone()));
         v.extend([
+            self.group.clone(),
             self.config.to_string(),
             self.repeat.to_string(),
             self.limiter.clone(),
@@ -134,6 +156,9 @@ impl SummaryRow {
             self.wall_s.to_string(),
             self.cpu_usage_s.to_string(),
             self.cpu_share.to_string(),
+            opt(&self.target_share),
+            opt(&self.share_error),
+            opt(&self.group_share_pct),
             self.nr_periods.to_string(),
             self.nr_throttled.to_string(),
             opt(&self.throttled_pct),
@@ -152,6 +177,9 @@ impl SummaryRow {
             opt(&self.requests),
             opt(&self.throttled_per_request),
             opt(&self.throttled_s_per_request),
+            self.leaked_stopped.to_string(),
+            self.leaked_escaped.to_string(),
+            self.leaked_cgroups.to_string(),
         ]);
         v
     }
@@ -193,14 +221,48 @@ impl Delta {
     }
 }
 
-/// Compute a run's summary row from its raw data.
-pub fn summarize(scenario: &str, r: &RunResult, ticks_per_s: u64, has_psi: bool) -> SummaryRow {
+/// Compute a run's summary rows from its raw data: one per group.
+pub fn summarize(
+    scenario: &str,
+    r: &RunResult,
+    ticks_per_s: u64,
+    has_psi: bool,
+) -> Vec<SummaryRow> {
+    let totals: Vec<Delta> = r
+        .groups
+        .iter()
+        .map(|g| {
+            let first = g.window_start(r.t0_monotonic_ns);
+            match (g.samples.get(first), g.samples.last()) {
+                (Some(a), Some(b)) => Delta::between(a, b, ticks_per_s),
+                _ => Delta::default(),
+            }
+        })
+        .collect();
+    let all_usage: f64 = totals.iter().map(|t| t.usage_s).sum();
+    r.groups
+        .iter()
+        .zip(&r.planned.groups)
+        .zip(&totals)
+        .map(|((g, plan), total)| {
+            let mut row = summarize_group(scenario, r, g, &plan.workload, total, has_psi);
+            if r.groups.len() > 1 && all_usage > 0.0 {
+                row.group_share_pct = Some(100.0 * total.usage_s / all_usage);
+            }
+            row
+        })
+        .collect()
+}
+
+fn summarize_group(
+    scenario: &str,
+    r: &RunResult,
+    g: &GroupResult,
+    workload: &Workload,
+    total: &Delta,
+    has_psi: bool,
+) -> SummaryRow {
     let p = &r.planned;
-    let first = r.window_start();
-    let total = match (r.samples.get(first), r.samples.last()) {
-        (Some(a), Some(b)) => Delta::between(a, b, ticks_per_s),
-        _ => Delta::default(),
-    };
     let wall_s = total.dt_s;
     let (quota_s, period_s, burst_s) = match &p.limiter {
         Limiter::Cfs(c) => (
@@ -208,16 +270,16 @@ pub fn summarize(scenario: &str, r: &RunResult, ticks_per_s: u64, has_psi: bool)
             Some(c.period_us as f64 / 1e6),
             Some(c.burst_us as f64 / 1e6),
         ),
-        Limiter::None => (None, None, None),
+        _ => (None, None, None),
     };
-    let w = &r.workload;
+    let w = &g.workload;
     let lat = sorted(w.units.iter().map(|u| u.latency_s));
     let count_units = |k: UnitKind| w.units.iter().filter(|u| u.kind == k).count() as u64;
     let requests =
-        matches!(p.workload, Workload::Requests { .. }).then(|| count_units(UnitKind::Request));
+        matches!(workload, Workload::Requests { .. }).then(|| count_units(UnitKind::Request));
     let slow_units =
-        matches!(p.workload, Workload::Fibtest { .. }).then(|| count_units(UnitKind::Slow));
-    let fast_iters_per_s = match (&p.workload, &w.end) {
+        matches!(workload, Workload::Fibtest { .. }).then(|| count_units(UnitKind::Slow));
+    let fast_iters_per_s = match (workload, &w.end) {
         (Workload::Fibtest { fast, .. }, Some(end)) if *fast > 0 && end.wall_s > 0.0 => {
             let steps: u64 = w
                 .threads
@@ -230,25 +292,31 @@ pub fn summarize(scenario: &str, r: &RunResult, ticks_per_s: u64, has_psi: bool)
         _ => None,
     };
     let per_request = |x: f64| requests.filter(|n| *n > 0).map(|n| x / n as f64);
+    let cpu_share = if wall_s > 0.0 {
+        total.usage_s / wall_s
+    } else {
+        0.0
+    };
+    let target_share = p.limiter.target_share();
     SummaryRow {
         scenario: scenario.to_string(),
         run: p.index,
         params: p.params.clone(),
+        group: g.name.clone(),
         config: p.config,
         repeat: p.repeat,
         limiter: p.limiter.name().to_string(),
         quota_s,
         period_s,
         burst_s,
-        workload: p.workload.name().to_string(),
+        workload: workload.name().to_string(),
         outcome: r.outcome.name().to_string(),
         wall_s,
         cpu_usage_s: total.usage_s,
-        cpu_share: if wall_s > 0.0 {
-            total.usage_s / wall_s
-        } else {
-            0.0
-        },
+        cpu_share,
+        target_share,
+        share_error: target_share.map(|t| cpu_share - t),
+        group_share_pct: None,
         nr_periods: total.nr_periods,
         nr_throttled: total.nr_throttled,
         throttled_pct: (total.nr_periods > 0)
@@ -268,13 +336,17 @@ pub fn summarize(scenario: &str, r: &RunResult, ticks_per_s: u64, has_psi: bool)
         requests,
         throttled_per_request: per_request(total.nr_throttled as f64),
         throttled_s_per_request: per_request(total.throttled_s),
+        leaked_stopped: r.leaks.stopped.len(),
+        leaked_escaped: r.leaks.escaped.len(),
+        leaked_cgroups: r.leaks.cgroups.len(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::result::{Outcome, RunResult, WorkloadOutput};
+    use crate::limiter::leaks::{LeakReport, LeakedProcess};
+    use crate::result::{GroupResult, Outcome, RunResult, WorkloadOutput};
     use crate::scenario;
     use fibtest::record::{Header, Mode, UnitLatency};
 
@@ -312,34 +384,46 @@ mod tests {
             outcome: Outcome::Completed,
             wall_s: 2.3,
             t0_monotonic_ns: 1_000_000_000,
-            // Start-up (sync: one throttled period) before the workload's time zero at
-            // 300 ms, then two requests.
-            samples: vec![
-                sample(0, 0, 0, 0, 0),
-                sample(200, 40, 2, 1, 60),
-                sample(290, 42, 3, 1, 60),
-                sample(1300, 242, 13, 5, 300),
-                sample(2300, 442, 23, 9, 540),
-            ],
-            workload: WorkloadOutput {
-                header: Some(Header {
-                    version: 1,
-                    mode: Mode::Requests,
-                    pid: 1,
-                    start_monotonic_ns: 1_300_000_000,
-                    args: vec![],
-                }),
-                units: vec![unit(0.0, 0.44), unit(1.0, 0.38)],
-                ..WorkloadOutput::default()
-            },
+            limiter: Default::default(),
+            leaks: Default::default(),
+            groups: vec![GroupResult {
+                name: "main".into(),
+                // Start-up (sync: one throttled period) before the workload's time zero at
+                // 300 ms, then two requests.
+                samples: vec![
+                    sample(0, 0, 0, 0, 0),
+                    sample(200, 40, 2, 1, 60),
+                    sample(290, 42, 3, 1, 60),
+                    sample(1300, 242, 13, 5, 300),
+                    sample(2300, 442, 23, 9, 540),
+                ],
+                workload: WorkloadOutput {
+                    header: Some(Header {
+                        version: 1,
+                        mode: Mode::Requests,
+                        pid: 1,
+                        start_monotonic_ns: 1_300_000_000,
+                        args: vec![],
+                    }),
+                    units: vec![unit(0.0, 0.44), unit(1.0, 0.38)],
+                    ..WorkloadOutput::default()
+                },
+            }],
         }
     }
 
     #[test]
     fn counts_from_the_workloads_time_zero() {
         let r = result();
-        assert_eq!(r.window_start(), 2);
-        let row = summarize("default", &r, 100, false);
+        assert_eq!(r.groups[0].window_start(r.t0_monotonic_ns), 2);
+        let rows = summarize("default", &r, 100, false);
+        assert_eq!(rows.len(), 1);
+        let row = &rows[0];
+        assert_eq!(row.group, "main");
+        assert_eq!(row.target_share, Some(0.4));
+        assert!((row.share_error.unwrap() - (0.4 / 2.01 - 0.4)).abs() < 1e-9);
+        assert_eq!(row.group_share_pct, None);
+        assert_eq!(row.leaked_stopped, 0);
         assert_eq!(row.nr_periods, 20);
         assert_eq!(row.nr_throttled, 8);
         assert!((row.throttled_s - 0.48).abs() < 1e-9);
@@ -361,21 +445,51 @@ mod tests {
     #[test]
     fn without_a_header_counts_from_the_first_sample() {
         let mut r = result();
-        r.workload.header = None;
-        assert_eq!(r.window_start(), 0);
-        let row = summarize("default", &r, 100, true);
+        r.groups[0].workload.header = None;
+        assert_eq!(r.groups[0].window_start(r.t0_monotonic_ns), 0);
+        let row = &summarize("default", &r, 100, true)[0];
         assert_eq!(row.nr_throttled, 9);
         assert_eq!(row.psi_some_s, Some(0.0));
     }
 
     #[test]
     fn header_and_values_line_up() {
-        let row = summarize("default", &result(), 100, false);
+        let row = summarize("default", &result(), 100, false).remove(0);
         let swept = vec!["limiter.quota".to_string()];
         let mut row2 = row.clone();
         row2.params = vec![("limiter.quota".into(), "40ms".into())];
         assert_eq!(SummaryRow::header(&swept).len(), row2.values().len());
         assert_eq!(SummaryRow::header(&[]).len(), row.values().len());
         assert_eq!(SummaryRow::header(&swept)[2], "param_limiter.quota");
+        assert_eq!(SummaryRow::header(&swept)[3], "group");
+    }
+
+    #[test]
+    fn groups_get_a_row_each_with_their_share_of_the_total() {
+        let mut r = result();
+        let mut other = r.groups[0].clone();
+        other.name = "b".into();
+        // Three times the first group's usage.
+        for s in other.samples.iter_mut() {
+            s.usage_ns *= 3;
+        }
+        r.groups.push(other);
+        let mut g2 = r.planned.groups[0].clone();
+        g2.name = "b".into();
+        r.planned.groups.push(g2);
+        r.leaks = LeakReport {
+            stopped: vec![LeakedProcess {
+                pid: 1,
+                state: "T".into(),
+                name: "sed".into(),
+                cmdline: "sed".into(),
+            }],
+            ..LeakReport::default()
+        };
+        let rows = summarize("w", &r, 100, false);
+        assert_eq!(rows.len(), 2);
+        assert!((rows[0].group_share_pct.unwrap() - 25.0).abs() < 1e-9);
+        assert!((rows[1].group_share_pct.unwrap() - 75.0).abs() < 1e-9);
+        assert!(rows.iter().all(|x| x.leaked_stopped == 1));
     }
 }

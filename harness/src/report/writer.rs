@@ -81,7 +81,8 @@ struct RunJson<'a> {
 
 #[derive(Serialize)]
 struct RunJsonEntry<'a> {
-    summary: &'a SummaryRow,
+    /// One row per group.
+    summary: &'a [SummaryRow],
     result: &'a RunResult,
 }
 
@@ -93,14 +94,15 @@ pub struct ResultWriter {
     summary: csv::Writer<File>,
     timeseries: csv::Writer<BufWriter<File>>,
     latency: csv::Writer<BufWriter<File>>,
-    rows: Vec<SummaryRow>,
-    results: Vec<RunResult>,
+    /// Each run's summary rows and raw result, for run.json.
+    runs: Vec<(Vec<SummaryRow>, RunResult)>,
 }
 
 /// Columns of timeseries.csv: one row per run and sample, each counter's change since
 /// the previous sample (times in s), plus two shares over the interval.
 pub const TIMESERIES_COLUMNS: &[&str] = &[
     "run",
+    "group",
     "t_s",
     "dt_s",
     "usage_s",
@@ -117,10 +119,11 @@ pub const TIMESERIES_COLUMNS: &[&str] = &[
     "psi_full_s",
 ];
 
-fn timeseries_values(run: usize, t_s: f64, d: &Delta) -> [String; 15] {
+fn timeseries_values(run: usize, group: &str, t_s: f64, d: &Delta) -> [String; 16] {
     let share = |x: f64| if d.dt_s > 0.0 { x / d.dt_s } else { 0.0 };
     [
         run.to_string(),
+        group.to_string(),
         t_s.to_string(),
         d.dt_s.to_string(),
         d.usage_s.to_string(),
@@ -148,6 +151,7 @@ pub const LATENCY_COLUMNS: &[&str] = &[
     "thread",
     "start_s",
     "end_s",
+    "group",
 ];
 
 #[derive(Serialize)]
@@ -160,6 +164,7 @@ struct LatencyRow<'a> {
     thread: u32,
     start_s: f64,
     end_s: f64,
+    group: &'a str,
 }
 
 fn io_at(path: &Path) -> impl Fn(io::Error) -> io::Error + '_ {
@@ -196,8 +201,7 @@ impl ResultWriter {
             summary,
             timeseries,
             latency,
-            rows: Vec::new(),
-            results: Vec::new(),
+            runs: Vec::new(),
         };
         Ok(w)
     }
@@ -206,49 +210,54 @@ impl ResultWriter {
         &self.dir
     }
 
-    pub fn rows(&self) -> &[SummaryRow] {
-        &self.rows
+    /// Every summary row written so far.
+    pub fn rows(&self) -> Vec<&SummaryRow> {
+        self.runs.iter().flat_map(|(rows, _)| rows).collect()
     }
 
-    /// Append one run to every file and flush them; returns its summary row.
-    pub fn append(&mut self, plan: &Plan, result: RunResult) -> io::Result<SummaryRow> {
-        let row = summarize(
+    /// Append one run to every file and flush them; returns its summary rows (one per group).
+    pub fn append(&mut self, plan: &Plan, result: RunResult) -> io::Result<Vec<SummaryRow>> {
+        let rows = summarize(
             &plan.scenario.name,
             &result,
             self.host.clock_ticks_per_s,
             self.host.psi,
         );
-        self.summary.write_record(row.values())?;
+        for row in &rows {
+            self.summary.write_record(row.values())?;
+        }
         self.summary.flush()?;
         let run = result.planned.index;
-        let t0 = result.samples.first().map(|s| s.t_ns).unwrap_or(0);
-        for pair in result.samples.windows(2) {
-            let delta = Delta::between(&pair[0], &pair[1], self.host.clock_ticks_per_s);
-            let t_s = pair[1].t_ns.saturating_sub(t0) as f64 / 1e9;
-            self.timeseries
-                .write_record(timeseries_values(run, t_s, &delta))?;
+        for g in &result.groups {
+            let t0 = g.samples.first().map(|s| s.t_ns).unwrap_or(0);
+            for pair in g.samples.windows(2) {
+                let delta = Delta::between(&pair[0], &pair[1], self.host.clock_ticks_per_s);
+                let t_s = pair[1].t_ns.saturating_sub(t0) as f64 / 1e9;
+                self.timeseries
+                    .write_record(timeseries_values(run, &g.name, t_s, &delta))?;
+            }
+            for u in &g.workload.units {
+                self.latency.serialize(LatencyRow {
+                    run,
+                    kind: match u.kind {
+                        fibtest::record::UnitKind::Slow => "slow",
+                        fibtest::record::UnitKind::Request => "request",
+                    },
+                    index: u.index,
+                    due_s: u.due_s,
+                    latency_s: u.latency_s,
+                    thread: u.thread,
+                    start_s: u.start_s,
+                    end_s: u.end_s,
+                    group: &g.name,
+                })?;
+            }
         }
         self.timeseries.flush()?;
-        for u in &result.workload.units {
-            self.latency.serialize(LatencyRow {
-                run,
-                kind: match u.kind {
-                    fibtest::record::UnitKind::Slow => "slow",
-                    fibtest::record::UnitKind::Request => "request",
-                },
-                index: u.index,
-                due_s: u.due_s,
-                latency_s: u.latency_s,
-                thread: u.thread,
-                start_s: u.start_s,
-                end_s: u.end_s,
-            })?;
-        }
         self.latency.flush()?;
-        self.rows.push(row.clone());
-        self.results.push(result);
+        self.runs.push((rows.clone(), result));
         self.write_json(plan, false)?;
-        Ok(row)
+        Ok(rows)
     }
 
     /// Rewrite run.json; `complete` says whether every planned run is in.
@@ -262,11 +271,10 @@ impl ResultWriter {
             host: &self.host,
             plan,
             runs: self
-                .rows
+                .runs
                 .iter()
-                .zip(&self.results)
-                .map(|(row, result)| RunJsonEntry {
-                    summary: row,
+                .map(|(rows, result)| RunJsonEntry {
+                    summary: rows,
                     result,
                 })
                 .collect(),

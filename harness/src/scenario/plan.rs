@@ -5,7 +5,9 @@
 //! `Plan` exists, downstream code does not re-check it.
 
 use super::duration::{Quota, Span};
-use super::schema::{LimiterKind, LimiterSpec, Scenario, WorkloadKind, WorkloadSpec};
+use super::schema::{
+    GroupSpec, LimiterKind, LimiterSpec, Scenario, SignalBy, WorkloadKind, WorkloadSpec,
+};
 use super::ScenarioError;
 use fibtest::cpulist::CpuList;
 use serde::Serialize;
@@ -36,15 +38,41 @@ pub struct PlannedRun {
     pub params: Vec<(String, String)>,
     pub sample_interval: Span,
     pub limiter: Limiter,
-    pub workload: Workload,
+    /// The workloads that run at once, each in its own cgroup: one ("main") unless the
+    /// scenario has `[[group]]` tables.
+    pub groups: Vec<PlannedGroup>,
     /// Where in the CFS period the workload starts, when the scenario says.
     pub phase: Option<PeriodPhase>,
 }
 
+/// One workload of a run and its cgroup's settings.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlannedGroup {
+    /// "main" for a scenario without groups.
+    pub name: String,
+    /// CPU weight (v2 units), for the weight limiter.
+    pub weight: Option<u32>,
+    pub workload: Workload,
+}
+
 impl PlannedRun {
-    /// Arguments for the fibtest workload generator.
-    pub fn fibtest_args(&self) -> Vec<String> {
-        let mut a = self.workload.fibtest_args();
+    /// The first group's workload (the only one unless the scenario has groups).
+    pub fn workload(&self) -> &Workload {
+        &self.groups[0].workload
+    }
+
+    /// How long the run should take at most under its limiter (the longest group).
+    pub fn expected_duration(&self) -> Duration {
+        self.groups
+            .iter()
+            .map(|g| g.workload.expected_duration(&self.limiter))
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// Arguments for the fibtest workload generator of group `g`.
+    pub fn fibtest_args(&self, g: usize) -> Vec<String> {
+        let mut a = self.groups[g].workload.fibtest_args();
         if let Some(p) = &self.phase {
             a.extend([
                 "--align".to_string(),
@@ -73,6 +101,35 @@ pub struct PeriodPhase {
 pub enum Limiter {
     None,
     Cfs(CfsLimit),
+    /// Weights are per group (`PlannedGroup::weight`).
+    Weight,
+    Cpuset {
+        cpus: CpuList,
+    },
+    Freezer {
+        duty: DutyControl,
+    },
+    Signal {
+        by: SignalBy,
+        duty: DutyControl,
+        /// by = "name": the name to match (None: the workload's own process name).
+        name: Option<String>,
+    },
+    Command {
+        /// The command with {pid}, {pgid}, {percent}, {share} placeholders.
+        template: String,
+        share: Option<f64>,
+    },
+}
+
+/// How a duty-cycle limiter decides how long to let the workload run.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "mode", rename_all = "lowercase")]
+pub enum DutyControl {
+    /// Fixed on/off durations.
+    Open { on: Span, off: Span },
+    /// A target share in CPUs, corrected every cycle from the cgroup's measured CPU time.
+    Closed { share: f64, cycle: Span },
 }
 
 impl Limiter {
@@ -80,6 +137,11 @@ impl Limiter {
         match self {
             Limiter::None => "none",
             Limiter::Cfs(_) => "cfs",
+            Limiter::Weight => "weight",
+            Limiter::Cpuset { .. } => "cpuset",
+            Limiter::Freezer { .. } => "freezer",
+            Limiter::Signal { .. } => "signal",
+            Limiter::Command { .. } => "command",
         }
     }
 
@@ -87,7 +149,35 @@ impl Limiter {
     pub fn cap_cpus(&self) -> Option<f64> {
         match self {
             Limiter::Cfs(c) => c.quota_us.map(|q| q as f64 / c.period_us as f64),
-            Limiter::None => None,
+            Limiter::Cpuset { cpus } => Some(cpus.len() as f64),
+            Limiter::Freezer { duty } | Limiter::Signal { duty, .. } => Some(duty.share()),
+            Limiter::Command { share, .. } => *share,
+            Limiter::None | Limiter::Weight => None,
+        }
+    }
+
+    /// The share of CPU the limiter aims at, in CPUs, when it has one.
+    pub fn target_share(&self) -> Option<f64> {
+        match self {
+            Limiter::Cfs(c) => c.quota_us.map(|q| q as f64 / c.period_us as f64),
+            Limiter::Freezer { duty } | Limiter::Signal { duty, .. } => match duty {
+                DutyControl::Closed { share, .. } => Some(*share),
+                DutyControl::Open { .. } => None,
+            },
+            Limiter::Command { share, .. } => *share,
+            _ => None,
+        }
+    }
+}
+
+impl DutyControl {
+    /// The share of wall time the workload may run.
+    pub fn share(&self) -> f64 {
+        match self {
+            DutyControl::Open { on, off } => {
+                on.as_secs_f64() / (on.as_secs_f64() + off.as_secs_f64()).max(1e-9)
+            }
+            DutyControl::Closed { share, .. } => *share,
         }
     }
 }
@@ -127,6 +217,11 @@ pub enum Workload {
         threads: u32,
         cpus: Option<CpuList>,
     },
+    /// `sh -c command`; stopped after `duration` if it has not exited by then.
+    Command {
+        command: String,
+        duration: Option<Span>,
+    },
 }
 
 impl Workload {
@@ -135,6 +230,7 @@ impl Workload {
             Workload::Requests { .. } => "requests",
             Workload::Fibtest { .. } => "fibtest",
             Workload::Duty { .. } => "duty",
+            Workload::Command { .. } => "command",
         }
     }
 
@@ -196,6 +292,10 @@ impl Workload {
                     push("--cpus", c.to_string());
                 }
             }
+            Workload::Command { command, .. } => {
+                // Not a fibtest workload: the runner starts `sh -c command` instead.
+                push("-c", command.clone());
+            }
         }
         // The subcommand was pushed with an empty value to share `push`; drop it.
         a.retain(|s| !s.is_empty());
@@ -206,6 +306,7 @@ impl Workload {
     pub fn cpus(&self) -> Option<CpuList> {
         match self {
             Workload::Requests { cpus, .. } | Workload::Duty { cpus, .. } => cpus.clone(),
+            Workload::Command { .. } => None,
             Workload::Fibtest {
                 fast_cpus,
                 slow_cpus,
@@ -219,6 +320,9 @@ impl Workload {
     pub fn expected_duration(&self, limiter: &Limiter) -> Duration {
         match self {
             Workload::Fibtest { duration, .. } | Workload::Duty { duration, .. } => duration.0,
+            Workload::Command { duration, .. } => {
+                duration.map(|d| d.0).unwrap_or(Duration::from_secs(600))
+            }
             Workload::Requests {
                 work,
                 count,
@@ -247,9 +351,13 @@ pub fn resolve(
     let configs = expand_sweep(scenario, source)?;
     let mut runs = Vec::new();
     for (config, (params, sc)) in configs.into_iter().enumerate() {
-        let limiter = resolve_limiter(&sc.limiter, source)?;
-        let workload = resolve_workload(&sc.workload, source, allowed)?;
-        let phase = resolve_phase(sc.workload.phase, &limiter, source)?;
+        let limiter = resolve_limiter(&sc.limiter, source, allowed)?;
+        let groups = resolve_groups(&sc, &limiter, source, allowed)?;
+        let phase_spec = match (&sc.workload, sc.groups.as_slice()) {
+            (Some(w), _) => w.phase,
+            (None, gs) => gs.iter().find_map(|g| g.workload.phase),
+        };
+        let phase = resolve_phase(phase_spec, &limiter, source)?;
         for repeat in 0..scenario.repeats {
             runs.push(PlannedRun {
                 index: runs.len(),
@@ -258,7 +366,7 @@ pub fn resolve(
                 params: params.clone(),
                 sample_interval: sc.sample_interval,
                 limiter: limiter.clone(),
-                workload: workload.clone(),
+                groups: groups.clone(),
                 phase,
             });
         }
@@ -413,22 +521,289 @@ fn reject_unused(
     Ok(())
 }
 
-fn resolve_limiter(l: &LimiterSpec, source: &str) -> Result<Limiter, ScenarioError> {
+/// The groups of a run: the `[[group]]` tables, or the `[workload]` as group "main".
+fn resolve_groups(
+    sc: &Scenario,
+    limiter: &Limiter,
+    source: &str,
+    allowed: &CpuList,
+) -> Result<Vec<PlannedGroup>, ScenarioError> {
+    let groups: Vec<PlannedGroup> = match (&sc.workload, sc.groups.as_slice()) {
+        (Some(_), [_, ..]) => {
+            return Err(ScenarioError::field(
+                source,
+                "workload",
+                "give either a [workload] table or [[group]] tables, not both",
+            ))
+        }
+        (None, []) => {
+            return Err(ScenarioError::field(
+                source,
+                "workload",
+                "is required (or [[group]] tables, each with its workload)",
+            ))
+        }
+        (Some(w), []) => vec![PlannedGroup {
+            name: "main".into(),
+            weight: None,
+            workload: resolve_workload(w, source, allowed)?,
+        }],
+        (None, gs) => gs
+            .iter()
+            .map(|g| resolve_group(g, source, allowed))
+            .collect::<Result<_, _>>()?,
+    };
+    let mut names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+    names.sort_unstable();
+    if names.windows(2).any(|w| w[0] == w[1]) {
+        return Err(ScenarioError::field(
+            source,
+            "group.name",
+            "group names must differ",
+        ));
+    }
+    let weighted = groups.iter().any(|g| g.weight.is_some());
+    let mut groups = groups;
+    if *limiter == Limiter::Weight {
+        for g in &mut groups {
+            g.weight.get_or_insert(100);
+        }
+    }
+    if weighted && *limiter != Limiter::Weight {
+        return Err(ScenarioError::field(
+            source,
+            "group.weight",
+            "weights need limiter.kind = \"weight\"",
+        ));
+    }
+    if *limiter == Limiter::Weight && sc.groups.len() < 2 {
+        return Err(ScenarioError::field(
+            source,
+            "limiter.kind",
+            "\"weight\" needs two or more [[group]] tables that compete",
+        ));
+    }
+    let by_name = matches!(
+        limiter,
+        Limiter::Signal {
+            by: SignalBy::Name,
+            name: None,
+            ..
+        }
+    );
+    if by_name && !matches!(groups[0].workload, Workload::Command { .. }) && groups.len() > 1 {
+        return Err(ScenarioError::field(
+            source,
+            "limiter.name",
+            "by = \"name\" with several groups needs the name to match",
+        ));
+    }
+    Ok(groups)
+}
+
+fn resolve_group(
+    g: &GroupSpec,
+    source: &str,
+    allowed: &CpuList,
+) -> Result<PlannedGroup, ScenarioError> {
+    let ok_name = !g.name.is_empty()
+        && g.name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c));
+    if !ok_name {
+        return Err(ScenarioError::field(
+            source,
+            "group.name",
+            format!(
+                "`{}` cannot name a cgroup: use letters, digits, '_' and '-'",
+                g.name
+            ),
+        ));
+    }
+    if let Some(w) = g.weight {
+        if !(1..=10_000).contains(&w) {
+            return Err(ScenarioError::field(
+                source,
+                "group.weight",
+                format!(
+                    "{w} is outside 1-10000 (the cgroup v2 cpu.weight range; 100 is the default)"
+                ),
+            ));
+        }
+    }
+    Ok(PlannedGroup {
+        name: g.name.clone(),
+        weight: g.weight,
+        workload: resolve_workload(&g.workload, source, allowed)?,
+    })
+}
+
+/// freezer and signal: fixed on/off, or a target share with a cycle length.
+fn resolve_duty(l: &LimiterSpec, source: &str) -> Result<DutyControl, ScenarioError> {
+    let kind = l.kind.name();
+    match (l.share, l.on, l.off) {
+        (Some(share), None, None) => {
+            if !(share > 0.0 && share <= 1.0) {
+                return Err(ScenarioError::field(
+                    source,
+                    "limiter.share",
+                    format!("{share} is not a share of one CPU in (0, 1]"),
+                ));
+            }
+            let cycle = l.cycle.unwrap_or(Span::from_millis(100));
+            if cycle.0 < Duration::from_millis(10) {
+                return Err(ScenarioError::field(
+                    source,
+                    "limiter.cycle",
+                    "must be at least 10ms: shorter cycles are mostly signal and wake-up latency",
+                ));
+            }
+            Ok(DutyControl::Closed { share, cycle })
+        }
+        (None, Some(on), off) => {
+            if l.cycle.is_some() {
+                return Err(ScenarioError::field(
+                    source,
+                    "limiter.cycle",
+                    "is for the closed loop (share); with on/off the cycle is on + off",
+                ));
+            }
+            Ok(DutyControl::Open {
+                on: positive(source, "limiter.on", on)?,
+                off: off.unwrap_or_default(),
+            })
+        }
+        (Some(_), _, _) => Err(ScenarioError::field(
+            source,
+            "limiter.share",
+            format!("kind = \"{kind}\" takes either share (closed loop) or on/off (open loop), not both"),
+        )),
+        (None, None, _) => Err(ScenarioError::field(
+            source,
+            "limiter.share",
+            format!("kind = \"{kind}\" needs share (closed loop) or on and off (open loop)"),
+        )),
+    }
+}
+
+fn resolve_limiter(
+    l: &LimiterSpec,
+    source: &str,
+    allowed: &CpuList,
+) -> Result<Limiter, ScenarioError> {
+    let kind = l.kind.name();
+    let cfs_fields = [
+        ("quota", l.quota.is_some()),
+        ("period", l.period.is_some()),
+        ("burst", l.burst.is_some()),
+    ];
+    let duty_fields = [
+        ("share", l.share.is_some()),
+        ("cycle", l.cycle.is_some()),
+        ("on", l.on.is_some()),
+        ("off", l.off.is_some()),
+    ];
+    let other = |except: &[&str]| -> Vec<(&'static str, bool)> {
+        [
+            ("by", l.by.is_some()),
+            ("name", l.name.is_some()),
+            ("cpus", l.cpus.is_some()),
+            ("command", l.command.is_some()),
+        ]
+        .into_iter()
+        .filter(|(n, _)| !except.contains(n))
+        .collect()
+    };
     match l.kind {
-        LimiterKind::None => {
+        LimiterKind::None | LimiterKind::Weight => {
+            reject_unused(source, "limiter", kind, &cfs_fields)?;
+            reject_unused(source, "limiter", kind, &duty_fields)?;
+            reject_unused(source, "limiter", kind, &other(&[]))?;
+            Ok(if l.kind == LimiterKind::None {
+                Limiter::None
+            } else {
+                Limiter::Weight
+            })
+        }
+        LimiterKind::Cpuset => {
+            reject_unused(source, "limiter", kind, &cfs_fields)?;
+            reject_unused(source, "limiter", kind, &duty_fields)?;
+            reject_unused(source, "limiter", kind, &other(&["cpus"]))?;
+            let text = l.cpus.as_deref().ok_or_else(|| {
+                ScenarioError::field(source, "limiter.cpus", "is required for kind = \"cpuset\"")
+            })?;
+            Ok(Limiter::Cpuset {
+                cpus: cpus_field(source, "limiter.cpus", text, allowed)?,
+            })
+        }
+        LimiterKind::Freezer => {
+            reject_unused(source, "limiter", kind, &cfs_fields)?;
+            reject_unused(source, "limiter", kind, &other(&[]))?;
+            Ok(Limiter::Freezer {
+                duty: resolve_duty(l, source)?,
+            })
+        }
+        LimiterKind::Signal => {
+            reject_unused(source, "limiter", kind, &cfs_fields)?;
+            reject_unused(source, "limiter", kind, &other(&["by", "name"]))?;
+            let by = l.by.ok_or_else(|| {
+                ScenarioError::field(
+                    source,
+                    "limiter.by",
+                    "is required for kind = \"signal\": \"name\", \"group\" or \"tree\"",
+                )
+            })?;
+            if l.name.is_some() && by != SignalBy::Name {
+                return Err(ScenarioError::field(
+                    source,
+                    "limiter.name",
+                    "only applies to by = \"name\"",
+                ));
+            }
+            Ok(Limiter::Signal {
+                by,
+                duty: resolve_duty(l, source)?,
+                name: l.name.clone(),
+            })
+        }
+        LimiterKind::Command => {
+            reject_unused(source, "limiter", kind, &cfs_fields)?;
             reject_unused(
                 source,
                 "limiter",
-                "none",
+                kind,
                 &[
-                    ("quota", l.quota.is_some()),
-                    ("period", l.period.is_some()),
-                    ("burst", l.burst.is_some()),
+                    ("cycle", l.cycle.is_some()),
+                    ("on", l.on.is_some()),
+                    ("off", l.off.is_some()),
                 ],
             )?;
-            Ok(Limiter::None)
+            reject_unused(source, "limiter", kind, &other(&["command"]))?;
+            let template = l.command.clone().ok_or_else(|| {
+                ScenarioError::field(
+                    source,
+                    "limiter.command",
+                    "is required for kind = \"command\"",
+                )
+            })?;
+            crate::limiter::command::check_template(&template)
+                .map_err(|e| ScenarioError::field(source, "limiter.command", e))?;
+            if (template.contains("{percent}") || template.contains("{share}")) && l.share.is_none()
+            {
+                return Err(ScenarioError::field(
+                    source,
+                    "limiter.share",
+                    "the command uses {percent} or {share}: give share",
+                ));
+            }
+            Ok(Limiter::Command {
+                template,
+                share: l.share,
+            })
         }
         LimiterKind::Cfs => {
+            reject_unused(source, "limiter", kind, &duty_fields)?;
+            reject_unused(source, "limiter", kind, &other(&[]))?;
             let period = l.period.unwrap_or(Span::from_millis(100));
             // The kernel accepts periods of 1 ms to 1 s and quotas of at least 1 ms.
             if period.0 < Duration::from_millis(1) || period.0 > Duration::from_secs(1) {
@@ -610,6 +985,7 @@ fn resolve_workload(
                     ("duration", w.duration.is_some()),
                     ("on", w.on.is_some()),
                     ("off", w.off.is_some()),
+                    ("command", w.command.is_some()),
                 ],
             )?;
             let work = w.work.ok_or_else(|| {
@@ -648,6 +1024,7 @@ fn resolve_workload(
                     ("cpus", w.cpus.is_some()),
                     ("on", w.on.is_some()),
                     ("off", w.off.is_some()),
+                    ("command", w.command.is_some()),
                 ],
             )?;
             let fast_cpus = cpus_field(
@@ -705,6 +1082,7 @@ fn resolve_workload(
                     ("slow_cpus", w.slow_cpus.is_some()),
                     ("slow_steps", w.slow_steps.is_some()),
                     ("slow_sleep", w.slow_sleep.is_some()),
+                    ("command", w.command.is_some()),
                 ],
             )?;
             let on = w.on.ok_or_else(|| {
@@ -724,6 +1102,47 @@ fn resolve_workload(
                 )?,
                 threads: threads(w.threads)?,
                 cpus: opt_cpus("workload.cpus", &w.cpus)?,
+            })
+        }
+        WorkloadKind::Command => {
+            reject_unused(
+                source,
+                "workload",
+                kind,
+                &[
+                    ("work", w.work.is_some()),
+                    ("count", w.count.is_some()),
+                    ("interval", w.interval.is_some()),
+                    ("threads", w.threads.is_some()),
+                    ("cpus", w.cpus.is_some()),
+                    ("fast", w.fast.is_some()),
+                    ("slow", w.slow.is_some()),
+                    ("fast_cpus", w.fast_cpus.is_some()),
+                    ("slow_cpus", w.slow_cpus.is_some()),
+                    ("slow_steps", w.slow_steps.is_some()),
+                    ("slow_sleep", w.slow_sleep.is_some()),
+                    ("on", w.on.is_some()),
+                    ("off", w.off.is_some()),
+                    ("phase", w.phase.is_some()),
+                ],
+            )?;
+            let command = w
+                .command
+                .clone()
+                .filter(|c| !c.trim().is_empty())
+                .ok_or_else(|| {
+                    ScenarioError::field(
+                        source,
+                        "workload.command",
+                        "is required for kind = \"command\" (run with sh -c)",
+                    )
+                })?;
+            Ok(Workload::Command {
+                command,
+                duration: w
+                    .duration
+                    .map(|d| positive(source, "workload.duration", d))
+                    .transpose()?,
             })
         }
     }

@@ -23,7 +23,13 @@ pub struct Scenario {
     pub sample_interval: Span,
     #[serde(default)]
     pub limiter: LimiterSpec,
-    pub workload: WorkloadSpec,
+    /// The workload; absent when `[[group]]` tables give one per group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<WorkloadSpec>,
+    /// Groups that run at the same time, each in its own cgroup with its own workload
+    /// (and weight, for `limiter.kind = "weight"`).
+    #[serde(default, rename = "group", skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupSpec>,
     /// One configuration per combination of values: `"limiter.quota" = ["20ms", "40ms"]`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sweep: BTreeMap<String, Vec<toml::Value>>,
@@ -45,6 +51,16 @@ pub enum LimiterKind {
     None,
     /// CFS bandwidth control: quota per period, with optional burst.
     Cfs,
+    /// CPU weight of competing groups (v1 cpu.shares, v2 cpu.weight).
+    Weight,
+    /// Pinning to CPUs (cpuset.cpus).
+    Cpuset,
+    /// A duty cycle of freezing and thawing the cgroup.
+    Freezer,
+    /// A duty cycle of SIGSTOP and SIGCONT.
+    Signal,
+    /// An external limiter command, to validate.
+    Command,
 }
 
 impl LimiterKind {
@@ -52,6 +68,11 @@ impl LimiterKind {
         match self {
             LimiterKind::None => "none",
             LimiterKind::Cfs => "cfs",
+            LimiterKind::Weight => "weight",
+            LimiterKind::Cpuset => "cpuset",
+            LimiterKind::Freezer => "freezer",
+            LimiterKind::Signal => "signal",
+            LimiterKind::Command => "command",
         }
     }
 }
@@ -71,6 +92,64 @@ pub struct LimiterSpec {
     /// cfs: run time that unused quota may accumulate into (default 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub burst: Option<Span>,
+    /// signal: which processes get SIGSTOP/SIGCONT.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<SignalBy>,
+    /// signal by name: the process name to match exactly (default: the workload's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// freezer, signal: target share in CPUs (closed loop); command: fills {share}/{percent}.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share: Option<f64>,
+    /// freezer, signal: closed loop cycle length (default 100ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cycle: Option<Span>,
+    /// freezer, signal: open loop run time per cycle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on: Option<Span>,
+    /// freezer, signal: open loop stop time per cycle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub off: Option<Span>,
+    /// cpuset: the CPUs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<String>,
+    /// command: the limiter command, with {pid}, {pgid}, {percent}, {share} placeholders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+}
+
+/// Which processes a signal limiter stops and continues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignalBy {
+    /// Processes whose name matches exactly, like `pkill -x` (seed 000's first design).
+    Name,
+    /// The workload's process group (seed 000's setsid fix).
+    Group,
+    /// Every process of the workload's tree, rescanned until no new one appears (seed 004).
+    Tree,
+}
+
+impl SignalBy {
+    pub fn name(&self) -> &'static str {
+        match self {
+            SignalBy::Name => "name",
+            SignalBy::Group => "group",
+            SignalBy::Tree => "tree",
+        }
+    }
+}
+
+/// A `[[group]]` table: one of several workloads that compete at once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSpec {
+    /// Names the group's cgroup and its rows in the results.
+    pub name: String,
+    /// weight: the group's CPU weight (v2 units, 1-10000; default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+    pub workload: WorkloadSpec,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,6 +161,8 @@ pub enum WorkloadKind {
     Fibtest,
     /// Run for `on`, sleep for `off`.
     Duty,
+    /// Any program, run with `sh -c` (its whole process tree is the workload).
+    Command,
 }
 
 impl WorkloadKind {
@@ -90,6 +171,7 @@ impl WorkloadKind {
             WorkloadKind::Requests => "requests",
             WorkloadKind::Fibtest => "fibtest",
             WorkloadKind::Duty => "duty",
+            WorkloadKind::Command => "command",
         }
     }
 }
@@ -132,7 +214,8 @@ pub struct WorkloadSpec {
     /// fibtest: how long a slow thread sleeps (default 10ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slow_sleep: Option<Span>,
-    /// fibtest, duty: how long the workload runs.
+    /// fibtest, duty: how long the workload runs; command: when to stop it (default: when
+    /// it exits).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration: Option<Span>,
     /// duty: run time per cycle.
@@ -141,6 +224,9 @@ pub struct WorkloadSpec {
     /// duty: sleep time per cycle.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub off: Option<Span>,
+    /// command: the shell command to run (`sh -c`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
     /// any kind, under a cfs quota below one CPU: start the work this long after a CFS
     /// period boundary (found by the workload before it starts). Absent: whenever the
     /// workload is ready, at no particular point of the period.

@@ -23,7 +23,7 @@ fn builtin_default_resolves_to_the_conceptual_model() {
             burst_us: 0
         })
     );
-    match &r.workload {
+    match r.workload() {
         Workload::Requests { work, count, .. } => {
             assert_eq!(*work, Span::from_millis(200));
             assert_eq!(*count, 5);
@@ -156,7 +156,7 @@ fn cpus_outside_the_allowed_set_are_rejected() {
 #[test]
 fn fibtest_defaults_follow_the_allowed_cpus() {
     let p = plan("name = \"x\"\n[workload]\nkind = \"fibtest\"\n").unwrap();
-    match &p.runs[0].workload {
+    match p.runs[0].workload() {
         Workload::Fibtest {
             fast,
             slow,
@@ -214,7 +214,7 @@ fn phase_needs_a_quota_that_throttles_visibly() {
 #[test]
 fn fibtest_args_carry_every_setting() {
     let p = plan(BUILTIN_DEFAULT).unwrap();
-    let args = p.runs[0].fibtest_args();
+    let args = p.runs[0].fibtest_args(0);
     assert_eq!(
         args,
         [

@@ -1,0 +1,197 @@
+//! An external limiter to validate: a command template with `{pid}`, `{pgid}`,
+//! `{percent}` and `{share}`, started after the workload (in its own session, outside the
+//! workload's cgroup) and stopped after it: SIGTERM to its process group, then SIGKILL.
+
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PLACEHOLDERS: [&str; 4] = ["{pid}", "{pgid}", "{percent}", "{share}"];
+
+/// Check a template: braces only in the known placeholders.
+pub fn check_template(t: &str) -> Result<(), String> {
+    let mut rest = t;
+    while let Some(i) = rest.find('{') {
+        let tail = &rest[i..];
+        match PLACEHOLDERS.iter().find(|p| tail.starts_with(**p)) {
+            Some(p) => rest = &tail[p.len()..],
+            None => {
+                let word: String = tail
+                    .chars()
+                    .take_while(|c| *c != '}')
+                    .chain(['}'])
+                    .collect();
+                return Err(format!(
+                    "unknown placeholder `{word}`: the command may use {}",
+                    PLACEHOLDERS.join(", ")
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Fill the placeholders. `share` is in CPUs; `{percent}` is 100 × share, rounded.
+pub fn substitute(t: &str, pid: i32, pgid: i32, share: Option<f64>) -> String {
+    let share = share.unwrap_or(1.0);
+    t.replace("{pid}", &pid.to_string())
+        .replace("{pgid}", &pgid.to_string())
+        .replace("{percent}", &format!("{}", (share * 100.0).round() as i64))
+        .replace("{share}", &format!("{share}"))
+}
+
+/// A running external limiter.
+pub struct CommandLimiter {
+    pub command: String,
+    child: Option<Child>,
+}
+
+/// How it ended.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CommandReport {
+    pub command: String,
+    /// "exited with code N", "killed by signal N" ...
+    pub status: String,
+    /// Whether it was still running when the workload ended (a limiter is expected to be).
+    pub ran_to_the_end: bool,
+    /// Whether SIGTERM was not enough and SIGKILL was needed.
+    pub needed_sigkill: bool,
+    pub stderr_tail: String,
+}
+
+impl CommandLimiter {
+    pub fn start(command: String) -> std::io::Result<CommandLimiter> {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(&command)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        use std::os::unix::process::CommandExt;
+        // SAFETY: setsid and prctl are async-signal-safe; nothing allocates.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::setsid();
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+                Ok(())
+            });
+        }
+        Ok(CommandLimiter {
+            child: Some(cmd.spawn()?),
+            command,
+        })
+    }
+
+    /// Stop it (its whole process group) and report.
+    pub fn stop(mut self) -> CommandReport {
+        self.stop_inner()
+    }
+
+    fn stop_inner(&mut self) -> CommandReport {
+        let Some(mut child) = self.child.take() else {
+            return CommandReport {
+                command: self.command.clone(),
+                status: "not started".into(),
+                ran_to_the_end: false,
+                needed_sigkill: false,
+                stderr_tail: String::new(),
+            };
+        };
+        let pid = child.id() as i32;
+        let ran_to_the_end = matches!(child.try_wait(), Ok(None));
+        let mut needed_sigkill = false;
+        // SAFETY: signalling the limiter's own process group (it called setsid).
+        unsafe {
+            libc::kill(-pid, libc::SIGCONT);
+            libc::kill(-pid, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let status = loop {
+            if let Ok(Some(st)) = child.try_wait() {
+                break Some(st);
+            }
+            if Instant::now() > deadline {
+                needed_sigkill = true;
+                // SAFETY: as above.
+                unsafe { libc::kill(-pid, libc::SIGKILL) };
+                break child.wait().ok();
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        // Anything left in its group (a limiter's own children) goes too.
+        // SAFETY: as above; ESRCH when the group is empty.
+        unsafe { libc::kill(-pid, libc::SIGKILL) };
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        let lines: Vec<&str> = err.lines().collect();
+        CommandReport {
+            command: self.command.clone(),
+            status: crate::runner::describe_status(status),
+            ran_to_the_end,
+            needed_sigkill,
+            stderr_tail: lines[lines.len().saturating_sub(10)..].join("\n"),
+        }
+    }
+}
+
+impl Drop for CommandLimiter {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            self.stop_inner();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_filled() {
+        assert_eq!(
+            substitute(
+                "cpulimit -l {percent} -p {pid} # {pgid} {share}",
+                42,
+                41,
+                Some(0.4)
+            ),
+            "cpulimit -l 40 -p 42 # 41 0.4"
+        );
+        assert_eq!(substitute("x {pid}{pid}", 1, 1, None), "x 11");
+    }
+
+    #[test]
+    fn unknown_placeholders_are_named() {
+        assert!(check_template("cpulimit -l {percent} -p {pid}").is_ok());
+        let e = check_template("limit {cpu} now").unwrap_err();
+        assert!(e.contains("{cpu}"), "{e}");
+        assert!(check_template("no braces").is_ok());
+    }
+
+    #[test]
+    fn a_stubborn_limiter_is_killed() {
+        let ready = std::env::temp_dir().join(format!("tb-stubborn-{}", std::process::id()));
+        let _ = std::fs::remove_file(&ready);
+        let l = CommandLimiter::start(format!(
+            "trap '' TERM; touch {}; while :; do sleep 0.01; done",
+            ready.display()
+        ))
+        .unwrap();
+        // Stop it only once it ignores SIGTERM (the file says so), not after a guessed time.
+        let t0 = Instant::now();
+        while !ready.exists() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "limiter did not start"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let r = l.stop();
+        let _ = std::fs::remove_file(&ready);
+        assert!(r.ran_to_the_end);
+        assert!(r.needed_sigkill, "{r:?}");
+        assert!(r.status.contains("signal"), "{r:?}");
+    }
+}

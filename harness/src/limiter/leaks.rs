@@ -1,0 +1,85 @@
+//! What a limiter may leave behind, checked after the workload should have ended and the
+//! limiter is gone: processes left stopped (state T), processes still alive in the run's
+//! cgroups, and (after teardown) cgroup folders that could not be removed. Findings are
+//! reported, then repaired: stopped processes are continued so they can be killed and
+//! reaped with the cgroup.
+
+use super::procs;
+use serde::Serialize;
+use std::path::Path;
+
+/// A process found where it should not be.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LeakedProcess {
+    pub pid: i32,
+    pub state: String,
+    pub name: String,
+    pub cmdline: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LeakReport {
+    /// Processes of the workload left stopped (T): nothing will continue them.
+    pub stopped: Vec<LeakedProcess>,
+    /// Processes still alive (not stopped) after the workload ended: out of the limiter's
+    /// and the workload's control.
+    pub escaped: Vec<LeakedProcess>,
+    /// Cgroup folders left after teardown.
+    pub cgroups: Vec<String>,
+}
+
+/// Sort the processes still in the run's cgroups into stopped and escaped.
+pub fn check(pids: &[i32], proc_root: &Path) -> LeakReport {
+    let mut r = LeakReport::default();
+    for &pid in pids {
+        let Some(info) = procs::read(proc_root, pid) else {
+            continue;
+        };
+        if info.state == 'Z' {
+            continue;
+        }
+        let leaked = LeakedProcess {
+            pid,
+            state: info.state.to_string(),
+            name: info.name.clone(),
+            cmdline: procs::cmdline(proc_root, pid),
+        };
+        if info.is_stopped() {
+            r.stopped.push(leaked);
+        } else {
+            r.escaped.push(leaked);
+        }
+    }
+    r
+}
+
+/// Continue every process found stopped, so the teardown can kill and reap it.
+pub fn repair(r: &LeakReport) {
+    for p in &r.stopped {
+        // SAFETY: kill(2) on a process of the run's own cgroup.
+        unsafe { libc::kill(p.pid, libc::SIGCONT) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sorts_stopped_from_running_and_skips_zombies() {
+        let dir = std::env::temp_dir().join(format!("tb-leaks-{}", std::process::id()));
+        for (pid, name, state) in [(5, "sed", 'T'), (6, "sh", 'S'), (7, "dead", 'Z')] {
+            let d = dir.join(pid.to_string());
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("stat"), format!("{pid} ({name}) {state} 1 0")).unwrap();
+            std::fs::write(d.join("cmdline"), format!("{name}\0-e\0")).unwrap();
+        }
+        let r = check(&[5, 6, 7, 8], &dir);
+        assert_eq!(r.stopped.len(), 1);
+        assert_eq!(r.stopped[0].name, "sed");
+        assert_eq!(r.stopped[0].cmdline, "sed -e");
+        assert_eq!(r.escaped.len(), 1);
+        assert_eq!(r.escaped[0].pid, 6);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,238 @@
+//! Limiters: what holds a workload back. Kernel settings (cfs, weight, cpuset) are applied
+//! to the cgroup before the workload starts (`apply`); duty cycles (freezer, signal) run
+//! as a control loop on their own thread while it runs, and an external command runs
+//! beside it (`ActiveLimiter`). `leaks` checks what a limiter left behind.
+
+pub mod command;
+pub mod duty;
+pub mod leaks;
+pub mod procs;
+pub mod signal;
+
+use crate::cgroup::{Cgroup, CgroupError, FreezerHandle};
+use crate::sample::file::{parse_u64, RereadFile};
+use crate::sample::{monotonic_ns, sleep_until};
+use crate::scenario::plan::{DutyControl, Limiter, PlannedRun};
+use crate::scenario::schema::SignalBy;
+use duty::{Actuator, Clock, CpuUsage, DutyStats};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// Apply the kernel settings of `run`'s limiter to its cgroup (and weights to groups).
+pub fn apply(run: &PlannedRun, cg: &Cgroup, groups: &[&Cgroup]) -> Result<(), CgroupError> {
+    match &run.limiter {
+        Limiter::Cfs(c) => cg.set_cfs(c),
+        Limiter::Cpuset { cpus } => cg.set_cpus(&cpus.to_string()),
+        Limiter::Weight => {
+            for (g, plan) in groups.iter().zip(&run.groups) {
+                g.set_weight(plan.weight.unwrap_or(100))?;
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// What a limiter did while the workload ran.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct LimiterReport {
+    /// Duty-cycle limiters: cycles run, time on and off, the workload's CPU rate.
+    pub duty: Option<DutyStats>,
+    /// Freezer: freezes the kernel had not confirmed within 20 ms.
+    pub unconfirmed_freezes: u64,
+    /// Command limiters: how the command ended.
+    pub command: Option<command::CommandReport>,
+    /// An error of the control loop, if it failed.
+    pub error: Option<String>,
+}
+
+/// A limiter that acts while the workload runs.
+pub struct ActiveLimiter {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<(io::Result<DutyStats>, u64)>>,
+    command: Option<command::CommandLimiter>,
+}
+
+/// Where the limiter finds the workload.
+pub struct Target<'a> {
+    pub cgroup: &'a Cgroup,
+    /// The first group's main pid (also its process group).
+    pub pid: i32,
+    pub proc_root: &'a Path,
+}
+
+impl ActiveLimiter {
+    /// Start the limiter of `run`, if it acts while the workload runs.
+    pub fn start(limiter: &Limiter, t: &Target) -> anyhow::Result<Option<ActiveLimiter>> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let usage = UsageFile::open(t.cgroup)?;
+        let (duty, actuator): (DutyControl, Box<dyn Actuator + Send>) = match limiter {
+            Limiter::Freezer { duty } => (
+                *duty,
+                Box::new(FreezerActuator {
+                    handle: t.cgroup.freezer_handle()?,
+                    unconfirmed: 0,
+                }),
+            ),
+            Limiter::Signal { by, duty, name } => {
+                let name = match (by, name) {
+                    (SignalBy::Name, Some(n)) => n.clone(),
+                    _ => procs::read(t.proc_root, t.pid)
+                        .map(|p| p.name)
+                        .unwrap_or_default(),
+                };
+                (
+                    *duty,
+                    Box::new(signal::SignalActuator::new(
+                        *by,
+                        t.pid,
+                        name,
+                        t.cgroup.procs_files(),
+                        t.proc_root.to_path_buf(),
+                    )),
+                )
+            }
+            Limiter::Command { template, share } => {
+                let cmd = command::substitute(template, t.pid, t.pid, *share);
+                return Ok(Some(ActiveLimiter {
+                    stop,
+                    thread: None,
+                    command: Some(command::CommandLimiter::start(cmd.clone()).map_err(|e| {
+                        anyhow::anyhow!("starting the limiter command `{cmd}`: {e}")
+                    })?),
+                }));
+            }
+            _ => return Ok(None),
+        };
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("limiter".into())
+            .spawn(move || {
+                let mut actuator = actuator;
+                let mut usage = usage;
+                let r = duty::run(&duty, &mut RealClock, &mut usage, actuator.as_mut(), &flag);
+                let unconfirmed = actuator.unconfirmed();
+                (r, unconfirmed)
+            })?;
+        Ok(Some(ActiveLimiter {
+            stop,
+            thread: Some(thread),
+            command: None,
+        }))
+    }
+
+    /// Stop the limiter (it leaves the workload running) and report what it did.
+    pub fn stop(mut self) -> LimiterReport {
+        self.stop_inner()
+    }
+
+    fn stop_inner(&mut self) -> LimiterReport {
+        self.stop.store(true, Ordering::SeqCst);
+        let mut report = LimiterReport::default();
+        if let Some(t) = self.thread.take() {
+            match t.join() {
+                Ok((Ok(stats), unconfirmed)) => {
+                    report.duty = Some(stats);
+                    report.unconfirmed_freezes = unconfirmed;
+                }
+                Ok((Err(e), _)) => report.error = Some(e.to_string()),
+                Err(_) => report.error = Some("the limiter thread panicked".into()),
+            }
+        }
+        if let Some(c) = self.command.take() {
+            report.command = Some(c.stop());
+        }
+        report
+    }
+}
+
+impl Drop for ActiveLimiter {
+    fn drop(&mut self) {
+        if self.thread.is_some() || self.command.is_some() {
+            self.stop_inner();
+        }
+    }
+}
+
+struct FreezerActuator {
+    handle: FreezerHandle,
+    unconfirmed: u64,
+}
+
+impl Actuator for FreezerActuator {
+    fn pause(&mut self) -> io::Result<()> {
+        self.handle.set(true).map_err(io::Error::other)?;
+        // Confirmed through freezer.state / cgroup.events, for at most 20 ms.
+        let deadline = monotonic_ns() + 20_000_000;
+        while !self.handle.is_frozen().map_err(io::Error::other)? {
+            if monotonic_ns() > deadline {
+                self.unconfirmed += 1;
+                break;
+            }
+            std::thread::yield_now();
+        }
+        Ok(())
+    }
+    fn resume(&mut self) -> io::Result<()> {
+        self.handle.set(false).map_err(io::Error::other)
+    }
+    fn unconfirmed(&self) -> u64 {
+        self.unconfirmed
+    }
+}
+
+/// CLOCK_MONOTONIC and absolute sleeps in slices of at most 20 ms, to see `stop` soon.
+struct RealClock;
+
+impl Clock for RealClock {
+    fn now_ns(&mut self) -> u64 {
+        monotonic_ns()
+    }
+    fn sleep_until(&mut self, t_ns: u64, stop: &AtomicBool) -> bool {
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return false;
+            }
+            let now = monotonic_ns();
+            if now >= t_ns {
+                return true;
+            }
+            sleep_until(t_ns.min(now + 20_000_000));
+        }
+    }
+}
+
+/// The cgroup's CPU usage, read through one open file.
+struct UsageFile {
+    file: RereadFile,
+    /// v2 keeps usage in cpu.stat as usage_usec.
+    v2: bool,
+}
+
+impl UsageFile {
+    fn open(cg: &Cgroup) -> io::Result<UsageFile> {
+        let p: PathBuf = cg.usage_path();
+        Ok(UsageFile {
+            file: RereadFile::open(&p, 4096)?,
+            v2: p.ends_with("cpu.stat"),
+        })
+    }
+}
+
+impl CpuUsage for UsageFile {
+    fn usage_ns(&mut self) -> io::Result<u64> {
+        let text = self.file.read()?;
+        let v = if self.v2 {
+            text.lines()
+                .find_map(|l| l.strip_prefix("usage_usec "))
+                .and_then(parse_u64)
+                .map(|us| us * 1000)
+        } else {
+            parse_u64(text)
+        };
+        v.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "cannot read CPU usage"))
+    }
+}

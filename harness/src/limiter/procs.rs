@@ -1,0 +1,130 @@
+//! Reading processes from /proc (the root is a parameter, so fixtures can stand in):
+//! state, parent and name of a pid, and the tree below a pid.
+
+use std::fs;
+use std::path::Path;
+
+/// What /proc/<pid>/stat says about a process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcInfo {
+    pub pid: i32,
+    /// The command name (as `comm`, at most 15 bytes).
+    pub name: String,
+    /// One-letter state: R, S, D, T (stopped), t (traced), Z (zombie), ...
+    pub state: char,
+    pub ppid: i32,
+}
+
+impl ProcInfo {
+    pub fn is_stopped(&self) -> bool {
+        self.state == 'T' || self.state == 't'
+    }
+}
+
+/// Parse the text of /proc/<pid>/stat. The name is in parentheses and may hold spaces
+/// and parentheses, so fields are counted from the last ')'.
+pub fn parse_stat(text: &str) -> Option<ProcInfo> {
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let pid = text[..open].trim().parse().ok()?;
+    let name = text[open + 1..close].to_string();
+    let mut rest = text[close + 1..].split_whitespace();
+    let state = rest.next()?.chars().next()?;
+    let ppid = rest.next()?.parse().ok()?;
+    Some(ProcInfo {
+        pid,
+        name,
+        state,
+        ppid,
+    })
+}
+
+/// One process, or None if it is gone.
+pub fn read(proc_root: &Path, pid: i32) -> Option<ProcInfo> {
+    parse_stat(&fs::read_to_string(proc_root.join(pid.to_string()).join("stat")).ok()?)
+}
+
+/// Every process under `proc_root`.
+pub fn all(proc_root: &Path) -> Vec<ProcInfo> {
+    let Ok(entries) = fs::read_dir(proc_root) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| read(proc_root, pid))
+        .collect()
+}
+
+/// `root` and all its descendants (by parent pid), from one snapshot of `procs`.
+pub fn tree(procs: &[ProcInfo], root: i32) -> Vec<i32> {
+    let mut out = vec![root];
+    let mut i = 0;
+    while i < out.len() {
+        let parent = out[i];
+        out.extend(
+            procs
+                .iter()
+                .filter(|p| p.ppid == parent && p.pid != root)
+                .map(|p| p.pid),
+        );
+        i += 1;
+    }
+    out
+}
+
+/// The command line of a process, for reports ("" if gone).
+pub fn cmdline(proc_root: &Path, pid: i32) -> String {
+    fs::read(proc_root.join(pid.to_string()).join("cmdline"))
+        .map(|b| {
+            String::from_utf8_lossy(&b)
+                .split('\0')
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_names_with_spaces_and_parens() {
+        let p = parse_stat("42 (my (odd) name) T 7 42 42 0 -1 4194560 0 0").unwrap();
+        assert_eq!(p.pid, 42);
+        assert_eq!(p.name, "my (odd) name");
+        assert!(p.is_stopped());
+        assert_eq!(p.ppid, 7);
+        assert!(parse_stat("garbage").is_none());
+    }
+
+    #[test]
+    fn tree_follows_parents_from_a_fixture_proc() {
+        let dir = std::env::temp_dir().join(format!("tb-proc-{}", std::process::id()));
+        for (pid, name, state, ppid) in [
+            (1, "init", 'S', 0),
+            (10, "sh", 'S', 1),
+            (11, "rkhunter", 'S', 10),
+            (12, "sed", 'T', 11),
+            (20, "other", 'R', 1),
+            (13, "sh", 'S', 11),
+        ] {
+            let d = dir.join(pid.to_string());
+            fs::create_dir_all(&d).unwrap();
+            fs::write(d.join("stat"), format!("{pid} ({name}) {state} {ppid} 0 0")).unwrap();
+            fs::write(d.join("cmdline"), format!("{name}\0--x\0")).unwrap();
+        }
+        fs::create_dir_all(dir.join("self")).unwrap();
+        let procs = all(&dir);
+        assert_eq!(procs.len(), 6);
+        let mut t = tree(&procs, 10);
+        t.sort();
+        assert_eq!(t, vec![10, 11, 12, 13]);
+        assert_eq!(read(&dir, 12).unwrap().state, 'T');
+        assert_eq!(cmdline(&dir, 12), "sed --x");
+        assert_eq!(read(&dir, 99), None);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,131 @@
+//! SIGSTOP/SIGCONT duty cycles, by name, by process group, or by process tree.
+//!
+//! - `name`: like `pkill -STOP -x NAME` then `pkill -CONT -x NAME` (seed 000's first
+//!   design), restricted to the run's cgroup so nothing else on the machine is touched.
+//!   A child stopped between fork and exec is renamed by the exec and never continued:
+//!   the race the seed describes.
+//! - `group`: `kill(-pgid)`: the workload runs in its own session (setsid), so one signal
+//!   reaches every process of it, whenever it was forked (seed 000's fix).
+//! - `tree`: walk the tree below the workload's pid, stop every process, and rescan until
+//!   no new process appears (seed 004); continue every process stopped and every process
+//!   now in the tree.
+
+use super::duty::Actuator;
+use super::procs;
+use crate::scenario::schema::SignalBy;
+use std::io;
+use std::path::PathBuf;
+
+pub struct SignalActuator {
+    pub by: SignalBy,
+    /// The workload's main pid (also its process group, as it called setsid).
+    pub pid: i32,
+    /// by = name: the name to match.
+    pub name: String,
+    /// by = name: where the candidates are (the run's cgroup.procs files).
+    pub procs_files: Vec<PathBuf>,
+    pub proc_root: PathBuf,
+    /// by = tree: what the last pause stopped, to continue it all.
+    stopped: Vec<i32>,
+}
+
+impl SignalActuator {
+    pub fn new(
+        by: SignalBy,
+        pid: i32,
+        name: String,
+        procs_files: Vec<PathBuf>,
+        proc_root: PathBuf,
+    ) -> SignalActuator {
+        SignalActuator {
+            by,
+            pid,
+            name,
+            procs_files,
+            proc_root,
+            stopped: Vec::new(),
+        }
+    }
+
+    fn named(&self) -> Vec<i32> {
+        let mut pids: Vec<i32> = self
+            .procs_files
+            .iter()
+            .flat_map(|f| {
+                std::fs::read_to_string(f)
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .collect::<Vec<i32>>()
+            })
+            .collect();
+        pids.sort_unstable();
+        pids.dedup();
+        pids.retain(|p| {
+            procs::read(&self.proc_root, *p)
+                .map(|i| i.name == self.name)
+                .unwrap_or(false)
+        });
+        pids
+    }
+
+    fn signal_all(pids: &[i32], sig: i32) {
+        for p in pids {
+            // SAFETY: kill(2) on pids of the run's own processes; ESRCH for the gone is fine.
+            unsafe { libc::kill(*p, sig) };
+        }
+    }
+}
+
+impl Actuator for SignalActuator {
+    fn pause(&mut self) -> io::Result<()> {
+        match self.by {
+            SignalBy::Group => {
+                // SAFETY: signalling the workload's own process group.
+                if unsafe { libc::kill(-self.pid, libc::SIGSTOP) } != 0 {
+                    let e = io::Error::last_os_error();
+                    if e.raw_os_error() != Some(libc::ESRCH) {
+                        return Err(e);
+                    }
+                }
+            }
+            SignalBy::Name => Self::signal_all(&self.named(), libc::SIGSTOP),
+            SignalBy::Tree => {
+                // Stop, rescan, stop the new ones, until a scan finds nothing new.
+                self.stopped.clear();
+                loop {
+                    let all = procs::all(&self.proc_root);
+                    let new: Vec<i32> = procs::tree(&all, self.pid)
+                        .into_iter()
+                        .filter(|p| !self.stopped.contains(p))
+                        .collect();
+                    if new.is_empty() {
+                        break;
+                    }
+                    Self::signal_all(&new, libc::SIGSTOP);
+                    self.stopped.extend(new);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn resume(&mut self) -> io::Result<()> {
+        match self.by {
+            SignalBy::Group => {
+                // SAFETY: as above.
+                unsafe { libc::kill(-self.pid, libc::SIGCONT) };
+            }
+            SignalBy::Name => Self::signal_all(&self.named(), libc::SIGCONT),
+            SignalBy::Tree => {
+                let all = procs::all(&self.proc_root);
+                let mut pids = procs::tree(&all, self.pid);
+                pids.append(&mut self.stopped);
+                pids.sort_unstable();
+                pids.dedup();
+                Self::signal_all(&pids, libc::SIGCONT);
+            }
+        }
+        Ok(())
+    }
+}

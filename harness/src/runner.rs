@@ -304,17 +304,6 @@ impl Runner {
             })
             .collect::<Result<_, _>>()?;
 
-        // The sampler runs away from the workloads' CPUs when there is a CPU to spare.
-        let used = run
-            .groups
-            .iter()
-            .map(|g| g.workload.cpus())
-            .try_fold(CpuList::default(), |acc, c| c.map(|c| acc.union(&c)));
-        let spare = used
-            .map(|w| self.allowed.difference(&w))
-            .filter(|s| !s.is_empty());
-        let _pin = spare.as_ref().map(AffinityGuard::pin);
-
         let t0 = monotonic_ns();
         for s in samplers.iter_mut() {
             s.tick(0)?;
@@ -331,6 +320,18 @@ impl Runner {
                 proc_root: &self.proc_root,
             },
         )?;
+
+        // The sampler runs away from the workloads' CPUs when there is a CPU to spare. It
+        // is pinned only now: threads and processes started before inherit no pinning.
+        let used = run
+            .groups
+            .iter()
+            .map(|g| g.workload.cpus())
+            .try_fold(CpuList::default(), |acc, c| c.map(|c| acc.union(&c)));
+        let spare = used
+            .map(|w| self.allowed.difference(&w))
+            .filter(|s| !s.is_empty());
+        let _pin = spare.as_ref().map(AffinityGuard::pin);
 
         let signals_installed = signals::child_events_installed();
         // Start from MAX so the first tick always looks (a fast workload may be gone already).
@@ -408,6 +409,11 @@ impl Runner {
         leaks.escaped = after.escaped;
         // Repair: continue the stopped so the teardown can kill and reap them.
         leaks::repair(&leaks);
+        // Descendants of the workload or the limiter that outlived them were orphaned to
+        // this process (a child subreaper): reap them, and kill and report the live ones.
+        if signals::is_subreaper() {
+            leaks.escaped.extend(leaks::reap_orphans(&self.proc_root));
+        }
         let mut groups = Vec::new();
         let mut failure: Option<Outcome> = None;
         for ((r, s), g) in running.into_iter().zip(samplers).zip(&run.groups) {

@@ -76,3 +76,19 @@ pub fn become_subreaper() {
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
     }
 }
+
+/// Whether this process is a child subreaper (see `become_subreaper`).
+pub fn is_subreaper() -> bool {
+    let mut v: libc::c_int = 0;
+    // SAFETY: prctl writes an int we own.
+    unsafe {
+        libc::prctl(
+            libc::PR_GET_CHILD_SUBREAPER,
+            &mut v as *mut libc::c_int,
+            0,
+            0,
+            0,
+        )
+    };
+    v != 0
+}

@@ -2,5 +2,6 @@
 //! Tests that need root and real cgroups say so and skip outside CI (see common).
 
 mod common;
+mod limiters;
 mod probe;
 mod run;

@@ -53,6 +53,34 @@ pub fn check(pids: &[i32], proc_root: &Path) -> LeakReport {
     r
 }
 
+/// Processes that became this process's children by being orphaned (it is a child
+/// subreaper) and are still alive after the run's own processes were waited for: a
+/// limiter's or workload's descendants that outlived them. They are reported, killed,
+/// and every such child (and zombie) is reaped.
+pub fn reap_orphans(proc_root: &Path) -> Vec<LeakedProcess> {
+    let me = std::process::id() as i32;
+    let mut alive = Vec::new();
+    for p in procs::all(proc_root).into_iter().filter(|p| p.ppid == me) {
+        if p.state != 'Z' {
+            alive.push(LeakedProcess {
+                pid: p.pid,
+                state: p.state.to_string(),
+                name: p.name.clone(),
+                cmdline: procs::cmdline(proc_root, p.pid),
+            });
+            // SAFETY: kill(2) on our own child.
+            unsafe {
+                libc::kill(p.pid, libc::SIGKILL);
+                libc::kill(p.pid, libc::SIGCONT);
+            }
+        }
+        let mut status = 0;
+        // SAFETY: waiting for our own child; it has exited or was just killed.
+        unsafe { libc::waitpid(p.pid, &mut status, 0) };
+    }
+    alive
+}
+
 /// Continue every process found stopped, so the teardown can kill and reap it.
 pub fn repair(r: &LeakReport) {
     for p in &r.stopped {

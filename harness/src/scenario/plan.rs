@@ -431,13 +431,13 @@ fn expand_sweep(s: &Scenario, source: &str) -> Result<Vec<(Params, Scenario)>, S
         let path: Vec<&str> = key.split('.').collect();
         let settable = matches!(
             path.as_slice(),
-            ["limiter" | "workload", _] | ["sample_interval"]
+            ["limiter" | "workload", _] | ["limiter" | "workload" | "sample_interval"]
         );
         if !settable {
             return Err(ScenarioError::field(
                 source,
                 &field,
-                "a swept field is `limiter.<field>`, `workload.<field>` or `sample_interval`",
+                "a swept field is `limiter.<field>`, `workload.<field>`, a whole `limiter` or `workload` table, or `sample_interval`",
             ));
         }
         if values.is_empty() {
@@ -499,6 +499,12 @@ fn set_path(v: &mut toml::Value, path: &[&str], new: toml::Value) {
 fn value_text(v: &toml::Value) -> String {
     match v {
         toml::Value::String(s) => s.clone(),
+        // A whole table: its fields as `k=v` joined by spaces ("kind=cfs quota=40ms").
+        toml::Value::Table(t) => t
+            .iter()
+            .map(|(k, v)| format!("{k}={}", value_text(v)))
+            .collect::<Vec<_>>()
+            .join(" "),
         other => other.to_string(),
     }
 }

@@ -236,3 +236,90 @@ fn fibtest_args_carry_every_setting() {
         ]
     );
 }
+
+#[test]
+fn a_whole_limiter_table_can_be_swept() {
+    let text = "name = \"x\"\n[workload]\nkind = \"duty\"\non = \"1s\"\n[sweep]\n\"limiter\" = [{ kind = \"cfs\", quota = \"40ms\" }, { kind = \"signal\", by = \"group\", share = 0.4 }]\n";
+    let p = plan(text).unwrap();
+    assert_eq!(p.runs.len(), 2);
+    assert_eq!(p.runs[0].limiter.name(), "cfs");
+    assert_eq!(p.runs[1].limiter.name(), "signal");
+    assert_eq!(p.runs[1].limiter.target_share(), Some(0.4));
+    assert_eq!(p.runs[0].params[0].1, "kind=cfs quota=40ms");
+}
+
+#[test]
+fn limiter_kinds_check_their_fields() {
+    let base = |lim: &str| {
+        format!("name = \"x\"\n[limiter]\n{lim}\n[workload]\nkind = \"duty\"\non = \"1s\"\n")
+    };
+    let field = |lim: &str| plan(&base(lim)).unwrap_err().field.unwrap();
+    assert_eq!(field("kind = \"signal\"\nshare = 0.4"), "limiter.by");
+    assert_eq!(field("kind = \"signal\"\nby = \"group\""), "limiter.share");
+    assert_eq!(
+        field("kind = \"signal\"\nby = \"group\"\nshare = 1.5"),
+        "limiter.share"
+    );
+    assert_eq!(
+        field("kind = \"freezer\"\nshare = 0.4\non = \"1s\""),
+        "limiter.share"
+    );
+    assert_eq!(
+        field("kind = \"freezer\"\non = \"1s\"\ncycle = \"1s\""),
+        "limiter.cycle"
+    );
+    assert_eq!(
+        field("kind = \"freezer\"\nshare = 0.4\nby = \"group\""),
+        "limiter.by"
+    );
+    assert_eq!(field("kind = \"cpuset\""), "limiter.cpus");
+    assert_eq!(field("kind = \"cpuset\"\ncpus = \"7\""), "limiter.cpus");
+    assert_eq!(field("kind = \"command\""), "limiter.command");
+    assert_eq!(
+        field("kind = \"command\"\ncommand = \"cpulimit -l {percent} -p {pid}\""),
+        "limiter.share"
+    );
+    assert_eq!(
+        field("kind = \"command\"\ncommand = \"x {nope}\""),
+        "limiter.command"
+    );
+    assert_eq!(
+        field("kind = \"cfs\"\nquota = \"40ms\"\nshare = 0.4"),
+        "limiter.share"
+    );
+    assert_eq!(field("kind = \"weight\""), "limiter.kind");
+    let p = plan(&base(
+        "kind = \"signal\"\nby = \"tree\"\non = \"1s\"\noff = \"9s\"",
+    ))
+    .unwrap();
+    assert_eq!(p.runs[0].limiter.cap_cpus(), Some(0.1));
+    assert_eq!(p.runs[0].limiter.target_share(), None);
+}
+
+#[test]
+fn groups_with_weights() {
+    let text = "name = \"w\"\n[limiter]\nkind = \"weight\"\n[[group]]\nname = \"a\"\nweight = 150\nworkload = { kind = \"duty\", on = \"1s\" }\n[[group]]\nname = \"b\"\nworkload = { kind = \"duty\", on = \"1s\" }\n";
+    let p = plan(text).unwrap();
+    let g = &p.runs[0].groups;
+    assert_eq!(g.len(), 2);
+    assert_eq!((g[0].weight, g[1].weight), (Some(150), Some(100)));
+    let dup = text.replace("name = \"b\"", "name = \"a\"");
+    assert_eq!(plan(&dup).unwrap_err().field.as_deref(), Some("group.name"));
+    let both = format!("{text}[workload]\nkind = \"duty\"\non = \"1s\"\n");
+    assert_eq!(plan(&both).unwrap_err().field.as_deref(), Some("workload"));
+    let unweighted = text.replace("kind = \"weight\"", "kind = \"none\"");
+    assert_eq!(
+        plan(&unweighted).unwrap_err().field.as_deref(),
+        Some("group.weight")
+    );
+}
+
+#[test]
+fn command_workloads() {
+    let text =
+        "name = \"c\"\n[workload]\nkind = \"command\"\ncommand = \"sleep 1\"\nduration = \"2s\"\n";
+    let p = plan(text).unwrap();
+    assert_eq!(p.runs[0].workload().name(), "command");
+    let e = plan("name = \"c\"\n[workload]\nkind = \"command\"\n").unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("workload.command"));
+}

@@ -162,3 +162,40 @@ pub fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
 pub fn scenario(name: &str, limiter: &str, workload: &str) -> String {
     format!("name = \"{name}\"\nsample_interval = \"10ms\"\n\n[limiter]\n{limiter}\n\n[workload]\n{workload}\n")
 }
+
+/// Pids of the processes whose name (comm) is `name`.
+pub fn processes_named(name: &str) -> Vec<i32> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if std::fs::read_to_string(e.path().join("comm"))
+            .map(|c| c.trim() == name)
+            .unwrap_or(false)
+        {
+            v.push(pid);
+        }
+    }
+    v
+}
+
+/// No process on the machine is stopped (state T): one that a test or the tool made and
+/// forgot would hang forever. (The machine's own processes are not expected stopped
+/// either; the project's before-stop hook checks the same.)
+pub fn assert_no_stopped_processes() {
+    let mut stopped = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(text) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        let Some(close) = text.rfind(')') else {
+            continue;
+        };
+        let mut f = text[close + 1..].split_whitespace();
+        if matches!(f.next(), Some("T") | Some("t")) {
+            stopped.push(text[..close + 1].to_string());
+        }
+    }
+    assert!(stopped.is_empty(), "processes left stopped: {stopped:?}");
+}

@@ -1,0 +1,199 @@
+//! Limiters on real cgroups and real processes: duty cycles reach their targets, weights
+//! share the CPUs, the name race of seed 000 is caught and repaired, and no limiter,
+//! stopped process or cgroup is left behind.
+
+use crate::common::*;
+
+fn run(
+    dir: &TempDir,
+    text: &str,
+) -> (
+    std::process::Output,
+    Vec<std::collections::HashMap<String, String>>,
+) {
+    let file = dir.file("s.toml", text);
+    let out_dir = dir.path().join("out");
+    let out = tb()
+        .args([
+            "run",
+            file.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let rows = if out_dir.join("summary.csv").exists() {
+        read_csv(&out_dir.join("summary.csv"))
+    } else {
+        Vec::new()
+    };
+    (out, rows)
+}
+
+const SPIN_3S: &str =
+    "kind = \"duty\"\non = \"3s\"\noff = \"0ms\"\nduration = \"3s\"\ncpus = \"0\"";
+
+#[test]
+fn closed_loop_freezer_and_signal_reach_40_percent() {
+    if !real_cgroups_or_skip("closed_loop") {
+        return;
+    }
+    let _x = exclusive();
+    for lim in [
+        "kind = \"freezer\"\nshare = 0.4",
+        "kind = \"signal\"\nby = \"group\"\nshare = 0.4",
+    ] {
+        let dir = TempDir::new("closed");
+        let (out, rows) = run(&dir, &scenario("closed", lim, SPIN_3S));
+        assert!(out.status.success(), "{}", text(&out));
+        let share = num(&rows[0], "cpu_share");
+        assert!((0.35..=0.45).contains(&share), "{lim}: cpu_share {share}");
+        assert_eq!(num(&rows[0], "target_share"), 0.4);
+        assert_eq!(num(&rows[0], "leaked_stopped"), 0.0);
+    }
+    assert_no_stopped_processes();
+}
+
+#[test]
+fn open_loop_duty_cycle_by_group_and_tree_gives_10_percent() {
+    if !real_cgroups_or_skip("open_loop") {
+        return;
+    }
+    let _x = exclusive();
+    for by in ["group", "tree"] {
+        let dir = TempDir::new("micro");
+        let lim = format!("kind = \"signal\"\nby = \"{by}\"\non = \"100ms\"\noff = \"900ms\"");
+        let (out, rows) = run(&dir, &scenario("micro", &lim, SPIN_3S));
+        assert!(out.status.success(), "{}", text(&out));
+        let share = num(&rows[0], "cpu_share");
+        assert!((0.07..=0.13).contains(&share), "by {by}: cpu_share {share}");
+    }
+    assert_no_stopped_processes();
+}
+
+#[test]
+fn stopping_by_name_leaves_children_stopped_but_group_and_tree_do_not() {
+    if !real_cgroups_or_skip("name_race") {
+        return;
+    }
+    let _x = exclusive();
+    let workload = "kind = \"command\"\ncommand = \"while :; do echo x | sed -e s/x/y/ >/dev/null; done\"\nduration = \"3s\"";
+    let stopped = |by: &str| {
+        let dir = TempDir::new("race");
+        let lim = format!("kind = \"signal\"\nby = \"{by}\"\non = \"10ms\"\noff = \"10ms\"");
+        let (out, rows) = run(&dir, &scenario("race", &lim, workload));
+        assert!(out.status.success(), "{}", text(&out));
+        let json: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("out/run.json")).unwrap(),
+        )
+        .unwrap();
+        let names: Vec<String> = json["runs"][0]["result"]["leaks"]["stopped"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect();
+        (num(&rows[0], "leaked_stopped"), names)
+    };
+    let (n, names) = stopped("name");
+    assert!(n >= 1.0, "by name should leave a child stopped");
+    // The child was stopped as `sh` between fork and exec and is `sed` now.
+    assert!(names.iter().any(|x| x == "sed"), "{names:?}");
+    assert_eq!(stopped("group").0, 0.0);
+    assert_eq!(stopped("tree").0, 0.0);
+    // The harness continued and reaped what the name limiter left.
+    assert_no_stopped_processes();
+}
+
+#[test]
+fn weights_150_100_100_50_share_the_cpus_in_proportion() {
+    if !real_cgroups_or_skip("weights") {
+        return;
+    }
+    let _x = exclusive();
+    let dir = TempDir::new("weights");
+    let mut toml =
+        "name = \"weights\"\nsample_interval = \"100ms\"\n[limiter]\nkind = \"weight\"\n"
+            .to_string();
+    for (name, w) in [
+        ("site1", 150),
+        ("site2", 100),
+        ("site3", 100),
+        ("site4", 50),
+    ] {
+        toml.push_str(&format!(
+            "[[group]]\nname = \"{name}\"\nweight = {w}\nworkload = {{ kind = \"duty\", on = \"4s\", off = \"0s\", duration = \"4s\", threads = 2, cpus = \"0-1\" }}\n"
+        ));
+    }
+    let (out, rows) = run(&dir, &toml);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(rows.len(), 4);
+    for (row, want) in rows.iter().zip([37.5, 25.0, 25.0, 12.5]) {
+        let got = num(row, "group_share_pct");
+        assert!(
+            (got - want).abs() <= 3.0,
+            "{}: {got}% of the CPUs, want {want}%",
+            row["group"]
+        );
+    }
+}
+
+#[test]
+fn cpuset_holds_two_threads_to_one_cpu() {
+    if !real_cgroups_or_skip("cpuset") {
+        return;
+    }
+    let _x = exclusive();
+    let dir = TempDir::new("cpuset");
+    let w = "kind = \"duty\"\non = \"2s\"\noff = \"0ms\"\nduration = \"2s\"\nthreads = 2";
+    let (out, rows) = run(
+        &dir,
+        &scenario("cpuset", "kind = \"cpuset\"\ncpus = \"1\"", w),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let share = num(&rows[0], "cpu_share");
+    assert!((0.85..=1.05).contains(&share), "cpu_share {share}");
+}
+
+#[test]
+fn an_external_limiter_is_measured_and_stopped() {
+    if !real_cgroups_or_skip("command") {
+        return;
+    }
+    if !std::path::Path::new("/usr/bin/cpulimit").exists() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI must install cpulimit"
+        );
+        eprintln!("skipped: cpulimit is not installed");
+        return;
+    }
+    let _x = exclusive();
+    let dir = TempDir::new("cpulimit");
+    let lim = "kind = \"command\"\ncommand = \"cpulimit -l {percent} -p {pid}\"\nshare = 0.4";
+    let (out, rows) = run(&dir, &scenario("cpulimit", lim, SPIN_3S));
+    assert!(out.status.success(), "{}", text(&out));
+    // cpulimit is coarse (44% for 40% on this machine); the bar here is that it limits.
+    let share = num(&rows[0], "cpu_share");
+    assert!((0.25..=0.6).contains(&share), "cpu_share {share}");
+    assert_eq!(num(&rows[0], "leaked_escaped"), 0.0);
+    assert!(
+        processes_named("cpulimit").is_empty(),
+        "cpulimit left running"
+    );
+}
+
+#[test]
+fn a_limiter_that_leaves_the_workload_stopped_is_reported_and_repaired() {
+    if !real_cgroups_or_skip("stopping_limiter") {
+        return;
+    }
+    let _x = exclusive();
+    let dir = TempDir::new("stopper");
+    let lim = "kind = \"command\"\ncommand = \"kill -STOP {pid}\"";
+    let w = "kind = \"command\"\ncommand = \"sleep 100\"\nduration = \"1s\"";
+    let (out, rows) = run(&dir, &scenario("stopper", lim, w));
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(num(&rows[0], "leaked_stopped") >= 1.0, "{:?}", rows[0]);
+    assert_no_stopped_processes();
+}

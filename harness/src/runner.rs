@@ -406,7 +406,12 @@ impl Runner {
                 leaks.stopped.push(p);
             }
         }
-        leaks.escaped = after.escaped;
+        // A process found stopped before is not counted again (it was killed meanwhile).
+        leaks.escaped = after
+            .escaped
+            .into_iter()
+            .filter(|p| !leaks.stopped.iter().any(|q| q.pid == p.pid))
+            .collect();
         // Repair: continue the stopped so the teardown can kill and reap them.
         leaks::repair(&leaks);
         // Descendants of the workload or the limiter that outlived them were orphaned to

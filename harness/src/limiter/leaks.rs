@@ -35,7 +35,7 @@ pub fn check(pids: &[i32], proc_root: &Path) -> LeakReport {
         let Some(info) = procs::read(proc_root, pid) else {
             continue;
         };
-        if info.state == 'Z' {
+        if info.state == 'Z' || info.exiting {
             continue;
         }
         let leaked = LeakedProcess {

@@ -13,6 +13,8 @@ pub struct ProcInfo {
     /// One-letter state: R, S, D, T (stopped), t (traced), Z (zombie), ...
     pub state: char,
     pub ppid: i32,
+    /// The kernel is tearing it down (PF_EXITING): it is dying, not escaping.
+    pub exiting: bool,
 }
 
 impl ProcInfo {
@@ -31,11 +33,15 @@ pub fn parse_stat(text: &str) -> Option<ProcInfo> {
     let mut rest = text[close + 1..].split_whitespace();
     let state = rest.next()?.chars().next()?;
     let ppid = rest.next()?.parse().ok()?;
+    // pgrp, session, tty_nr, tpgid, then flags.
+    let flags: u64 = rest.nth(4).and_then(|f| f.parse().ok()).unwrap_or(0);
+    const PF_EXITING: u64 = 0x4;
     Some(ProcInfo {
         pid,
         name,
         state,
         ppid,
+        exiting: flags & PF_EXITING != 0,
     })
 }
 
@@ -93,6 +99,8 @@ mod tests {
     #[test]
     fn parses_names_with_spaces_and_parens() {
         let p = parse_stat("42 (my (odd) name) T 7 42 42 0 -1 4194560 0 0").unwrap();
+        assert!(!p.exiting);
+        assert!(parse_stat("43 (x) R 7 42 42 0 -1 4194564 0 0").unwrap().exiting);
         assert_eq!(p.pid, 42);
         assert_eq!(p.name, "my (odd) name");
         assert!(p.is_stopped());

@@ -15,3 +15,4 @@ pub mod runner;
 pub mod sample;
 pub mod scenario;
 pub mod signals;
+pub mod threshold;

@@ -153,6 +153,47 @@ struct Running {
 }
 
 impl Runner {
+    /// Run the first group's workload of `run` in an existing cgroup `cg` (no sampling,
+    /// no limiter: the caller owns both) until it exits; on a signal to stop, stop it and
+    /// return what it wrote. Used by searches that run many short workloads in one cgroup.
+    pub fn run_workload_in(
+        &self,
+        cg: &Cgroup,
+        run: &PlannedRun,
+    ) -> Result<(Outcome, WorkloadOutput)> {
+        let mut r = self.spawn(cg, run, 0)?;
+        let outcome = loop {
+            if let Some(st) = r.guard.child.as_mut().expect("set").try_wait()? {
+                break if st.success() {
+                    Outcome::Completed
+                } else {
+                    Outcome::Failed {
+                        status: describe_status(Some(st)),
+                        stderr_tail: String::new(),
+                    }
+                };
+            }
+            if signals::received().is_some() {
+                r.guard.stop(Duration::from_secs(2));
+                break Outcome::Interrupted;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let stdout = r.out.join().unwrap_or_default();
+        let stderr = r.err.join().unwrap_or_default();
+        let outcome = match outcome {
+            Outcome::Failed { status, .. } => Outcome::Failed {
+                status,
+                stderr_tail: tail(&String::from_utf8_lossy(&stderr), 20),
+            },
+            o => o,
+        };
+        Ok((
+            outcome,
+            WorkloadOutput::parse(&String::from_utf8_lossy(&stdout)),
+        ))
+    }
+
     /// Run one planned run to its end (or until interrupted) and return its raw data.
     pub fn run(&self, run: &PlannedRun) -> Result<RunResult> {
         let extra: &[Controller] = match run.limiter {

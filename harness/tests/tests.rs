@@ -5,3 +5,4 @@ mod common;
 mod limiters;
 mod probe;
 mod run;
+mod threshold;

@@ -487,38 +487,17 @@ impl Cgroup {
         })
     }
 
-    /// Apply CFS bandwidth settings. v1: cpu.cfs_period_us, cpu.cfs_quota_us (-1 = no
-    /// limit), cpu.cfs_burst_us; v2: cpu.max ("<quota> <period>" or "max <period>") and
-    /// cpu.max.burst. The burst file is only written when a burst is asked for, so kernels
-    /// without burst support still run burst-less scenarios.
+    /// Apply CFS bandwidth settings (see `CfsHandle::set`).
     pub fn set_cfs(&self, limit: &CfsLimit) -> Result<(), CgroupError> {
-        let d = self.cpu_dir();
-        match self.version {
-            Version::V1 => {
-                // Quota first to -1 so a shorter period is never rejected against an old quota.
-                write_file(&d.join("cpu.cfs_quota_us"), "-1")?;
-                write_file(&d.join("cpu.cfs_period_us"), &limit.period_us.to_string())?;
-                let quota = limit
-                    .quota_us
-                    .map(|q| q.to_string())
-                    .unwrap_or_else(|| "-1".into());
-                write_file(&d.join("cpu.cfs_quota_us"), &quota)?;
-                if limit.burst_us > 0 {
-                    write_file(&d.join("cpu.cfs_burst_us"), &limit.burst_us.to_string())?;
-                }
-            }
-            Version::V2 => {
-                let quota = limit
-                    .quota_us
-                    .map(|q| q.to_string())
-                    .unwrap_or_else(|| "max".into());
-                write_file(&d.join("cpu.max"), &format!("{quota} {}", limit.period_us))?;
-                if limit.burst_us > 0 {
-                    write_file(&d.join("cpu.max.burst"), &limit.burst_us.to_string())?;
-                }
-            }
+        self.cfs_handle().set(limit)
+    }
+
+    /// What sets this cgroup's CFS limit (can move to another thread).
+    pub fn cfs_handle(&self) -> CfsHandle {
+        CfsHandle {
+            version: self.version,
+            dir: self.cpu_dir().to_path_buf(),
         }
-        Ok(())
     }
 
     /// Read back the CFS settings as the kernel holds them.
@@ -634,6 +613,49 @@ impl Drop for Cgroup {
                 eprintln!("throttlebench: could not remove cgroup: {e}");
             }
         }
+    }
+}
+
+/// Setting one cgroup's CFS bandwidth limit.
+#[derive(Debug, Clone)]
+pub struct CfsHandle {
+    version: Version,
+    dir: PathBuf,
+}
+
+impl CfsHandle {
+    /// Apply CFS bandwidth settings. v1: cpu.cfs_period_us, cpu.cfs_quota_us (-1 = no
+    /// limit), cpu.cfs_burst_us; v2: cpu.max ("<quota> <period>" or "max <period>") and
+    /// cpu.max.burst. The burst file is only written when a burst is asked for, so kernels
+    /// without burst support still run burst-less scenarios.
+    pub fn set(&self, limit: &CfsLimit) -> Result<(), CgroupError> {
+        let d = &self.dir;
+        match self.version {
+            Version::V1 => {
+                // Quota first to -1 so a shorter period is never rejected against an old quota.
+                write_file(&d.join("cpu.cfs_quota_us"), "-1")?;
+                write_file(&d.join("cpu.cfs_period_us"), &limit.period_us.to_string())?;
+                let quota = limit
+                    .quota_us
+                    .map(|q| q.to_string())
+                    .unwrap_or_else(|| "-1".into());
+                write_file(&d.join("cpu.cfs_quota_us"), &quota)?;
+                if limit.burst_us > 0 {
+                    write_file(&d.join("cpu.cfs_burst_us"), &limit.burst_us.to_string())?;
+                }
+            }
+            Version::V2 => {
+                let quota = limit
+                    .quota_us
+                    .map(|q| q.to_string())
+                    .unwrap_or_else(|| "max".into());
+                write_file(&d.join("cpu.max"), &format!("{quota} {}", limit.period_us))?;
+                if limit.burst_us > 0 {
+                    write_file(&d.join("cpu.max.burst"), &limit.burst_us.to_string())?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 

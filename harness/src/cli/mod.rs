@@ -3,6 +3,7 @@
 
 pub mod bench;
 mod run;
+pub mod threshold;
 
 pub use run::{allowed_cpus, load_plan, run_scenario};
 
@@ -41,6 +42,8 @@ pub struct Cli {
 pub enum Command {
     /// Run a scenario (a built-in default when none is given) and write its results.
     Run(RunArgs),
+    /// Find the sustainable duty share, burst budget and throttled rate under a limiter.
+    FindThreshold(threshold::ThresholdArgs),
     /// Measure the tool's own costs (the sampler) and print a table.
     Bench(bench::BenchArgs),
     /// The workload generator (same as the `fibtest` binary): fast/slow threads, requests, duty cycles.
@@ -69,6 +72,10 @@ pub fn run(cli: Cli) -> Result<i32> {
     match command {
         Command::Run(args) => {
             run_scenario(&cli.cgroup_root, &cli.proc_root, &args)?;
+            Ok(0)
+        }
+        Command::FindThreshold(args) => {
+            threshold::run(&cli.cgroup_root, &cli.proc_root, &args)?;
             Ok(0)
         }
         Command::Bench(args) => {

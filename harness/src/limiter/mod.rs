@@ -4,6 +4,7 @@
 //! beside it (`ActiveLimiter`). `leaks` checks what a limiter left behind.
 
 pub mod command;
+pub mod credits;
 pub mod duty;
 pub mod leaks;
 pub mod procs;
@@ -45,6 +46,8 @@ pub struct LimiterReport {
     pub unconfirmed_freezes: u64,
     /// Command limiters: how the command ended.
     pub command: Option<command::CommandReport>,
+    /// Credits: the balance at the start, at every change between held and free, and at the end.
+    pub credits: Option<Vec<credits::CreditPoint>>,
     /// An error of the control loop, if it failed.
     pub error: Option<String>,
 }
@@ -53,6 +56,7 @@ pub struct LimiterReport {
 pub struct ActiveLimiter {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<(io::Result<DutyStats>, u64)>>,
+    credits: Option<JoinHandle<io::Result<Vec<credits::CreditPoint>>>>,
     command: Option<command::CommandLimiter>,
 }
 
@@ -100,9 +104,27 @@ impl ActiveLimiter {
                 return Ok(Some(ActiveLimiter {
                     stop,
                     thread: None,
+                    credits: None,
                     command: Some(command::CommandLimiter::start(cmd.clone()).map_err(|e| {
                         anyhow::anyhow!("starting the limiter command `{cmd}`: {e}")
                     })?),
+                }));
+            }
+            Limiter::Credits(model) => {
+                let (model, flag) = (*model, stop.clone());
+                let mut sink = CfsSink(t.cgroup.cfs_handle());
+                let mut usage = usage;
+                let handle =
+                    std::thread::Builder::new()
+                        .name("credits".into())
+                        .spawn(move || {
+                            credits::run(&model, &mut RealClock, &mut usage, &mut sink, &flag)
+                        })?;
+                return Ok(Some(ActiveLimiter {
+                    stop,
+                    thread: None,
+                    credits: Some(handle),
+                    command: None,
                 }));
             }
             _ => return Ok(None),
@@ -120,6 +142,7 @@ impl ActiveLimiter {
         Ok(Some(ActiveLimiter {
             stop,
             thread: Some(thread),
+            credits: None,
             command: None,
         }))
     }
@@ -142,6 +165,13 @@ impl ActiveLimiter {
                 Err(_) => report.error = Some("the limiter thread panicked".into()),
             }
         }
+        if let Some(t) = self.credits.take() {
+            match t.join() {
+                Ok(Ok(points)) => report.credits = Some(points),
+                Ok(Err(e)) => report.error = Some(e.to_string()),
+                Err(_) => report.error = Some("the credits thread panicked".into()),
+            }
+        }
         if let Some(c) = self.command.take() {
             report.command = Some(c.stop());
         }
@@ -151,9 +181,17 @@ impl ActiveLimiter {
 
 impl Drop for ActiveLimiter {
     fn drop(&mut self) {
-        if self.thread.is_some() || self.command.is_some() {
+        if self.thread.is_some() || self.credits.is_some() || self.command.is_some() {
             self.stop_inner();
         }
+    }
+}
+
+struct CfsSink(crate::cgroup::CfsHandle);
+
+impl credits::QuotaSink for CfsSink {
+    fn set(&mut self, limit: &crate::scenario::CfsLimit) -> Result<(), CgroupError> {
+        self.0.set(limit)
     }
 }
 

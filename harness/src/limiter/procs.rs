@@ -100,7 +100,11 @@ mod tests {
     fn parses_names_with_spaces_and_parens() {
         let p = parse_stat("42 (my (odd) name) T 7 42 42 0 -1 4194560 0 0").unwrap();
         assert!(!p.exiting);
-        assert!(parse_stat("43 (x) R 7 42 42 0 -1 4194564 0 0").unwrap().exiting);
+        assert!(
+            parse_stat("43 (x) R 7 42 42 0 -1 4194564 0 0")
+                .unwrap()
+                .exiting
+        );
         assert_eq!(p.pid, 42);
         assert_eq!(p.name, "my (odd) name");
         assert!(p.is_stopped());

@@ -68,6 +68,9 @@ pub struct SummaryRow {
     pub slow_units: Option<u64>,
     /// Requests completed.
     pub requests: Option<u64>,
+    /// Duty workloads: 100 × the last on-period's work rate / the first's (about 100
+    /// when the duty cycle is sustainable, lower when the job got throttled on the way).
+    pub duty_end_rate_pct: Option<f64>,
     /// nr_throttled / requests.
     pub throttled_per_request: Option<f64>,
     /// throttled_s / requests.
@@ -115,6 +118,7 @@ pub const COLUMNS: &[&str] = &[
     "fast_iters_per_s",
     "slow_units",
     "requests",
+    "duty_end_rate_pct",
     "throttled_per_request",
     "throttled_s_per_request",
     "leaked_stopped",
@@ -175,6 +179,7 @@ impl SummaryRow {
             opt(&self.fast_iters_per_s),
             opt(&self.slow_units),
             opt(&self.requests),
+            opt(&self.duty_end_rate_pct),
             opt(&self.throttled_per_request),
             opt(&self.throttled_s_per_request),
             self.leaked_stopped.to_string(),
@@ -292,6 +297,13 @@ fn summarize_group(
         _ => None,
     };
     let per_request = |x: f64| requests.filter(|n| *n > 0).map(|n| x / n as f64);
+    let thread0: Vec<_> = w.duty.iter().filter(|d| d.thread == 0).collect();
+    let duty_end_rate_pct = match (thread0.first(), thread0.last()) {
+        (Some(a), Some(b)) if thread0.len() > 1 && a.steps_per_s > 0.0 => {
+            Some(100.0 * b.steps_per_s / a.steps_per_s)
+        }
+        _ => None,
+    };
     let cpu_share = if wall_s > 0.0 {
         total.usage_s / wall_s
     } else {
@@ -334,6 +346,7 @@ fn summarize_group(
         fast_iters_per_s,
         slow_units,
         requests,
+        duty_end_rate_pct,
         throttled_per_request: per_request(total.nr_throttled as f64),
         throttled_s_per_request: per_request(total.throttled_s),
         leaked_stopped: r.leaks.stopped.len(),

@@ -120,6 +120,7 @@ pub enum Limiter {
         template: String,
         share: Option<f64>,
     },
+    Credits(crate::limiter::credits::CreditModel),
 }
 
 /// How a duty-cycle limiter decides how long to let the workload run.
@@ -142,6 +143,7 @@ impl Limiter {
             Limiter::Freezer { .. } => "freezer",
             Limiter::Signal { .. } => "signal",
             Limiter::Command { .. } => "command",
+            Limiter::Credits(_) => "credits",
         }
     }
 
@@ -152,7 +154,7 @@ impl Limiter {
             Limiter::Cpuset { cpus } => Some(cpus.len() as f64),
             Limiter::Freezer { duty } | Limiter::Signal { duty, .. } => Some(duty.share()),
             Limiter::Command { share, .. } => *share,
-            Limiter::None | Limiter::Weight => None,
+            Limiter::None | Limiter::Weight | Limiter::Credits(_) => None,
         }
     }
 
@@ -216,6 +218,7 @@ pub enum Workload {
         duration: Span,
         threads: u32,
         cpus: Option<CpuList>,
+        slice: Span,
     },
     /// `sh -c command`; stopped after `duration` if it has not exited by then.
     Command {
@@ -282,12 +285,14 @@ impl Workload {
                 duration,
                 threads,
                 cpus,
+                slice,
             } => {
                 push("duty", String::new());
                 push("--on", on.to_string());
                 push("--off", off.to_string());
                 push("--duration", duration.to_string());
                 push("--threads", threads.to_string());
+                push("--slice", slice.to_string());
                 if let Some(c) = cpus {
                     push("--cpus", c.to_string());
                 }
@@ -692,7 +697,7 @@ fn resolve_duty(l: &LimiterSpec, source: &str) -> Result<DutyControl, ScenarioEr
     }
 }
 
-fn resolve_limiter(
+pub fn resolve_limiter(
     l: &LimiterSpec,
     source: &str,
     allowed: &CpuList,
@@ -715,6 +720,9 @@ fn resolve_limiter(
             ("name", l.name.is_some()),
             ("cpus", l.cpus.is_some()),
             ("command", l.command.is_some()),
+            ("baseline", l.baseline.is_some()),
+            ("balance_max", l.balance_max.is_some()),
+            ("balance_start", l.balance_start.is_some()),
         ]
         .into_iter()
         .filter(|(n, _)| !except.contains(n))
@@ -806,6 +814,65 @@ fn resolve_limiter(
                 template,
                 share: l.share,
             })
+        }
+        LimiterKind::Credits => {
+            reject_unused(
+                source,
+                "limiter",
+                kind,
+                &[("quota", l.quota.is_some()), ("burst", l.burst.is_some())],
+            )?;
+            reject_unused(source, "limiter", kind, &duty_fields)?;
+            reject_unused(
+                source,
+                "limiter",
+                kind,
+                &other(&["baseline", "balance_max", "balance_start"]),
+            )?;
+            let baseline = l.baseline.ok_or_else(|| {
+                ScenarioError::field(
+                    source,
+                    "limiter.baseline",
+                    "is required for kind = \"credits\" (e.g. 0.1)",
+                )
+            })?;
+            if !(baseline > 0.0 && baseline < 1.0) {
+                return Err(ScenarioError::field(
+                    source,
+                    "limiter.baseline",
+                    format!("{baseline} is not a share of one CPU in (0, 1)"),
+                ));
+            }
+            let max = l.balance_max.ok_or_else(|| {
+                ScenarioError::field(
+                    source,
+                    "limiter.balance_max",
+                    "is required for kind = \"credits\" (e.g. \"30s\")",
+                )
+            })?;
+            let start = l.balance_start.unwrap_or(max);
+            if start > max {
+                return Err(ScenarioError::field(
+                    source,
+                    "limiter.balance_start",
+                    format!("{start} is more than balance_max {max}"),
+                ));
+            }
+            let period = l.period.unwrap_or(Span::from_millis(100));
+            if baseline * (period.as_micros() as f64) < 1000.0 {
+                return Err(ScenarioError::field(
+                    source,
+                    "limiter.period",
+                    "baseline x period must be at least 1ms, the kernel's smallest quota",
+                ));
+            }
+            Ok(Limiter::Credits(crate::limiter::credits::CreditModel {
+                baseline,
+                balance_max_s: max.as_secs_f64(),
+                balance_start_s: start.as_secs_f64(),
+                tick_ns: 50_000_000,
+                period_us: period.as_micros(),
+            }))
         }
         LimiterKind::Cfs => {
             reject_unused(source, "limiter", kind, &duty_fields)?;
@@ -992,6 +1059,7 @@ fn resolve_workload(
                     ("on", w.on.is_some()),
                     ("off", w.off.is_some()),
                     ("command", w.command.is_some()),
+                    ("slice", w.slice.is_some()),
                 ],
             )?;
             let work = w.work.ok_or_else(|| {
@@ -1031,6 +1099,7 @@ fn resolve_workload(
                     ("on", w.on.is_some()),
                     ("off", w.off.is_some()),
                     ("command", w.command.is_some()),
+                    ("slice", w.slice.is_some()),
                 ],
             )?;
             let fast_cpus = cpus_field(
@@ -1108,6 +1177,11 @@ fn resolve_workload(
                 )?,
                 threads: threads(w.threads)?,
                 cpus: opt_cpus("workload.cpus", &w.cpus)?,
+                slice: positive(
+                    source,
+                    "workload.slice",
+                    w.slice.unwrap_or(Span::from_millis(100)),
+                )?,
             })
         }
         WorkloadKind::Command => {
@@ -1130,6 +1204,7 @@ fn resolve_workload(
                     ("on", w.on.is_some()),
                     ("off", w.off.is_some()),
                     ("phase", w.phase.is_some()),
+                    ("slice", w.slice.is_some()),
                 ],
             )?;
             let command = w

@@ -61,6 +61,8 @@ pub enum LimiterKind {
     Signal,
     /// An external limiter command, to validate.
     Command,
+    /// An emulated burstable CPU: credits earned at a baseline, spent when busy.
+    Credits,
 }
 
 impl LimiterKind {
@@ -73,6 +75,7 @@ impl LimiterKind {
             LimiterKind::Freezer => "freezer",
             LimiterKind::Signal => "signal",
             LimiterKind::Command => "command",
+            LimiterKind::Credits => "credits",
         }
     }
 }
@@ -116,6 +119,15 @@ pub struct LimiterSpec {
     /// command: the limiter command, with {pid}, {pgid}, {percent}, {share} placeholders.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
+    /// credits: share of one CPU earned per second and held to when out of credits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<f64>,
+    /// credits: the largest balance, in CPU-seconds at full speed ("30s").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub balance_max: Option<Span>,
+    /// credits: the balance at the start (default: balance_max).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub balance_start: Option<Span>,
 }
 
 /// Which processes a signal limiter stops and continues.
@@ -224,6 +236,9 @@ pub struct WorkloadSpec {
     /// duty: sleep time per cycle.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub off: Option<Span>,
+    /// duty: length of the slices work is counted in (default 100ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slice: Option<Span>,
     /// command: the shell command to run (`sh -c`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,

@@ -323,3 +323,43 @@ fn command_workloads() {
     let e = plan("name = \"c\"\n[workload]\nkind = \"command\"\n").unwrap_err();
     assert_eq!(e.field.as_deref(), Some("workload.command"));
 }
+
+#[test]
+fn credits_limiter_fields() {
+    let base = |lim: &str| {
+        format!("name = \"x\"\n[limiter]\nkind = \"credits\"\n{lim}\n[workload]\nkind = \"duty\"\non = \"1s\"\n")
+    };
+    let p = plan(&base(
+        "baseline = 0.1\nbalance_max = \"30s\"\nbalance_start = \"5s\"",
+    ))
+    .unwrap();
+    match &p.runs[0].limiter {
+        Limiter::Credits(m) => {
+            assert_eq!(
+                (m.baseline, m.balance_max_s, m.balance_start_s),
+                (0.1, 30.0, 5.0)
+            );
+            assert_eq!(m.period_us, 100_000);
+        }
+        other => panic!("{other:?}"),
+    }
+    let field = |lim: &str| plan(&base(lim)).unwrap_err().field.unwrap();
+    assert_eq!(field("balance_max = \"30s\""), "limiter.baseline");
+    assert_eq!(
+        field("baseline = 1.5\nbalance_max = \"30s\""),
+        "limiter.baseline"
+    );
+    assert_eq!(field("baseline = 0.1"), "limiter.balance_max");
+    assert_eq!(
+        field("baseline = 0.1\nbalance_max = \"3s\"\nbalance_start = \"5s\""),
+        "limiter.balance_start"
+    );
+    assert_eq!(
+        field("baseline = 0.1\nbalance_max = \"3s\"\nquota = \"10ms\""),
+        "limiter.quota"
+    );
+    assert_eq!(
+        field("baseline = 0.001\nbalance_max = \"3s\""),
+        "limiter.period"
+    );
+}

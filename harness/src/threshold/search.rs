@@ -1,0 +1,581 @@
+//! The threshold search, independent of how a probe is run (a real workload in a cgroup,
+//! or a simulated burstable CPU in tests).
+//!
+//! Throttling is detected from the job's own work rate (Fibonacci steps per wall second
+//! in 100 ms slices), calibrated at the start, so it works where the guest sees no
+//! counter (a hypervisor's credits). A slice counts as throttled when its rate is below
+//! half the calibrated rate: the machine's ordinary stalls (a few % of each CPU here) do
+//! not come near that.
+//!
+//! 1. Calibrate: one second at full speed gives the unthrottled rate.
+//! 2. Burst: run at full speed until the rate collapses (median of three slices below
+//!    half): the time until then, plus the calibration second, is the burst budget; the
+//!    rate after it, over the calibrated rate, is the throttled share.
+//! 3. Sustainable duty share at cycle C: bracket around the throttled share, then bisect.
+//!    Each probe first drains any balance earned since (full speed until the rate
+//!    collapses), then runs `on = d × C`, `off = (1 − d) × C` for a few cycles; it is
+//!    sustainable if the ends of its later on-periods were not throttled. Starting each
+//!    probe empty keeps probes short: a duty share above the threshold shows within one
+//!    cycle instead of after draining a full budget. The bracket ends are probed once
+//!    more to confirm.
+
+use fibtest::record::DutyPeriod;
+use serde::Serialize;
+use std::time::Duration;
+
+/// A probe's workload: duty cycle `on`/`off` for `duration`, work counted per `slice`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProbeSpec {
+    pub on: Duration,
+    pub off: Duration,
+    pub duration: Duration,
+    pub slice: Duration,
+}
+
+/// What a probe measured.
+#[derive(Debug, Clone, Default)]
+pub struct ProbeResult {
+    pub periods: Vec<DutyPeriod>,
+    /// Change of the cgroup's nr_throttled and throttled time, when there is a cgroup.
+    pub nr_throttled: u64,
+    pub throttled_s: f64,
+    /// Whether the probe ran to its end (false: interrupted).
+    pub complete: bool,
+}
+
+/// Runs probes.
+pub trait Prober {
+    fn probe(&mut self, spec: &ProbeSpec) -> anyhow::Result<ProbeResult>;
+    /// Put the limit under search in place; called after calibration, so the calibrated
+    /// rate is the unthrottled one (on a cloud instance there is nothing to put in place).
+    fn start_limit(&mut self) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+/// Every probe, as written to probes.csv.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeRecord {
+    pub probe: usize,
+    /// calibrate, burst, drain, duty, confirm
+    pub phase: &'static str,
+    pub duty_share: f64,
+    pub on_s: f64,
+    pub off_s: f64,
+    pub duration_s: f64,
+    /// Median over slices of rate ÷ calibrated rate.
+    pub rate_median: f64,
+    /// Median over the later on-periods of their last slice's rate ÷ calibrated rate.
+    pub rate_end: f64,
+    pub throttled: bool,
+    pub nr_throttled: u64,
+    pub throttled_s: f64,
+    /// Seconds since the search started, at the end of this probe.
+    pub elapsed_s: f64,
+}
+
+/// What the search found, with its uncertainty.
+#[derive(Debug, Clone, Serialize)]
+pub struct Findings {
+    /// Largest duty share found sustainable at `cycle_s`.
+    pub sustainable_share: f64,
+    /// The bracket: sustainable at `_low`, throttled at `_high`.
+    pub sustainable_share_low: f64,
+    pub sustainable_share_high: f64,
+    pub cycle_s: f64,
+    /// Seconds at full speed from rest until the rate collapsed (None: it did not within
+    /// `burst_probe_s`, so the budget is at least that).
+    pub burst_budget_s: Option<f64>,
+    /// The balance that burst used up, in CPU-seconds: burst × (1 − throttled share), as a
+    /// credit system earns at the throttled share while the job runs.
+    pub burst_balance_s: Option<f64>,
+    pub burst_probe_s: f64,
+    /// Share of the calibrated rate once throttled.
+    pub throttled_share: Option<f64>,
+    /// Estimated rest to earn the burst back (burst balance ÷ throttled share, the credit
+    /// model's earn rate); not measured.
+    pub recovery_estimate_s: Option<f64>,
+    /// Unthrottled rate, in Fibonacci steps per second.
+    pub calibrated_steps_per_s: f64,
+    pub probes: usize,
+    pub elapsed_s: f64,
+    /// Whether the time budget ended the search before the bracket was as narrow as asked.
+    pub budget_exhausted: bool,
+}
+
+/// Settings of a search.
+#[derive(Debug, Clone, Copy)]
+pub struct SearchParams {
+    pub cycle: Duration,
+    /// Longest full-speed probe for the burst budget.
+    pub max_burst: Duration,
+    /// Stop bisecting when the bracket is this narrow.
+    pub resolution: f64,
+    /// Cycles per duty probe.
+    pub cycles: u32,
+    /// Total time allowed.
+    pub budget: Duration,
+    pub slice: Duration,
+}
+
+/// Below this share of the calibrated rate a slice is throttled.
+const COLLAPSE: f64 = 0.5;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Work rate of each slice of an on-period. The last slice is shorter when the on-time is
+/// not a whole number of slices: its rate is over its own length, and a last slice under a
+/// fifth of a slice is left out (too short to say anything).
+fn slice_rates(p: &DutyPeriod) -> impl Iterator<Item = f64> + '_ {
+    let n = p.slice_steps.len();
+    let last_len = p.on_s - (n.saturating_sub(1)) as f64 * p.slice_s;
+    p.slice_steps.iter().enumerate().filter_map(move |(i, s)| {
+        let len = if i + 1 == n {
+            last_len.min(p.slice_s)
+        } else {
+            p.slice_s
+        };
+        (len >= 0.2 * p.slice_s).then(|| *s as f64 / len)
+    })
+}
+
+/// The first slice (over all periods, in order) that is below the collapse line and
+/// starts three slices whose median is too, and the on-time before it.
+fn collapse_at(periods: &[DutyPeriod], rate: f64) -> Option<(f64, usize)> {
+    let all: Vec<(f64, f64)> = periods
+        .iter()
+        .flat_map(|p| slice_rates(p).map(move |r| (r, p.slice_s)))
+        .collect();
+    let mut t = 0.0;
+    for i in 0..all.len() {
+        let low = all[i].0 < COLLAPSE * rate;
+        if low
+            && i + 3 <= all.len()
+            && median(all[i..i + 3].iter().map(|x| x.0).collect()) < COLLAPSE * rate
+        {
+            return Some((t, i));
+        }
+        t += all[i].1;
+    }
+    None
+}
+
+/// Run the search.
+pub fn search(
+    prober: &mut dyn Prober,
+    p: &SearchParams,
+    now_s: &mut dyn FnMut() -> f64,
+    progress: &mut dyn FnMut(&ProbeRecord, (f64, f64)),
+) -> anyhow::Result<(Findings, Vec<ProbeRecord>)> {
+    let start = now_s();
+    let mut records: Vec<ProbeRecord> = Vec::new();
+    let slice = p.slice;
+    let full = |d: Duration| ProbeSpec {
+        on: d,
+        off: Duration::ZERO,
+        duration: d,
+        slice,
+    };
+    let mut bracket = (0.0f64, 1.0f64);
+    let mut run = |phase: &'static str,
+                   spec: ProbeSpec,
+                   rate: f64,
+                   prober: &mut dyn Prober,
+                   records: &mut Vec<ProbeRecord>,
+                   bracket: (f64, f64),
+                   now_s: &mut dyn FnMut() -> f64|
+     -> anyhow::Result<(ProbeResult, ProbeRecord)> {
+        let r = prober.probe(&spec)?;
+        let rates: Vec<f64> = r.periods.iter().flat_map(slice_rates).collect();
+        let rate = if rate > 0.0 {
+            rate
+        } else {
+            median(rates.clone()).max(1.0)
+        };
+        // The ends of the on-periods after the first (which starts from an empty balance).
+        let ends: Vec<f64> = r
+            .periods
+            .iter()
+            .skip(usize::from(r.periods.len() > 1))
+            .filter_map(|q| slice_rates(q).last().map(|x| x / rate))
+            .collect();
+        let on_s = spec.on.as_secs_f64();
+        let cycle = on_s + spec.off.as_secs_f64();
+        let rec = ProbeRecord {
+            probe: records.len(),
+            phase,
+            duty_share: if cycle > 0.0 { on_s / cycle } else { 1.0 },
+            on_s,
+            off_s: spec.off.as_secs_f64(),
+            duration_s: spec.duration.as_secs_f64(),
+            rate_median: median(rates) / rate,
+            rate_end: median(ends.clone()),
+            throttled: !ends.is_empty() && median(ends) < COLLAPSE,
+            nr_throttled: r.nr_throttled,
+            throttled_s: r.throttled_s,
+            elapsed_s: now_s() - start,
+        };
+        records.push(rec.clone());
+        progress(&rec, bracket);
+        if !r.complete {
+            anyhow::bail!("the search was interrupted after {} probes", records.len());
+        }
+        Ok((r, rec))
+    };
+
+    // 1. Calibrate, before the limit is in place.
+    let (cal, _) = run(
+        "calibrate",
+        full(Duration::from_secs(1)),
+        0.0,
+        prober,
+        &mut records,
+        bracket,
+        now_s,
+    )?;
+    let cal_rates: Vec<f64> = cal.periods.iter().flat_map(slice_rates).collect();
+    let rate = median(cal_rates);
+    anyhow::ensure!(rate > 0.0, "the calibration probe did no work");
+    prober.start_limit()?;
+
+    // 2. Burst budget and throttled share.
+    let (burst, _) = run(
+        "burst",
+        full(p.max_burst),
+        rate,
+        prober,
+        &mut records,
+        bracket,
+        now_s,
+    )?;
+    let collapse = collapse_at(&burst.periods, rate);
+    let all: Vec<f64> = burst.periods.iter().flat_map(slice_rates).collect();
+    let (burst_budget_s, throttled_share) = match collapse {
+        Some((t, i)) => {
+            // The rate once throttled: the slices after the collapse, past a 1 s settle.
+            let settle = (1.0 / slice.as_secs_f64()) as usize;
+            let after: Vec<f64> = all.iter().skip(i + settle).copied().collect();
+            let after = if after.is_empty() {
+                all[i..].to_vec()
+            } else {
+                after
+            };
+            (Some(t), Some(median(after) / rate))
+        }
+        None => (None, None),
+    };
+    let mut budget_exhausted = false;
+    if let Some(s) = throttled_share {
+        // 3. Bracket around the throttled share, then bisect.
+        let cycle = p.cycle.as_secs_f64();
+        let drain = |b: f64| {
+            full(Duration::from_secs_f64(
+                (b / (1.0 - s).max(0.05)).clamp(1.0, 3600.0),
+            ))
+        };
+        let mut probe_duty = |d: f64,
+                              phase: &'static str,
+                              records: &mut Vec<ProbeRecord>,
+                              bracket: (f64, f64),
+                              now_s: &mut dyn FnMut() -> f64,
+                              prober: &mut dyn Prober|
+         -> anyhow::Result<bool> {
+            // Drain what the last probe may have earned: at most its off-time's worth.
+            let earned = s * cycle * p.cycles as f64;
+            run(
+                "drain",
+                drain(earned + 0.5),
+                rate,
+                prober,
+                records,
+                bracket,
+                now_s,
+            )?;
+            let spec = ProbeSpec {
+                on: Duration::from_secs_f64(d * cycle),
+                off: Duration::from_secs_f64((1.0 - d) * cycle),
+                duration: Duration::from_secs_f64(cycle * p.cycles as f64),
+                slice,
+            };
+            let (_, rec) = run(phase, spec, rate, prober, records, bracket, now_s)?;
+            Ok(rec.throttled)
+        };
+        let per_probe = cycle * p.cycles as f64 + 2.0;
+        let over_budget = |now: f64| now - start + per_probe > p.budget.as_secs_f64();
+        // Bracket: widen around the estimate until the low end holds and the high end breaks.
+        let mut step = 0.02;
+        let mut lo = (s - step).max(0.005);
+        let mut hi = (s + step).min(0.995);
+        loop {
+            if over_budget(now_s()) {
+                budget_exhausted = true;
+                break;
+            }
+            let lo_ok = !probe_duty(lo, "duty", &mut records, (lo, hi), now_s, prober)?;
+            if !lo_ok {
+                hi = lo;
+                step *= 2.0;
+                lo = (lo - step).max(0.0);
+                if lo <= 0.0 {
+                    break;
+                }
+                continue;
+            }
+            let hi_bad = probe_duty(hi, "duty", &mut records, (lo, hi), now_s, prober)?;
+            if hi_bad || hi >= 0.995 {
+                break;
+            }
+            lo = hi;
+            step *= 2.0;
+            hi = (hi + step).min(0.995);
+        }
+        // Bisect.
+        while hi - lo > p.resolution && !budget_exhausted {
+            if over_budget(now_s()) {
+                budget_exhausted = true;
+                break;
+            }
+            let mid = (lo + hi) / 2.0;
+            if probe_duty(mid, "duty", &mut records, (lo, hi), now_s, prober)? {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        // Confirm both ends once more; a disagreement widens the bracket.
+        if !budget_exhausted && !over_budget(now_s()) {
+            if probe_duty(lo, "confirm", &mut records, (lo, hi), now_s, prober)? {
+                lo = (lo - p.resolution).max(0.0);
+            }
+            if !probe_duty(hi, "confirm", &mut records, (lo, hi), now_s, prober)? {
+                hi = (hi + p.resolution).min(1.0);
+            }
+        }
+        bracket = (lo, hi);
+    } else {
+        bracket = (1.0, 1.0);
+    }
+    let elapsed_s = now_s() - start;
+    Ok((
+        Findings {
+            sustainable_share: bracket.0,
+            sustainable_share_low: bracket.0,
+            sustainable_share_high: bracket.1,
+            cycle_s: p.cycle.as_secs_f64(),
+            burst_budget_s,
+            burst_balance_s: burst_budget_s
+                .zip(throttled_share)
+                .map(|(b, s)| b * (1.0 - s)),
+            burst_probe_s: p.max_burst.as_secs_f64(),
+            throttled_share,
+            recovery_estimate_s: burst_budget_s
+                .zip(throttled_share)
+                .map(|(b, s)| b * (1.0 - s) / s.max(1e-3)),
+            calibrated_steps_per_s: rate,
+            probes: records.len(),
+            elapsed_s,
+            budget_exhausted,
+        },
+        records,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A simulated burstable CPU with known truth: credits earned at `baseline`, spent at
+    /// full speed, held at the baseline when empty. Work is counted in 100 ms slices at
+    /// 1e9 steps/s when running free.
+    struct Sim {
+        baseline: f64,
+        balance: f64,
+        max: f64,
+        limited: bool,
+        clock: f64,
+        noise: f64,
+    }
+
+    impl Sim {
+        fn step(&mut self, want: bool, dt: f64) -> f64 {
+            self.clock += dt;
+            if !want {
+                self.balance = (self.balance + self.baseline * dt).min(self.max);
+                return 0.0;
+            }
+            let share = if !self.limited || self.balance > 0.0 {
+                1.0
+            } else {
+                self.baseline
+            };
+            self.balance = (self.balance + self.baseline * dt - share * dt).clamp(0.0, self.max);
+            // A few % of ordinary stalls must not look like throttling.
+            share * (1.0 - self.noise)
+        }
+    }
+
+    impl Prober for Sim {
+        fn probe(&mut self, s: &ProbeSpec) -> anyhow::Result<ProbeResult> {
+            let dt = s.slice.as_secs_f64();
+            let (on, cycle) = (s.on.as_secs_f64(), (s.on + s.off).as_secs_f64());
+            let cycles = (s.duration.as_secs_f64() / cycle).floor().max(1.0) as usize;
+            let mut periods = Vec::new();
+            for k in 0..cycles {
+                let n = (on / dt).round() as usize;
+                let slices: Vec<u64> = (0..n)
+                    .map(|_| (self.step(true, dt) * 1e9 * dt) as u64)
+                    .collect();
+                for _ in 0..((cycle - on) / dt).round() as usize {
+                    self.step(false, dt);
+                }
+                periods.push(DutyPeriod {
+                    thread: 0,
+                    period: k as u64,
+                    start_s: 0.0,
+                    on_s: n as f64 * dt,
+                    cpu_s: 0.0,
+                    steps: slices.iter().sum(),
+                    steps_per_s: 0.0,
+                    slice_steps: slices,
+                    slice_s: dt,
+                });
+            }
+            Ok(ProbeResult {
+                periods,
+                complete: true,
+                ..ProbeResult::default()
+            })
+        }
+        fn start_limit(&mut self) -> anyhow::Result<()> {
+            self.limited = true;
+            Ok(())
+        }
+    }
+
+    fn params(cycle_s: u64) -> SearchParams {
+        SearchParams {
+            cycle: Duration::from_secs(cycle_s),
+            max_burst: Duration::from_secs(120),
+            resolution: 0.005,
+            cycles: 3,
+            budget: Duration::from_secs(7200),
+            slice: Duration::from_millis(100),
+        }
+    }
+
+    fn find(sim: &mut Sim, p: &SearchParams) -> Findings {
+        let clock = std::cell::Cell::new(0.0);
+        let ptr: *const Sim = sim;
+        let mut now = || {
+            // SAFETY: only reads the simulated clock while no probe runs.
+            clock.set(unsafe { (*ptr).clock });
+            clock.get()
+        };
+        search(sim, p, &mut now, &mut |_, _| {}).unwrap().0
+    }
+
+    #[test]
+    fn finds_the_t2_micro_threshold_of_a_simulated_credit_machine() {
+        for (baseline, balance) in [(0.1, 30.0), (0.05, 20.0), (0.2, 10.0)] {
+            let mut sim = Sim {
+                baseline,
+                balance,
+                max: balance,
+                limited: false,
+                clock: 0.0,
+                noise: 0.03,
+            };
+            let f = find(&mut sim, &params(10));
+            assert!(
+                (f.sustainable_share - baseline).abs() <= 0.01,
+                "baseline {baseline}: found {} [{}, {}]",
+                f.sustainable_share,
+                f.sustainable_share_low,
+                f.sustainable_share_high
+            );
+            assert!(
+                f.sustainable_share_low <= baseline + 0.01
+                    && f.sustainable_share_high >= baseline - 0.01
+            );
+            let b = f.burst_balance_s.unwrap();
+            assert!(
+                (b - balance).abs() <= 0.1 * balance,
+                "burst balance {b} for {balance}"
+            );
+            let t = f.throttled_share.unwrap();
+            assert!((t - baseline).abs() < 0.01, "throttled share {t}");
+        }
+    }
+
+    #[test]
+    fn noise_alone_is_not_throttling() {
+        // A machine that never limits (start_limit is not overridden), with 5% of stalls.
+        struct Free(Sim);
+        impl Prober for Free {
+            fn probe(&mut self, s: &ProbeSpec) -> anyhow::Result<ProbeResult> {
+                self.0.probe(s)
+            }
+        }
+        let mut free = Free(Sim {
+            baseline: 0.1,
+            balance: 0.0,
+            max: 0.0,
+            limited: false,
+            clock: 0.0,
+            noise: 0.05,
+        });
+        let (f, records) = search(&mut free, &params(10), &mut || 0.0, &mut |_, _| {}).unwrap();
+        assert_eq!(f.burst_budget_s, None);
+        assert_eq!(f.throttled_share, None);
+        assert_eq!(f.sustainable_share, 1.0);
+        assert!(records.iter().all(|r| !r.throttled));
+    }
+
+    #[test]
+    fn a_short_last_slice_is_rated_over_its_own_length() {
+        let p = DutyPeriod {
+            thread: 0,
+            period: 0,
+            start_s: 0.0,
+            on_s: 0.26,
+            cpu_s: 0.0,
+            steps: 0,
+            steps_per_s: 0.0,
+            slice_steps: vec![100, 100, 60],
+            slice_s: 0.1,
+        };
+        let r: Vec<f64> = slice_rates(&p).collect();
+        assert_eq!(r.len(), 3);
+        assert!((r[2] - 1000.0).abs() < 1e-6, "{r:?}");
+        let tiny = DutyPeriod {
+            on_s: 0.205,
+            slice_steps: vec![100, 100, 5],
+            ..p
+        };
+        assert_eq!(slice_rates(&tiny).count(), 2);
+    }
+
+    #[test]
+    fn the_search_is_bounded() {
+        let mut sim = Sim {
+            baseline: 0.1,
+            balance: 30.0,
+            max: 30.0,
+            limited: false,
+            clock: 0.0,
+            noise: 0.03,
+        };
+        let f = find(&mut sim, &params(10));
+        // Calibrate, burst, then a drain and a duty probe per step: a few dozen probes,
+        // a few hundred simulated seconds for a 30 CPU-s budget at 10 s cycles.
+        assert!(f.probes > 5 && f.probes < 40, "{f:?}");
+        assert!(f.elapsed_s < 900.0, "{f:?}");
+        assert!(!f.budget_exhausted);
+    }
+}

@@ -1,0 +1,82 @@
+//! The threshold finder against an emulated burstable CPU whose truth is known: a short
+//! form (2 CPU-s of balance, 1 s cycles) of the t2.micro search, in under a minute.
+
+use crate::common::*;
+
+#[test]
+fn finds_the_baseline_and_the_balance_of_an_emulated_t2_micro() {
+    if !real_cgroups_or_skip("find_threshold") {
+        return;
+    }
+    let _x = exclusive();
+    let dir = TempDir::new("thr");
+    let file = dir.file(
+        "credits.toml",
+        "name = \"credits-small\"\n[limiter]\nkind = \"credits\"\nbaseline = 0.1\nbalance_max = \"2s\"\nbalance_start = \"2s\"\n",
+    );
+    let out_dir = dir.path().join("out");
+    let out = tb()
+        .args([
+            "find-threshold",
+            file.to_str().unwrap(),
+            "--cycle",
+            "1s",
+            "--budget",
+            "3m",
+            "--max-burst",
+            "8s",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let t: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("threshold.json")).unwrap())
+            .unwrap();
+    let share = t["sustainable_share"].as_f64().unwrap();
+    assert!(
+        (share - 0.1).abs() <= 0.01,
+        "sustainable share {share}: {t}"
+    );
+    let (lo, hi) = (
+        t["sustainable_share_low"].as_f64().unwrap(),
+        t["sustainable_share_high"].as_f64().unwrap(),
+    );
+    assert!(lo <= share && share <= hi && hi - lo <= 0.02, "{t}");
+    let balance = t["burst_balance_s"].as_f64().unwrap();
+    assert!(
+        (balance - 2.0).abs() <= 0.2,
+        "burst balance {balance} for 2 CPU-s: {t}"
+    );
+    let throttled = t["throttled_share"].as_f64().unwrap();
+    assert!(
+        (0.05..=0.15).contains(&throttled),
+        "throttled share {throttled}"
+    );
+    let probes = read_csv(&out_dir.join("probes.csv"));
+    assert_eq!(probes.len() as u64, t["probes"].as_u64().unwrap());
+    assert!(probes.iter().any(|p| p["throttled"] == "true"));
+    assert!(probes
+        .iter()
+        .any(|p| p["throttled"] == "false" && p["phase"] == "duty"));
+}
+
+#[test]
+fn find_threshold_refuses_a_duty_limiter() {
+    let dir = TempDir::new("thr-bad");
+    let file = dir.file(
+        "s.toml",
+        "name = \"x\"\n[limiter]\nkind = \"signal\"\nby = \"group\"\nshare = 0.4\n",
+    );
+    let out = tb()
+        .args(["find-threshold", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("none, cfs and credits"),
+        "{}",
+        text(&out)
+    );
+}

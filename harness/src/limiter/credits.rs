@@ -88,9 +88,13 @@ pub fn run(
         let used = cpu.usage_ns()?;
         let dt = (now - last_t) as f64 / 1e9;
         let spent = used.saturating_sub(last_used) as f64 / 1e9;
+        // No floor at 0: usage is read per tick, not per CFS period, so one tick can
+        // overspend what the next repays; clamping would forgive that debt and leak CPU
+        // above the baseline. The debt is bounded by one period at full speed.
+        let floor = -(m.period_us as f64 / 1e6);
         balance = (balance + m.baseline * dt - spent)
             .min(m.balance_max_s)
-            .max(0.0);
+            .max(floor);
         last_t = now;
         last_used = used;
         let release_at = m.tick_ns as f64 / 1e9;
@@ -221,5 +225,25 @@ mod tests {
         let last = points.last().unwrap();
         assert_eq!(last.balance_s, 2.0);
         assert!(!last.held);
+    }
+
+    #[test]
+    fn a_held_job_gets_the_baseline_and_no_more() {
+        // Held from the start (empty balance), wanting a full CPU for 60 s: whatever a
+        // released tick overspends is repaid, so the long-run share is the baseline.
+        let f = Fake(Rc::new(RefCell::new(World {
+            now: 0,
+            used: 0.0,
+            cap: 1.0,
+            busy_until_ns: u64::MAX,
+            end: 60_000_000_000,
+        })));
+        let stop = AtomicBool::new(false);
+        let mut m = model(30.0);
+        m.balance_start_s = 0.0;
+        let (mut c, mut u, mut s) = (f.clone(), f.clone(), f.clone());
+        run(&m, &mut c, &mut u, &mut s, &stop).unwrap();
+        let share = f.0.borrow().used / 60e9;
+        assert!((share - 0.1).abs() < 0.005, "share {share}");
     }
 }

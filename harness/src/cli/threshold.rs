@@ -182,9 +182,9 @@ pub fn run(cgroup_root: &Path, proc_root: &Path, args: &ThresholdArgs) -> Result
             "budget_s": params.budget.as_secs_f64(),
             "slice_s": params.slice.as_secs_f64(),
         },
-        "findings": findings,
         "limiter_report": limiter_report,
     });
+    // The findings' fields at the top level, then what the search ran with.
     let mut flat = serde_json::to_value(&findings)?;
     if let (Some(obj), serde_json::Value::Object(full)) = (flat.as_object_mut(), doc) {
         for (k, v) in full {

@@ -10,6 +10,11 @@
 //! | 5 | missing controller or kernel feature |
 //! | 6 | the workload failed (non-zero exit, crash, time-out) |
 //! | 130 | interrupted (Ctrl-C, SIGTERM); partial results were written |
+//!
+//! `check` and `compare` answer `git bisect run` and CI instead (`bisect_code`): 0 good,
+//! 1 bad (an expectation failed, a metric regressed), 125 this build could not be tested
+//! (skip), 128 the tool's own error, 129 the workload failed, 130 interrupted. Codes of
+//! 128 and above make `git bisect run` stop rather than mark a commit (docs/bisect.md).
 
 use crate::cgroup::CgroupError;
 use crate::scenario::ScenarioError;
@@ -21,6 +26,55 @@ pub const EXIT_PERMISSION: i32 = 4;
 pub const EXIT_MISSING: i32 = 5;
 pub const EXIT_WORKLOAD: i32 = 6;
 pub const EXIT_INTERRUPTED: i32 = 130;
+
+/// `check`: an expectation failed; `compare`: a metric regressed beyond `--fail-on`.
+pub const EXIT_BAD: i32 = 1;
+/// `check`: the run could not test this build (no controller, no privileges, a cgroup
+/// file the kernel lacks): `git bisect run` skips the commit.
+pub const EXIT_SKIP: i32 = 125;
+/// `check`, `compare`: the tool's own error (bad scenario, expectation or result folder).
+pub const EXIT_TOOL: i32 = 128;
+/// `check`: the workload failed or timed out, so nothing was measured to test.
+pub const EXIT_CHECK_WORKLOAD: i32 = 129;
+
+/// An error that ends the process with a given exit code (`check`, `compare`).
+#[derive(Debug)]
+pub struct ExitWith {
+    pub code: i32,
+    pub error: anyhow::Error,
+}
+
+impl std::fmt::Display for ExitWith {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The whole chain here: this error has no `source`, so it is printed once.
+        write!(f, "{:#}", self.error)
+    }
+}
+
+impl std::error::Error for ExitWith {}
+
+/// The `git bisect run` exit code for an error of `check` (see the module doc).
+pub fn bisect_code(err: &anyhow::Error) -> i32 {
+    for cause in err.chain() {
+        if let Some(CgroupError::Io { source, .. }) = cause.downcast_ref::<CgroupError>() {
+            // A cgroup interface file this kernel does not have (cpu.cfs_burst_us, ...).
+            if source.kind() == std::io::ErrorKind::NotFound {
+                return EXIT_SKIP;
+            }
+        }
+    }
+    match exit_code(err) {
+        EXIT_PERMISSION | EXIT_MISSING => EXIT_SKIP,
+        EXIT_WORKLOAD => EXIT_CHECK_WORKLOAD,
+        EXIT_INTERRUPTED => EXIT_INTERRUPTED,
+        _ => EXIT_TOOL,
+    }
+}
+
+/// Wrap an error so that it ends the process with `code`.
+pub fn exit_with(code: i32, error: anyhow::Error) -> anyhow::Error {
+    ExitWith { code, error }.into()
+}
 
 /// A run that ended badly; the results written so far are in `dir`.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +92,9 @@ pub enum RunStop {
 /// The exit code for an error, from the first error in its chain that has one.
 pub fn exit_code(err: &anyhow::Error) -> i32 {
     for cause in err.chain() {
+        if let Some(x) = cause.downcast_ref::<ExitWith>() {
+            return x.code;
+        }
         if cause.downcast_ref::<ScenarioError>().is_some() {
             return EXIT_SCENARIO;
         }

@@ -33,6 +33,11 @@ pub struct Scenario {
     /// One configuration per combination of values: `"limiter.quota" = ["20ms", "40ms"]`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sweep: BTreeMap<String, Vec<toml::Value>>,
+    /// What `throttlebench check` tests: a name for each expectation and its expression
+    /// over summary columns, `p99 = "median(latency_p99_s) < 500ms"` (syntax in
+    /// `report/expect.rs` and docs/ci.md). `run` ignores it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub expect: BTreeMap<String, String>,
 }
 
 fn default_repeats() -> u32 {

@@ -145,3 +145,90 @@ pub struct End {
     /// Sum of fast threads' steps.
     pub fast_steps: u64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one_of_each() -> Vec<Record> {
+        vec![
+            Record::Header(Header {
+                version: FORMAT_VERSION,
+                mode: Mode::Requests,
+                pid: 42,
+                start_monotonic_ns: 9_370_485_195_962,
+                args: vec!["requests".into(), "--work".into(), "20ms".into()],
+            }),
+            Record::Thread(ThreadReport {
+                role: Role::Request,
+                index: 0,
+                cpu: None,
+                steps: 209_911_808,
+                units: 3,
+                units_dropped: 0,
+                wall_s: 0.060057468,
+                cpu_s: 0.060040864,
+            }),
+            Record::Unit(UnitLatency {
+                kind: UnitKind::Request,
+                thread: 0,
+                index: 2,
+                due_s: 0.0,
+                start_s: 0.040011,
+                end_s: 0.060024771,
+                latency_s: 0.060024771,
+            }),
+            Record::Duty(DutyPeriod {
+                thread: 1,
+                period: 3,
+                start_s: 0.3,
+                on_s: 0.05,
+                cpu_s: 0.0499,
+                steps: 180_879_360,
+                steps_per_s: 3_617_451_690.259_682_7,
+                slice_steps: vec![36_274_176, 0, 144_605_184],
+                slice_s: 0.01,
+            }),
+            Record::End(End {
+                wall_s: 0.100136149,
+                cpu_s: 0.052777585,
+                fast_steps: 0,
+            }),
+        ]
+    }
+
+    #[test]
+    fn every_record_survives_a_round_trip() {
+        for r in one_of_each() {
+            let line = serde_json::to_string(&r).unwrap();
+            assert!(!line.contains('\n'));
+            let back: Record = serde_json::from_str(&line).unwrap();
+            assert_eq!(back, r, "{line}");
+        }
+    }
+
+    #[test]
+    fn lines_carry_their_type_tag_and_field_names() {
+        let lines: Vec<String> = one_of_each()
+            .iter()
+            .map(|r| serde_json::to_string(r).unwrap())
+            .collect();
+        for (line, tag) in lines
+            .iter()
+            .zip(["header", "thread", "unit", "duty", "end"])
+        {
+            assert!(line.starts_with(&format!("{{\"type\":\"{tag}\"")), "{line}");
+        }
+        assert!(lines[1].contains("\"role\":\"request\"") && lines[1].contains("\"cpu\":null"));
+        assert!(lines[2].contains("\"kind\":\"request\"") && lines[2].contains("\"latency_s\":"));
+    }
+
+    #[test]
+    fn reads_a_line_written_by_an_older_fibtest_and_ignores_unknown_fields() {
+        let line = r#"{"type":"unit","kind":"slow","thread":1,"index":7,"due_s":0.07,"start_s":0.0701,"end_s":0.0702,"latency_s":0.0002,"added_later":true}"#;
+        match serde_json::from_str::<Record>(line).unwrap() {
+            Record::Unit(u) => assert_eq!((u.kind, u.thread, u.index), (UnitKind::Slow, 1, 7)),
+            other => panic!("{other:?}"),
+        }
+    }
+}

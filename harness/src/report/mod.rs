@@ -1,6 +1,7 @@
 //! Result files (CSV/JSON), statistics and summaries. Works from data structs only; it
 //! knows nothing of how the data was measured.
 
+pub mod compare;
 pub mod expect;
 pub mod read;
 pub mod stats;

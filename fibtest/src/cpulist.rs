@@ -211,6 +211,34 @@ mod tests {
     }
 
     #[test]
+    fn error_messages_quote_the_text_and_say_what_is_wrong() {
+        let msg = |t: &str| t.parse::<CpuList>().unwrap_err().to_string();
+        assert_eq!(
+            msg("0,,2"),
+            "`0,,2` is not a CPU list: write CPU numbers and ranges like \"0\", \"1-3\" or \"0,2-3\""
+        );
+        assert!(msg("x-2").starts_with("`x-2` is not a CPU list"));
+        assert_eq!(msg("0,3-1"), "`0,3-1`: the range 3-1 runs backwards");
+        assert_eq!(
+            msg("2048"),
+            "`2048`: CPU 2048 is above the highest supported CPU number 1023"
+        );
+        assert_eq!(msg(" "), "the CPU list is empty");
+    }
+
+    #[test]
+    fn iterates_in_ascending_order_and_round_trips() {
+        let l: CpuList = "5,0-2".parse().unwrap();
+        assert_eq!(l.iter().collect::<Vec<_>>(), vec![0, 1, 2, 5]);
+        assert_eq!(l.len(), 4);
+        assert_eq!(l.to_string().parse::<CpuList>().unwrap(), l);
+        assert_eq!(CpuList::from_cpus([3, 1, 2]).to_string(), "1-3");
+        let json = serde_json::to_string(&l).unwrap();
+        assert_eq!(json, "\"0-2,5\"");
+        assert_eq!(serde_json::from_str::<CpuList>(&json).unwrap(), l);
+    }
+
+    #[test]
     fn set_operations() {
         let a: CpuList = "0-3".parse().unwrap();
         let b: CpuList = "2-5".parse().unwrap();

@@ -235,31 +235,7 @@ impl Hierarchy {
             paths.push((*c, m.join(PARENT).join(name)));
         }
         self.create_parents(&wanted)?;
-        let mut cg = Cgroup {
-            version: self.version,
-            dirs: Vec::new(),
-            paths,
-            removed: false,
-        };
-        let dirs: Vec<PathBuf> = cg.paths.iter().map(|(_, p)| p.clone()).collect();
-        for dir in dirs {
-            if cg.dirs.contains(&dir) {
-                continue;
-            }
-            let mut made = fs::create_dir(&dir);
-            if matches!(&made, Err(e) if e.kind() == io::ErrorKind::NotFound) {
-                // Another run removed the empty parent between our mkdirs: make it again.
-                self.create_parents(&wanted)?;
-                made = fs::create_dir(&dir);
-            }
-            made.map_err(|e| CgroupError::io(&dir, e))?;
-            // Pushed as soon as it exists, so a failure below still removes it (Drop).
-            cg.dirs.push(dir);
-        }
-        if let (Version::V1, Some(d)) = (self.version, cg.dir(Controller::Cpuset)) {
-            inherit_cpuset(&d)?;
-        }
-        Ok(cg)
+        Cgroup::make(self.version, paths, || self.create_parents(&wanted))
     }
 
     fn create_parents(&self, wanted: &[Controller]) -> Result<(), CgroupError> {
@@ -428,8 +404,20 @@ impl Cgroup {
         }
         let paths: Vec<(Controller, PathBuf)> =
             self.paths.iter().map(|(c, p)| (*c, p.join(name))).collect();
+        // A child's parent is this cgroup, which exists while `self` does.
+        Cgroup::make(self.version, paths, || Ok(()))
+    }
+
+    /// Make the folders of `paths` (one per distinct folder); if a parent vanished in
+    /// between (another run removed the empty `throttlebench` folder), `remake_parent` and
+    /// try once more. A v1 cpuset folder gets its parent's CPUs and memory nodes.
+    fn make(
+        version: Version,
+        paths: Vec<(Controller, PathBuf)>,
+        remake_parent: impl Fn() -> Result<(), CgroupError>,
+    ) -> Result<Cgroup, CgroupError> {
         let mut cg = Cgroup {
-            version: self.version,
+            version,
             dirs: Vec::new(),
             paths,
             removed: false,
@@ -439,10 +427,16 @@ impl Cgroup {
             if cg.dirs.contains(&dir) {
                 continue;
             }
-            fs::create_dir(&dir).map_err(|e| CgroupError::io(&dir, e))?;
+            let mut made = fs::create_dir(&dir);
+            if matches!(&made, Err(e) if e.kind() == io::ErrorKind::NotFound) {
+                remake_parent()?;
+                made = fs::create_dir(&dir);
+            }
+            made.map_err(|e| CgroupError::io(&dir, e))?;
+            // Pushed as soon as it exists, so a failure below still removes it (Drop).
             cg.dirs.push(dir);
         }
-        if let (Version::V1, Some(d)) = (self.version, cg.dir(Controller::Cpuset)) {
+        if let (Version::V1, Some(d)) = (version, cg.dir(Controller::Cpuset)) {
             inherit_cpuset(&d)?;
         }
         Ok(cg)

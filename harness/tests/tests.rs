@@ -4,5 +4,6 @@
 mod common;
 mod limiters;
 mod probe;
+mod report;
 mod run;
 mod threshold;

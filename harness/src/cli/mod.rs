@@ -2,6 +2,9 @@
 //! in the library modules; this folder only connects them, one file per command.
 
 pub mod bench;
+pub mod check;
+pub mod compare;
+pub mod plot;
 mod run;
 pub mod threshold;
 
@@ -18,7 +21,7 @@ use std::path::PathBuf;
     name = "throttlebench",
     version,
     about = "Run workloads under CPU limiters, sample the kernel's throttling counters, and write results",
-    after_help = "Exit codes: 0 ok, 1 error, 2 bad flags, 3 bad scenario, 4 missing privileges, 5 missing controller, 6 workload failed, 130 interrupted."
+    after_help = "Exit codes: 0 ok, 1 error, 2 bad flags, 3 bad scenario, 4 missing privileges, 5 missing controller, 6 workload failed, 130 interrupted. check and compare (for git bisect run and CI): 0 good, 1 bad, 125 cannot test here (skip), 128 the tool's own error, 129 workload failed, 130 interrupted."
 )]
 pub struct Cli {
     /// Root of the cgroup file systems (a delegated subtree, or a fake one in tests).
@@ -46,6 +49,14 @@ pub enum Command {
     FindThreshold(threshold::ThresholdArgs),
     /// Measure the tool's own costs (the sampler) and print a table.
     Bench(bench::BenchArgs),
+    /// Draw the plots of a stored result folder (SVG and PNG into DIR/plots).
+    Plot(plot::PlotArgs),
+    /// Run a scenario (or read --from DIR) and test expectations; exit 0 good, 1 bad,
+    /// 125 cannot test here (skip), 128+ the tool's own error: for git bisect run and CI.
+    Check(check::CheckArgs),
+    /// Compare two result folders metric by metric, with intervals and tests; exit 1 when
+    /// a metric regressed past --fail-on.
+    Compare(compare::CompareArgs),
     /// The workload generator (same as the `fibtest` binary): fast/slow threads, requests, duty cycles.
     #[command(disable_help_flag = true)]
     Fibtest {
@@ -64,6 +75,9 @@ pub struct RunArgs {
     /// Resolve and print the plan, run nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Do not draw plots at the end (`throttlebench plot DIR` draws them later).
+    #[arg(long)]
+    pub no_plot: bool,
 }
 
 /// Dispatch a parsed command line; returns the process exit code.
@@ -82,6 +96,12 @@ pub fn run(cli: Cli) -> Result<i32> {
             bench::run(&cli.cgroup_root, &cli.proc_root, &args)?;
             Ok(0)
         }
+        Command::Plot(args) => {
+            plot::run(&args)?;
+            Ok(0)
+        }
+        Command::Check(args) => check::run(&cli.cgroup_root, &cli.proc_root, &args),
+        Command::Compare(args) => compare::run(&args),
         Command::Fibtest { args } => Ok(fibtest::cli::run(args)),
     }
 }

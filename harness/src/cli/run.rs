@@ -218,6 +218,9 @@ pub fn run_scenario(cgroup_root: &Path, proc_root: &Path, args: &RunArgs) -> Res
     }
     bar.finish_and_clear();
     writer.write_json(&plan, true)?;
+    if !args.no_plot {
+        super::plot::after_run(&dir);
+    }
     println!("{}", dir.display());
     Ok(dir)
 }

@@ -256,9 +256,11 @@ fn completed_rows(t: &Table, side: &str, notes: &mut Vec<String>) -> Vec<usize> 
 pub fn compare(base: &Table, new: &Table, alpha: f64, metrics: &[String]) -> Comparison {
     let mut notes = Vec::new();
     let name = |t: &Table| {
-        (!t.is_empty())
-            .then(|| t.text(0, "scenario").to_string())
-            .unwrap_or_default()
+        if t.is_empty() {
+            String::new()
+        } else {
+            t.text(0, "scenario").to_string()
+        }
     };
     if name(base) != name(new) {
         notes.push(format!(

@@ -382,7 +382,9 @@ fn parse_limit(s: &str, column: &str) -> Result<f64, String> {
                 "`%` only goes with a column ending in _pct, not `{column}`"
             ))
         }
-        "s" | "ms" | "us" | "µs" | "ns" if !column.ends_with("_s") => {
+        "s" | "ms" | "us" | "µs" | "ns"
+            if !column.ends_with("_s") || column.ends_with("_per_s") =>
+        {
             return Err(format!(
                 "a time unit only goes with a column in seconds (ending in _s), not `{column}`"
             ))
@@ -692,7 +694,7 @@ pub fn t_quantile(p: f64, df: f64) -> f64 {
 
 /// A value in a column's unit, for people: seconds as s/ms/µs, percent with %.
 pub fn human(column: &str, v: f64) -> String {
-    if column.ends_with("_s") {
+    if column.ends_with("_s") && !column.ends_with("_per_s") {
         let a = v.abs();
         if a != 0.0 && a < 1e-3 {
             format!("{:.1} µs", v * 1e6)

@@ -3,6 +3,7 @@
 
 pub mod compare;
 pub mod expect;
+pub mod plot;
 pub mod read;
 pub mod stats;
 pub mod summary;

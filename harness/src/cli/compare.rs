@@ -1,0 +1,125 @@
+//! `throttlebench compare BASE_DIR NEW_DIR`: every metric of matched run configurations,
+//! its change, interval and test (method in `report::compare`), as a table on stdout and
+//! `compare.csv`. Exit codes: 0 nothing regressed past `--fail-on`, 1 something did,
+//! 128 the tool's own error (unreadable folder, bad rule).
+
+use crate::error::{exit_with, EXIT_BAD, EXIT_TOOL};
+use crate::report::compare::{compare, parse_fail_on, FailOn};
+use crate::report::read::ResultDir;
+use anyhow::{anyhow, Context, Result};
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The result folder to compare against (the reference).
+    pub base: PathBuf,
+    /// The result folder under test.
+    pub new: PathBuf,
+    /// Fail (exit 1) when METRIC's median moved past the threshold, significantly where a
+    /// test is possible: 'latency_p99_s:+10%', 'throttled_pct:+5', 'fast_iters_per_s:-5%'
+    /// (repeatable; without a sign, the metric's worse direction).
+    #[arg(long = "fail-on", value_name = "METRIC:[+|-]N[%]")]
+    pub fail_on: Vec<String>,
+    /// Significance level of the tests; the intervals are at 1 − alpha.
+    #[arg(long, default_value_t = 0.05)]
+    pub alpha: f64,
+    /// Compare only these summary columns (comma-separated; default: every metric).
+    #[arg(long, value_delimiter = ',', value_name = "COLUMNS")]
+    pub metrics: Vec<String>,
+    /// Where compare.csv goes: a folder, or a file name (default: NEW/compare.csv).
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+}
+
+pub fn run(args: &CompareArgs) -> Result<i32> {
+    inner(args).map_err(|e| exit_with(EXIT_TOOL, e))
+}
+
+fn inner(args: &CompareArgs) -> Result<i32> {
+    if !(args.alpha > 0.0 && args.alpha < 0.5) {
+        return Err(anyhow!("--alpha must be between 0 and 0.5"));
+    }
+    let rules: Vec<FailOn> = args
+        .fail_on
+        .iter()
+        .map(|t| parse_fail_on(t))
+        .collect::<Result<_, _>>()?;
+    let base = ResultDir::open(&args.base)?;
+    let new = ResultDir::open(&args.new)?;
+    let mut metrics = args.metrics.clone();
+    if !metrics.is_empty() {
+        metrics.extend(rules.iter().map(|r| r.metric.clone()));
+    }
+    let c = compare(base.summary()?, new.summary()?, args.alpha, &metrics);
+    for r in &rules {
+        if !c.changes.iter().any(|ch| r.applies(ch)) {
+            let mut known: Vec<&str> = c.changes.iter().map(|ch| ch.metric.as_str()).collect();
+            known.sort();
+            known.dedup();
+            return Err(anyhow!(
+                "--fail-on `{}`: no metric `{}` with values on both sides (metrics: {})",
+                r.text,
+                r.metric,
+                known.join(", ")
+            ));
+        }
+    }
+    if c.changes.is_empty() {
+        return Err(anyhow!(
+            "no run of {} matches one of {} (runs are matched by their param_* values and group)",
+            args.base.display(),
+            args.new.display()
+        ));
+    }
+    println!(
+        "compare {} ({}) → {} ({}): median change; Mann-Whitney U, alpha {}; Hodges-Lehmann interval of the shift",
+        args.base.display(),
+        base.scenario_name(),
+        args.new.display(),
+        new.scenario_name(),
+        args.alpha
+    );
+    print!("{}", c.table());
+    let path = match &args.out {
+        Some(p) if p.is_dir() => p.join("compare.csv"),
+        Some(p) => p.clone(),
+        None => args.new.join("compare.csv"),
+    };
+    c.write_csv(&path, &rules)
+        .with_context(|| format!("writing {}", path.display()))?;
+    let mut regressed = 0;
+    for r in &rules {
+        for ch in c.changes.iter().filter(|ch| r.applies(ch)) {
+            if r.regressed(ch) {
+                regressed += 1;
+                let rel = ch
+                    .relative
+                    .map(|x| format!(" ({:+.1}%)", x * 100.0))
+                    .unwrap_or_default();
+                println!(
+                    "REGRESSED {}: {} {} → {}, change {:+}{rel}{}",
+                    r.text,
+                    ch.config,
+                    ch.base_median,
+                    ch.new_median,
+                    ch.change,
+                    match (ch.significant, ch.p) {
+                        (Some(true), Some(p)) => format!(", significant (p = {p:.3})"),
+                        _ => ", no test possible: the median change decided".to_string(),
+                    }
+                );
+            }
+        }
+    }
+    println!("wrote {}", path.display());
+    if regressed > 0 {
+        println!("{regressed} regression(s) past --fail-on");
+        Ok(EXIT_BAD)
+    } else {
+        if !rules.is_empty() {
+            println!("no regression past --fail-on");
+        }
+        Ok(0)
+    }
+}

@@ -1,0 +1,347 @@
+//! Latency by percentile: every request's or slow unit's latency (latency.csv), one line
+//! per run (and group and kind), on a percentile axis that spreads the tail (0%, 90%, 99%,
+//! 99.9%...) and a log latency axis when the values span more than a factor of 20. For
+//! requests under a CFS quota, seed 003's conceptual model is drawn as a dashed line.
+
+use super::{
+    color, draw_legend, fmt_seconds, font, footer, frame, DrawResult, Figure, LegendEntry, Mark,
+};
+use crate::report::read::{group_of, run_label, ResultDir, Table};
+use fibtest::span::Span;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+/// One line: sorted latencies in s.
+#[derive(Debug, Clone)]
+pub struct Series {
+    pub label: String,
+    pub color: usize,
+    pub sorted_s: Vec<f64>,
+}
+
+/// A model prediction to draw, in s.
+#[derive(Debug, Clone)]
+pub struct ModelLine {
+    pub label: String,
+    pub latency_s: f64,
+    /// The run's colour when runs differ; black when one line serves all.
+    pub color: Option<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LatencyFigure {
+    pub title: String,
+    /// The legend's heading: the scenario.
+    pub scenario: String,
+    pub footer: String,
+    pub series: Vec<Series>,
+    pub models: Vec<ModelLine>,
+}
+
+/// Seed 003's conceptual model: a request needing `work_s` of CPU, alone in a cgroup with
+/// `quota_s` per `period_s`, starting `phase_s` after a period boundary with that period's
+/// quota unused, runs until the quota is spent, waits for the next period, and so on. From
+/// a boundary it takes ceil(W/Q) − 1 full periods plus the remainder: 200 ms under
+/// 40 ms / 100 ms gives 440 ms. One thread cannot spend a quota of a period or more.
+pub fn model_latency(work_s: f64, quota_s: f64, period_s: f64, phase_s: f64) -> Option<f64> {
+    if !(work_s > 0.0 && quota_s > 0.0 && period_s > 0.0) {
+        return None;
+    }
+    if quota_s >= period_s {
+        return Some(work_s);
+    }
+    let mut left = work_s;
+    let mut t = 0.0;
+    let mut pos = phase_s.rem_euclid(period_s);
+    // Each pass ends a period, so this ends after about W / Q passes.
+    loop {
+        let avail = quota_s.min(period_s - pos);
+        if left <= avail + 1e-12 {
+            return Some(t + left);
+        }
+        left -= avail;
+        t += period_s - pos;
+        pos = 0.0;
+    }
+}
+
+/// The model's prediction for a summary row, when its run is requests under a CFS quota.
+fn model_for(dir: &ResultDir, s: &Table, row: usize) -> Option<f64> {
+    if s.text(row, "limiter") != "cfs" || s.text(row, "workload") != "requests" {
+        return None;
+    }
+    let quota = s.num(row, "quota_s")?;
+    let period = s.num(row, "period_s")?;
+    let run: usize = s.text(row, "run").parse().ok()?;
+    let w = dir.planned_workload(run, &group_of(s, row))?;
+    let work: Span = w.get("work")?.as_str()?.parse().ok()?;
+    let phase_us = dir
+        .planned_run(run)
+        .and_then(|r| r.pointer("/phase/phase_us"))
+        .and_then(|v| v.as_f64())
+        .unwrap_or(0.0);
+    model_latency(work.as_secs_f64(), quota, period, phase_us / 1e6)
+}
+
+pub fn prepare(dir: &ResultDir) -> Option<LatencyFigure> {
+    let lat = dir.latency.as_ref()?;
+    if lat.is_empty() {
+        return None;
+    }
+    // Series in file order, keyed by run, group and kind.
+    let mut keys: Vec<(String, String, String)> = Vec::new();
+    let mut values: Vec<Vec<f64>> = Vec::new();
+    for r in 0..lat.len() {
+        let Some(v) = lat.num(r, "latency_s") else {
+            continue;
+        };
+        let key = (
+            lat.text(r, "run").to_string(),
+            group_of(lat, r),
+            lat.text(r, "kind").to_string(),
+        );
+        match keys.iter().position(|k| *k == key) {
+            Some(i) => values[i].push(v),
+            None => {
+                keys.push(key);
+                values.push(vec![v]);
+            }
+        }
+    }
+    if keys.is_empty() {
+        return None;
+    }
+    let summary = dir.summary.as_ref();
+    let summary_row = |run: &str, group: &str| {
+        summary.and_then(|s| {
+            (0..s.len()).find(|&i| s.text(i, "run") == run && group_of(s, i) == group)
+        })
+    };
+    let kinds: Vec<&str> = {
+        let mut k: Vec<&str> = keys.iter().map(|k| k.2.as_str()).collect();
+        k.sort();
+        k.dedup();
+        k
+    };
+    let mut series = Vec::new();
+    let mut per_run_model: Vec<(usize, String, f64)> = Vec::new();
+    for (i, ((run, group, kind), mut v)) in keys.iter().zip(values).enumerate() {
+        v.sort_by(|a, b| a.total_cmp(b));
+        let mut label = match (summary, summary_row(run, group)) {
+            (Some(s), Some(row)) => run_label(s, row),
+            _ => format!("run {run}"),
+        };
+        label.push_str(&format!(
+            ": {} {}",
+            v.len(),
+            if kind == "slow" {
+                "slow units"
+            } else {
+                "requests"
+            }
+        ));
+        if let (Some(s), Some(row)) = (summary, summary_row(run, group)) {
+            if kind == "request" {
+                if let Some(m) = model_for(dir, s, row) {
+                    per_run_model.push((i, run_label(s, row), m));
+                }
+            }
+        }
+        series.push(Series {
+            label,
+            color: i,
+            sorted_s: v,
+        });
+    }
+    let mut models = Vec::new();
+    let all_same = per_run_model
+        .windows(2)
+        .all(|w| (w[0].2 - w[1].2).abs() < 1e-9);
+    if all_same {
+        if let Some((_, _, m)) = per_run_model.first() {
+            models.push(ModelLine {
+                label: format!("conceptual model (seed 003): {}", fmt_seconds(*m)),
+                latency_s: *m,
+                color: None,
+            });
+        }
+    } else {
+        for (i, label, m) in &per_run_model {
+            models.push(ModelLine {
+                label: format!("conceptual model (seed 003), {label}: {}", fmt_seconds(*m)),
+                latency_s: *m,
+                color: Some(*i),
+            });
+        }
+    }
+    let what = match kinds.as_slice() {
+        ["request"] => "request latency",
+        ["slow"] => "slow-unit latency",
+        _ => "latency",
+    };
+    Some(LatencyFigure {
+        title: format!("{}: {what} by percentile", dir.scenario_name()),
+        scenario: format!("scenario {}", dir.scenario_name()),
+        footer: footer(dir),
+        series,
+        models,
+    })
+}
+
+/// Percentile axis position of p (0 <= p < 1): −log10(1 − p), so 90% is 1, 99% is 2.
+fn px(p: f64) -> f64 {
+    -(1.0 - p).log10()
+}
+
+fn percentile_label(x: f64) -> String {
+    let p = 100.0 * (1.0 - 10f64.powf(-x));
+    let decimals = (x.ceil() as i32 - 2).max(0) as usize;
+    format!("{p:.decimals$}%")
+}
+
+/// Step points of a sorted series on the percentile axis, at most about 2000 steps.
+fn steps(sorted: &[f64]) -> Vec<(f64, f64)> {
+    let n = sorted.len();
+    let end = px(1.0 - 0.5 / n as f64);
+    let dx = end / 2000.0;
+    let mut pts = Vec::new();
+    let mut last = f64::NEG_INFINITY;
+    for (i, v) in sorted.iter().enumerate() {
+        let x0 = px(i as f64 / n as f64);
+        let x1 = if i + 1 < n {
+            px((i + 1) as f64 / n as f64)
+        } else {
+            end
+        };
+        if x0 - last >= dx || i + 1 == n || i == 0 {
+            pts.push((x0, *v));
+            pts.push((x1, *v));
+            last = x0;
+        }
+    }
+    pts
+}
+
+macro_rules! latency_chart {
+    ($area:expr, $fig:expr, $xmax:expr, $y:expr) => {{
+        let fig: &LatencyFigure = $fig;
+        let mut chart = ChartBuilder::on($area)
+            .margin(16)
+            .margin_right(40)
+            .x_label_area_size(56)
+            .y_label_area_size(90)
+            .build_cartesian_2d(0f64..$xmax, $y)?;
+        chart
+            .configure_mesh()
+            .x_desc("percentile (log scale of the tail: 90%, 99%, 99.9% ...)")
+            .y_desc("latency from when the work was due")
+            .x_labels($xmax as usize + 1)
+            .x_label_formatter(&|x| percentile_label(*x))
+            .y_label_formatter(&|y| fmt_seconds(*y))
+            .label_style(font(16))
+            .axis_desc_style(font(18))
+            .light_line_style(RGBColor(0xEE, 0xEE, 0xEE))
+            .draw()?;
+        for s in &fig.series {
+            let c = color(s.color);
+            chart.draw_series(LineSeries::new(steps(&s.sorted_s), c.stroke_width(3)))?;
+        }
+        for m in &fig.models {
+            let c = m.color.map(color).unwrap_or(BLACK);
+            let style = c.stroke_width(2);
+            chart.draw_series(DashedLineSeries::new(
+                vec![(0.0, m.latency_s), ($xmax, m.latency_s)],
+                10,
+                6,
+                style,
+            ))?;
+        }
+    }};
+}
+
+impl Figure for LatencyFigure {
+    fn stem(&self) -> String {
+        "latency".to_string()
+    }
+
+    fn size(&self) -> (u32, u32) {
+        (1500, 800)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        let body = frame(root, &self.title, &self.footer)?;
+        let (w, _) = body.dim_in_pixel();
+        let (body, legend) = body.split_horizontally(w as i32 - 380);
+        let mut entries: Vec<LegendEntry> = self
+            .series
+            .iter()
+            .map(|s| LegendEntry::new(s.label.clone(), color(s.color), Mark::Line))
+            .collect();
+        entries.extend(self.models.iter().map(|m| {
+            LegendEntry::new(
+                m.label.clone(),
+                m.color.map(color).unwrap_or(BLACK),
+                Mark::Dashed,
+            )
+        }));
+        draw_legend(&legend, Some(&self.scenario), &entries)?;
+        let n_max = self
+            .series
+            .iter()
+            .map(|s| s.sorted_s.len())
+            .max()
+            .unwrap_or(1);
+        let xmax = px(1.0 - 0.5 / n_max as f64).ceil().max(1.0);
+        let all = self
+            .series
+            .iter()
+            .flat_map(|s| s.sorted_s.iter().copied())
+            .chain(self.models.iter().map(|m| m.latency_s));
+        let (lo, hi) = all.fold((f64::INFINITY, 0f64), |(lo, hi), v| {
+            (if v > 0.0 { lo.min(v) } else { lo }, hi.max(v))
+        });
+        let hi = if hi > 0.0 { hi } else { 1e-3 };
+        let lo = if lo.is_finite() { lo } else { hi / 10.0 };
+        if hi / lo > 20.0 {
+            latency_chart!(&body, self, xmax, (lo * 0.7..hi * 1.6).log_scale());
+        } else {
+            latency_chart!(&body, self, xmax, 0f64..hi * 1.25);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_003_model() {
+        let m = |w, q, p, ph| model_latency(w, q, p, ph).unwrap();
+        assert!((m(0.2, 0.04, 0.1, 0.0) - 0.44).abs() < 1e-9);
+        // Later in the period: 20 ms less for every 20 ms while the quota still fits.
+        assert!((m(0.2, 0.04, 0.1, 0.02) - 0.42).abs() < 1e-9);
+        assert!((m(0.2, 0.04, 0.1, 0.06) - 0.38).abs() < 1e-9);
+        // Only 20 ms left in the first period: back to 440 ms.
+        assert!((m(0.2, 0.04, 0.1, 0.08) - 0.44).abs() < 1e-9);
+        assert!((m(0.03, 0.04, 0.1, 0.0) - 0.03).abs() < 1e-9);
+        assert!((m(0.2, 0.1, 0.1, 0.0) - 0.2).abs() < 1e-9);
+        assert_eq!(model_latency(0.2, 0.0, 0.1, 0.0), None);
+    }
+
+    #[test]
+    fn percentile_axis() {
+        assert_eq!(percentile_label(0.0), "0%");
+        assert_eq!(percentile_label(1.0), "90%");
+        assert_eq!(percentile_label(2.0), "99%");
+        assert_eq!(percentile_label(3.0), "99.9%");
+        let s = steps(&[1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(s.len(), 8);
+        assert_eq!(s[0], (0.0, 1.0));
+        assert!((s[7].0 - px(1.0 - 0.125)).abs() < 1e-12);
+        assert!(steps(&vec![1.0; 100_000]).len() <= 4004);
+    }
+}

@@ -158,6 +158,23 @@ pub fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// Write `text` as a scenario file in `dir`, run it into `dir/out`; the output and the
+/// result folder.
+pub fn run_scenario(dir: &TempDir, text: &str) -> (Output, PathBuf) {
+    let file = dir.file("s.toml", text);
+    let out_dir = dir.path().join("out");
+    let out = tb()
+        .args([
+            "run",
+            file.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    (out, out_dir)
+}
+
 /// A scenario file text with the given limiter and workload tables.
 pub fn scenario(name: &str, limiter: &str, workload: &str) -> String {
     format!("name = \"{name}\"\nsample_interval = \"10ms\"\n\n[limiter]\n{limiter}\n\n[workload]\n{workload}\n")

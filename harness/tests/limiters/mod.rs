@@ -4,6 +4,7 @@
 
 use crate::common::*;
 
+/// Run a scenario and read its summary rows (none if it wrote no summary).
 fn run(
     dir: &TempDir,
     text: &str,
@@ -11,17 +12,7 @@ fn run(
     std::process::Output,
     Vec<std::collections::HashMap<String, String>>,
 ) {
-    let file = dir.file("s.toml", text);
-    let out_dir = dir.path().join("out");
-    let out = tb()
-        .args([
-            "run",
-            file.to_str().unwrap(),
-            "--out",
-            out_dir.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let (out, out_dir) = run_scenario(dir, text);
     let rows = if out_dir.join("summary.csv").exists() {
         read_csv(&out_dir.join("summary.csv"))
     } else {

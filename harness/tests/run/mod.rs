@@ -8,21 +8,6 @@ use std::time::Duration;
 
 const SPIN_3S: &str = "kind = \"duty\"\non = \"3s\"\noff = \"0ms\"\nduration = \"3s\"";
 
-fn run_scenario(dir: &TempDir, text: &str) -> (std::process::Output, std::path::PathBuf) {
-    let file = dir.file("s.toml", text);
-    let out_dir = dir.path().join("out");
-    let out = tb()
-        .args([
-            "run",
-            file.to_str().unwrap(),
-            "--out",
-            out_dir.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    (out, out_dir)
-}
-
 #[test]
 fn quota_of_40_percent_gives_35_to_45_percent_and_throttles() {
     if !real_cgroups_or_skip("quota_of_40_percent") {

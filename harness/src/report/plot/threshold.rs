@@ -65,7 +65,7 @@ pub fn prepare(dir: &ResultDir) -> Option<ThresholdFigure> {
         ))
     });
     Some(ThresholdFigure {
-        title: format!("{}: threshold search", dir.scenario_name()),
+        title: format!("{}: the search's probes", dir.scenario_name()),
         footer: footer(dir),
         probes,
         bracket,
@@ -91,16 +91,31 @@ impl Figure for ThresholdFigure {
         let areas = body.split_evenly((2, 1));
         let legends = legend.split_evenly((2, 1));
         let n_max = self.probes.iter().map(|p| p.n).fold(1.0, f64::max) + 1.0;
+        // Calibrate, burst and drain probes run at 100%: the duty probes near the
+        // threshold set the scale, the others are named in the legend.
+        let duty_max = self
+            .probes
+            .iter()
+            .filter(|p| is_duty(p))
+            .map(|p| p.duty_pct)
+            .chain(self.bracket.as_ref().map(|b| b.2))
+            .fold(0.0, f64::max);
+        let y_max = if duty_max > 0.0 {
+            (duty_max * 1.5).min(105.0)
+        } else {
+            105.0
+        };
         let (ok, bad, other) = (color(3), color(2), RGBColor(0x88, 0x88, 0x88));
 
         let mut top = ChartBuilder::on(&areas[0])
             .margin(14)
             .x_label_area_size(40)
             .y_label_area_size(80)
-            .build_cartesian_2d(-0.5..n_max, 0f64..105.0)?;
+            .build_cartesian_2d(-0.5..n_max, 0f64..y_max)?;
         top.configure_mesh()
             .y_desc("duty share of the probe (% of wall time)")
             .x_label_formatter(&|x| fmt_number(*x))
+            .y_label_formatter(&|y| fmt_number(*y))
             .label_style(font(15))
             .axis_desc_style(font(17))
             .light_line_style(RGBColor(0xEE, 0xEE, 0xEE))
@@ -129,14 +144,17 @@ impl Figure for ThresholdFigure {
         let kinds = [
             ("duty probe: sustainable", ok),
             ("duty probe: throttled", bad),
-            ("calibrate / burst / drain", other),
+            (
+                "calibrate / burst / drain (at 100%, drawn at the top)",
+                other,
+            ),
         ];
         for (k, (label, c)) in kinds.into_iter().enumerate() {
             let pts: Vec<(f64, f64)> = self
                 .probes
                 .iter()
                 .filter(|p| class(p) == k)
-                .map(|p| (p.n, p.duty_pct))
+                .map(|p| (p.n, p.duty_pct.min(y_max * 0.97)))
                 .collect();
             if pts.is_empty() {
                 continue;
@@ -161,6 +179,7 @@ impl Figure for ThresholdFigure {
             .x_desc("probe (in the order run)")
             .y_desc("work rate (% of the calibrated rate)")
             .x_label_formatter(&|x| fmt_number(*x))
+            .y_label_formatter(&|y| fmt_number(*y))
             .label_style(font(15))
             .axis_desc_style(font(17))
             .light_line_style(RGBColor(0xEE, 0xEE, 0xEE))

@@ -514,22 +514,25 @@ fn value_text(v: &toml::Value) -> String {
     }
 }
 
+/// Reject the fields written in a table that do not apply to its `kind`.
 fn reject_unused(
     source: &str,
     section: &str,
     kind: &str,
-    fields: &[(&str, bool)],
+    present: &[(&str, bool)],
+    applies: &[&str],
 ) -> Result<(), ScenarioError> {
-    for (name, present) in fields {
-        if *present {
-            return Err(ScenarioError::field(
-                source,
-                &format!("{section}.{name}"),
-                format!("does not apply to {section}.kind = \"{kind}\""),
-            ));
-        }
+    match present
+        .iter()
+        .find(|(name, there)| *there && !applies.contains(name))
+    {
+        Some((name, _)) => Err(ScenarioError::field(
+            source,
+            &format!("{section}.{name}"),
+            format!("does not apply to {section}.kind = \"{kind}\""),
+        )),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// The groups of a run: the `[[group]]` tables, or the `[workload]` as group "main".
@@ -703,46 +706,39 @@ pub fn resolve_limiter(
     allowed: &CpuList,
 ) -> Result<Limiter, ScenarioError> {
     let kind = l.kind.name();
-    let cfs_fields = [
+    let present = [
         ("quota", l.quota.is_some()),
         ("period", l.period.is_some()),
         ("burst", l.burst.is_some()),
-    ];
-    let duty_fields = [
+        ("by", l.by.is_some()),
+        ("name", l.name.is_some()),
         ("share", l.share.is_some()),
         ("cycle", l.cycle.is_some()),
         ("on", l.on.is_some()),
         ("off", l.off.is_some()),
+        ("cpus", l.cpus.is_some()),
+        ("command", l.command.is_some()),
+        ("baseline", l.baseline.is_some()),
+        ("balance_max", l.balance_max.is_some()),
+        ("balance_start", l.balance_start.is_some()),
     ];
-    let other = |except: &[&str]| -> Vec<(&'static str, bool)> {
-        [
-            ("by", l.by.is_some()),
-            ("name", l.name.is_some()),
-            ("cpus", l.cpus.is_some()),
-            ("command", l.command.is_some()),
-            ("baseline", l.baseline.is_some()),
-            ("balance_max", l.balance_max.is_some()),
-            ("balance_start", l.balance_start.is_some()),
-        ]
-        .into_iter()
-        .filter(|(n, _)| !except.contains(n))
-        .collect()
+    let applies: &[&str] = match l.kind {
+        LimiterKind::None | LimiterKind::Weight => &[],
+        LimiterKind::Cfs => &["quota", "period", "burst"],
+        LimiterKind::Cpuset => &["cpus"],
+        LimiterKind::Freezer => &["share", "cycle", "on", "off"],
+        LimiterKind::Signal => &["by", "name", "share", "cycle", "on", "off"],
+        LimiterKind::Command => &["command", "share"],
+        LimiterKind::Credits => &["baseline", "balance_max", "balance_start", "period"],
     };
+    reject_unused(source, "limiter", kind, &present, applies)?;
     match l.kind {
-        LimiterKind::None | LimiterKind::Weight => {
-            reject_unused(source, "limiter", kind, &cfs_fields)?;
-            reject_unused(source, "limiter", kind, &duty_fields)?;
-            reject_unused(source, "limiter", kind, &other(&[]))?;
-            Ok(if l.kind == LimiterKind::None {
-                Limiter::None
-            } else {
-                Limiter::Weight
-            })
-        }
+        LimiterKind::None | LimiterKind::Weight => Ok(if l.kind == LimiterKind::None {
+            Limiter::None
+        } else {
+            Limiter::Weight
+        }),
         LimiterKind::Cpuset => {
-            reject_unused(source, "limiter", kind, &cfs_fields)?;
-            reject_unused(source, "limiter", kind, &duty_fields)?;
-            reject_unused(source, "limiter", kind, &other(&["cpus"]))?;
             let text = l.cpus.as_deref().ok_or_else(|| {
                 ScenarioError::field(source, "limiter.cpus", "is required for kind = \"cpuset\"")
             })?;
@@ -750,16 +746,10 @@ pub fn resolve_limiter(
                 cpus: cpus_field(source, "limiter.cpus", text, allowed)?,
             })
         }
-        LimiterKind::Freezer => {
-            reject_unused(source, "limiter", kind, &cfs_fields)?;
-            reject_unused(source, "limiter", kind, &other(&[]))?;
-            Ok(Limiter::Freezer {
-                duty: resolve_duty(l, source)?,
-            })
-        }
+        LimiterKind::Freezer => Ok(Limiter::Freezer {
+            duty: resolve_duty(l, source)?,
+        }),
         LimiterKind::Signal => {
-            reject_unused(source, "limiter", kind, &cfs_fields)?;
-            reject_unused(source, "limiter", kind, &other(&["by", "name"]))?;
             let by = l.by.ok_or_else(|| {
                 ScenarioError::field(
                     source,
@@ -781,18 +771,6 @@ pub fn resolve_limiter(
             })
         }
         LimiterKind::Command => {
-            reject_unused(source, "limiter", kind, &cfs_fields)?;
-            reject_unused(
-                source,
-                "limiter",
-                kind,
-                &[
-                    ("cycle", l.cycle.is_some()),
-                    ("on", l.on.is_some()),
-                    ("off", l.off.is_some()),
-                ],
-            )?;
-            reject_unused(source, "limiter", kind, &other(&["command"]))?;
             let template = l.command.clone().ok_or_else(|| {
                 ScenarioError::field(
                     source,
@@ -816,19 +794,6 @@ pub fn resolve_limiter(
             })
         }
         LimiterKind::Credits => {
-            reject_unused(
-                source,
-                "limiter",
-                kind,
-                &[("quota", l.quota.is_some()), ("burst", l.burst.is_some())],
-            )?;
-            reject_unused(source, "limiter", kind, &duty_fields)?;
-            reject_unused(
-                source,
-                "limiter",
-                kind,
-                &other(&["baseline", "balance_max", "balance_start"]),
-            )?;
             let baseline = l.baseline.ok_or_else(|| {
                 ScenarioError::field(
                     source,
@@ -875,8 +840,6 @@ pub fn resolve_limiter(
             }))
         }
         LimiterKind::Cfs => {
-            reject_unused(source, "limiter", kind, &duty_fields)?;
-            reject_unused(source, "limiter", kind, &other(&[]))?;
             let period = l.period.unwrap_or(Span::from_millis(100));
             // The kernel accepts periods of 1 ms to 1 s and quotas of at least 1 ms.
             if period.0 < Duration::from_millis(1) || period.0 > Duration::from_secs(1) {
@@ -1028,6 +991,41 @@ fn resolve_workload(
     allowed: &CpuList,
 ) -> Result<Workload, ScenarioError> {
     let kind = w.kind.name();
+    let present = [
+        ("work", w.work.is_some()),
+        ("count", w.count.is_some()),
+        ("interval", w.interval.is_some()),
+        ("threads", w.threads.is_some()),
+        ("cpus", w.cpus.is_some()),
+        ("fast", w.fast.is_some()),
+        ("slow", w.slow.is_some()),
+        ("fast_cpus", w.fast_cpus.is_some()),
+        ("slow_cpus", w.slow_cpus.is_some()),
+        ("slow_steps", w.slow_steps.is_some()),
+        ("slow_sleep", w.slow_sleep.is_some()),
+        ("duration", w.duration.is_some()),
+        ("on", w.on.is_some()),
+        ("off", w.off.is_some()),
+        ("slice", w.slice.is_some()),
+        ("command", w.command.is_some()),
+        ("phase", w.phase.is_some()),
+    ];
+    let applies: &[&str] = match w.kind {
+        WorkloadKind::Requests => &["work", "count", "interval", "threads", "cpus", "phase"],
+        WorkloadKind::Fibtest => &[
+            "fast",
+            "slow",
+            "fast_cpus",
+            "slow_cpus",
+            "slow_steps",
+            "slow_sleep",
+            "duration",
+            "phase",
+        ],
+        WorkloadKind::Duty => &["on", "off", "duration", "threads", "cpus", "slice", "phase"],
+        WorkloadKind::Command => &["command", "duration"],
+    };
+    reject_unused(source, "workload", kind, &present, applies)?;
     let opt_cpus = |field: &str, v: &Option<String>| {
         v.as_deref()
             .map(|t| cpus_field(source, field, t, allowed))
@@ -1044,24 +1042,6 @@ fn resolve_workload(
     };
     match w.kind {
         WorkloadKind::Requests => {
-            reject_unused(
-                source,
-                "workload",
-                kind,
-                &[
-                    ("fast", w.fast.is_some()),
-                    ("slow", w.slow.is_some()),
-                    ("fast_cpus", w.fast_cpus.is_some()),
-                    ("slow_cpus", w.slow_cpus.is_some()),
-                    ("slow_steps", w.slow_steps.is_some()),
-                    ("slow_sleep", w.slow_sleep.is_some()),
-                    ("duration", w.duration.is_some()),
-                    ("on", w.on.is_some()),
-                    ("off", w.off.is_some()),
-                    ("command", w.command.is_some()),
-                    ("slice", w.slice.is_some()),
-                ],
-            )?;
             let work = w.work.ok_or_else(|| {
                 ScenarioError::field(
                     source,
@@ -1086,22 +1066,6 @@ fn resolve_workload(
             })
         }
         WorkloadKind::Fibtest => {
-            reject_unused(
-                source,
-                "workload",
-                kind,
-                &[
-                    ("work", w.work.is_some()),
-                    ("count", w.count.is_some()),
-                    ("interval", w.interval.is_some()),
-                    ("threads", w.threads.is_some()),
-                    ("cpus", w.cpus.is_some()),
-                    ("on", w.on.is_some()),
-                    ("off", w.off.is_some()),
-                    ("command", w.command.is_some()),
-                    ("slice", w.slice.is_some()),
-                ],
-            )?;
             let fast_cpus = cpus_field(
                 source,
                 "workload.fast_cpus",
@@ -1143,23 +1107,6 @@ fn resolve_workload(
             })
         }
         WorkloadKind::Duty => {
-            reject_unused(
-                source,
-                "workload",
-                kind,
-                &[
-                    ("work", w.work.is_some()),
-                    ("count", w.count.is_some()),
-                    ("interval", w.interval.is_some()),
-                    ("fast", w.fast.is_some()),
-                    ("slow", w.slow.is_some()),
-                    ("fast_cpus", w.fast_cpus.is_some()),
-                    ("slow_cpus", w.slow_cpus.is_some()),
-                    ("slow_steps", w.slow_steps.is_some()),
-                    ("slow_sleep", w.slow_sleep.is_some()),
-                    ("command", w.command.is_some()),
-                ],
-            )?;
             let on = w.on.ok_or_else(|| {
                 ScenarioError::field(
                     source,
@@ -1185,28 +1132,6 @@ fn resolve_workload(
             })
         }
         WorkloadKind::Command => {
-            reject_unused(
-                source,
-                "workload",
-                kind,
-                &[
-                    ("work", w.work.is_some()),
-                    ("count", w.count.is_some()),
-                    ("interval", w.interval.is_some()),
-                    ("threads", w.threads.is_some()),
-                    ("cpus", w.cpus.is_some()),
-                    ("fast", w.fast.is_some()),
-                    ("slow", w.slow.is_some()),
-                    ("fast_cpus", w.fast_cpus.is_some()),
-                    ("slow_cpus", w.slow_cpus.is_some()),
-                    ("slow_steps", w.slow_steps.is_some()),
-                    ("slow_sleep", w.slow_sleep.is_some()),
-                    ("on", w.on.is_some()),
-                    ("off", w.off.is_some()),
-                    ("phase", w.phase.is_some()),
-                    ("slice", w.slice.is_some()),
-                ],
-            )?;
             let command = w
                 .command
                 .clone()

@@ -5,6 +5,7 @@
 
 use crate::error::{exit_with, EXIT_BAD, EXIT_TOOL};
 use crate::report::compare::{compare, parse_fail_on, FailOn};
+use crate::report::expect::human;
 use crate::report::read::ResultDir;
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
@@ -97,13 +98,18 @@ fn inner(args: &CompareArgs) -> Result<i32> {
                     .relative
                     .map(|x| format!(" ({:+.1}%)", x * 100.0))
                     .unwrap_or_default();
+                let col = ch.metric.trim_matches('|');
                 println!(
-                    "REGRESSED {}: {} {} → {}, change {:+}{rel}{}",
+                    "REGRESSED {}: {}: median {} → {}, change {}{rel}{}",
                     r.text,
                     ch.config,
-                    ch.base_median,
-                    ch.new_median,
-                    ch.change,
+                    human(col, ch.base_median),
+                    human(col, ch.new_median),
+                    if ch.change > 0.0 {
+                        format!("+{}", human(col, ch.change))
+                    } else {
+                        human(col, ch.change)
+                    },
                     match (ch.significant, ch.p) {
                         (Some(true), Some(p)) => format!(", significant (p = {p:.3})"),
                         _ => ", no test possible: the median change decided".to_string(),

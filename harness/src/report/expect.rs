@@ -694,6 +694,9 @@ pub fn t_quantile(p: f64, df: f64) -> f64 {
 
 /// A value in a column's unit, for people: seconds as s/ms/µs, percent with %.
 pub fn human(column: &str, v: f64) -> String {
+    if v == 0.0 {
+        return "0".to_string();
+    }
     if column.ends_with("_s") && !column.ends_with("_per_s") {
         let a = v.abs();
         if a != 0.0 && a < 1e-3 {
@@ -720,7 +723,7 @@ pub fn report_line(e: &Expectation, v: &Verdict) -> String {
         .map(|n| format!("{n}: "))
         .unwrap_or_default();
     let what = match (&v.worst, e.aggregate) {
-        (Some(w), _) if v.values.len() > 1 => format!("worst of {} rows {}", v.values.len(), w),
+        (Some(w), _) if v.values.len() > 1 => format!("worst of {} rows: {}", v.values.len(), w),
         (Some(w), _) => w.clone(),
         (None, a) => format!("{a} of {} rows", v.values.len()),
     };
@@ -754,7 +757,16 @@ pub fn report_line(e: &Expectation, v: &Verdict) -> String {
     line
 }
 
+/// A margin: like `human`, but a difference of percentages is in percentage points.
 fn signed(column: &str, v: f64) -> String {
+    // -0.0 (an equality that holds) reads as 0.
+    let v = v + 0.0;
+    if v == 0.0 {
+        return "0".to_string();
+    }
+    if column.ends_with("_pct") {
+        return format!("{v:+.2} points");
+    }
     let h = human(column, v);
     if v >= 0.0 {
         format!("+{h}")

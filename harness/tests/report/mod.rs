@@ -245,7 +245,7 @@ fn check_from_a_folder_exits_1_when_one_fails_and_says_by_how_much() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let s = stdout(&out);
     assert!(s.contains("FAIL  throttled_pct < 20"), "{s}");
-    assert!(s.contains("margin -46.10%"), "{s}");
+    assert!(s.contains("margin -46.10 points"), "{s}");
     assert!(s.contains("1 of 2 expectation(s) failed"), "{s}");
 }
 
@@ -430,15 +430,15 @@ fn compare_detects_a_known_shift() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let s = stdout(&out);
     assert!(
-        s.contains("REGRESSED latency_p99_s:+10%: limiter.quota=40ms"),
+        s.contains("REGRESSED latency_p99_s:+10%: limiter.quota=40ms:"),
         "{s}"
     );
     assert!(
-        s.contains("REGRESSED throttled_pct:+5: limiter.quota=40ms"),
+        s.contains("REGRESSED throttled_pct:+5: limiter.quota=40ms:"),
         "{s}"
     );
     assert!(
-        !s.contains("REGRESSED latency_p99_s:+10%: limiter.quota=80ms"),
+        !s.contains("REGRESSED latency_p99_s:+10%: limiter.quota=80ms:"),
         "{s}"
     );
     let rows = read_csv(&new.join("compare.csv"));

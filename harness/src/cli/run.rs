@@ -147,14 +147,22 @@ pub fn run_scenario(cgroup_root: &Path, proc_root: &Path, args: &RunArgs) -> Res
         hierarchy.root.display(),
         dir.display()
     );
-    let bar =
-        ProgressBar::with_draw_target(Some(plan.runs.len() as u64), ProgressDrawTarget::stderr());
+    // The bar advances by each run's expected duration, so the time left is estimated from
+    // the planned work, not the count of runs (the runs of a sweep differ in length). The
+    // message says which run of how many.
+    let expected_ms: Vec<u64> = plan
+        .runs
+        .iter()
+        .map(|r| r.expected_duration().as_millis() as u64)
+        .collect();
+    let bar = ProgressBar::with_draw_target(
+        Some(expected_ms.iter().sum::<u64>().max(1)),
+        ProgressDrawTarget::stderr(),
+    );
     bar.set_style(
-        ProgressStyle::with_template(
-            "{prefix} [{bar:30}] {pos}/{len} runs, {elapsed} elapsed, ~{eta} left: {msg}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
+        ProgressStyle::with_template("{prefix} [{bar:30}] {elapsed} elapsed, ~{eta} left: {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
     );
     bar.set_prefix(plan.scenario.name.clone());
     for i in 0..plan.runs.len() {
@@ -165,7 +173,7 @@ pub fn run_scenario(cgroup_root: &Path, proc_root: &Path, args: &RunArgs) -> Res
         let rows = writer
             .append(&plan, result)
             .with_context(|| format!("writing results to {}", dir.display()))?;
-        bar.inc(1);
+        bar.inc(expected_ms[i]);
         bar.suspend(|| {
             for row in &rows {
                 if rows.len() > 1 {

@@ -150,13 +150,9 @@ pub fn run_scenario(cgroup_root: &Path, proc_root: &Path, args: &RunArgs) -> Res
     // The bar advances by each run's expected duration, so the time left is estimated from
     // the planned work, not the count of runs (the runs of a sweep differ in length). The
     // message says which run of how many.
-    let expected_ms: Vec<u64> = plan
-        .runs
-        .iter()
-        .map(|r| r.expected_duration().as_millis() as u64)
-        .collect();
+    let expected_ms = |r: &crate::scenario::PlannedRun| r.expected_duration().as_millis() as u64;
     let bar = ProgressBar::with_draw_target(
-        Some(expected_ms.iter().sum::<u64>().max(1)),
+        Some(plan.runs.iter().map(expected_ms).sum::<u64>().max(1)),
         ProgressDrawTarget::stderr(),
     );
     bar.set_style(
@@ -173,7 +169,7 @@ pub fn run_scenario(cgroup_root: &Path, proc_root: &Path, args: &RunArgs) -> Res
         let rows = writer
             .append(&plan, result)
             .with_context(|| format!("writing results to {}", dir.display()))?;
-        bar.inc(expected_ms[i]);
+        bar.inc(expected_ms(&plan.runs[i]));
         bar.suspend(|| {
             for row in &rows {
                 if rows.len() > 1 {

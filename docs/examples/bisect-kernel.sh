@@ -23,6 +23,8 @@
 #             128 (stop the bisect, the default) or 1 (count it as bad, when a hang is the
 #             regression being hunted)
 #   SKIP_BUILD=1  boot the kernel already built in the tree
+#   KERNEL    boot this kernel image instead of building one (vng --run KERNEL), such as a
+#             distribution's vmlinuz with its modules next to it (docs/bisect.md)
 set -u
 
 : "${TB:?set TB to the throttlebench binary}"
@@ -36,7 +38,7 @@ commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 echo "bisect-kernel: commit $commit, results in $out"
 
 # 1. Build. A commit that does not build cannot be tested: skip it.
-if [ -z "${SKIP_BUILD:-}" ]; then
+if [ -z "${SKIP_BUILD:-}" ] && [ -z "${KERNEL:-}" ]; then
     if ! "$VNG" --build \
         --configitem CONFIG_CGROUPS=y --configitem CONFIG_CGROUP_SCHED=y \
         --configitem CONFIG_FAIR_GROUP_SCHED=y --configitem CONFIG_CFS_BANDWIDTH=y \
@@ -48,8 +50,10 @@ if [ -z "${SKIP_BUILD:-}" ]; then
 fi
 
 # 2. Boot and check. Everything the guest writes goes into $out.
+run=()
+[ -n "${KERNEL:-}" ] && run=(--run "$KERNEL")
 # shellcheck disable=SC2086
-"$VNG" $VNG_OPTS --cpus 2 --memory 1G --rwdir "$out" --exec \
+"$VNG" "${run[@]}" $VNG_OPTS --cpus 2 --memory 1G --rwdir "$out" --exec \
     "$TB check $SCENARIO --out $out/result --no-plot >$out/check.txt 2>&1; echo \$? >$out/rc" \
     >"$out/boot.log" 2>&1
 cat "$out/check.txt" 2>/dev/null

@@ -98,8 +98,8 @@ pub fn run(cgroup_root: &Path, proc_root: &Path, args: &CheckArgs) -> Result<i32
             let run = RunArgs {
                 scenario: args.scenario.clone(),
                 out: args.out.clone(),
-                dry_run: false,
                 no_plot: args.no_plot,
+                ..RunArgs::default()
             };
             super::run_scenario(cgroup_root, proc_root, &run).map_err(|e| {
                 let code = bisect_code(&e);

@@ -199,6 +199,24 @@ fn percentile_label(x: f64) -> String {
     format!("{p:.decimals$}%")
 }
 
+/// Labels of a log axis: 1, 2 and 5 times the powers of ten in [lo, hi], or the powers
+/// alone when those would crowd it.
+fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let (a, b) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
+    let pick = |ms: &[f64]| -> Vec<f64> {
+        (a..=b)
+            .flat_map(|k| ms.iter().map(move |m| m * 10f64.powi(k)))
+            .filter(|v| (lo..=hi).contains(v))
+            .collect()
+    };
+    let fine = pick(&[1.0, 2.0, 5.0]);
+    if fine.len() <= 10 {
+        fine
+    } else {
+        pick(&[1.0])
+    }
+}
+
 /// Step points of a sorted series on the percentile axis, at most about 2000 steps.
 fn steps(sorted: &[f64]) -> Vec<(f64, f64)> {
     let n = sorted.len();
@@ -306,7 +324,13 @@ impl Figure for LatencyFigure {
         let hi = if hi > 0.0 { hi } else { 1e-3 };
         let lo = if lo.is_finite() { lo } else { hi / 10.0 };
         if hi / lo > 20.0 {
-            latency_chart!(&body, self, xmax, (lo * 0.7..hi * 1.6).log_scale());
+            let (lo, hi) = (lo * 0.7, hi * 1.6);
+            latency_chart!(
+                &body,
+                self,
+                xmax,
+                (lo..hi).log_scale().with_key_points(log_ticks(lo, hi))
+            );
         } else {
             latency_chart!(&body, self, xmax, 0f64..hi * 1.25);
         }
@@ -343,5 +367,9 @@ mod tests {
         assert_eq!(s[0], (0.0, 1.0));
         assert!((s[7].0 - px(1.0 - 0.125)).abs() < 1e-12);
         assert!(steps(&vec![1.0; 100_000]).len() <= 4004);
+        let t = log_ticks(3e-5, 5e-3);
+        assert_eq!(t.len(), 7);
+        assert!((t[0] - 5e-5).abs() < 1e-12 && (t[6] - 5e-3).abs() < 1e-12);
+        assert_eq!(log_ticks(1e-6, 10.0).len(), 7);
     }
 }

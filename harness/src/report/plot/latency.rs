@@ -370,6 +370,6 @@ mod tests {
         let t = log_ticks(3e-5, 5e-3);
         assert_eq!(t.len(), 7);
         assert!((t[0] - 5e-5).abs() < 1e-12 && (t[6] - 5e-3).abs() < 1e-12);
-        assert_eq!(log_ticks(1e-6, 10.0).len(), 7);
+        assert_eq!(log_ticks(1e-6, 10.0).len(), 8);
     }
 }

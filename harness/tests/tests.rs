@@ -3,7 +3,6 @@
 
 mod common;
 mod limiters;
-mod probe;
 mod report;
 mod run;
 mod threshold;

@@ -1,1 +1,0 @@
-//! Probe integration tests (steal and entropy).

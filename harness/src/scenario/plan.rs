@@ -721,6 +721,7 @@ pub fn resolve_limiter(
         ("baseline", l.baseline.is_some()),
         ("balance_max", l.balance_max.is_some()),
         ("balance_start", l.balance_start.is_some()),
+        ("tick", l.tick.is_some()),
     ];
     let applies: &[&str] = match l.kind {
         LimiterKind::None | LimiterKind::Weight => &[],
@@ -729,7 +730,7 @@ pub fn resolve_limiter(
         LimiterKind::Freezer => &["share", "cycle", "on", "off"],
         LimiterKind::Signal => &["by", "name", "share", "cycle", "on", "off"],
         LimiterKind::Command => &["command", "share"],
-        LimiterKind::Credits => &["baseline", "balance_max", "balance_start", "period"],
+        LimiterKind::Credits => &["baseline", "balance_max", "balance_start", "period", "tick"],
     };
     reject_unused(source, "limiter", kind, &present, applies)?;
     match l.kind {
@@ -831,11 +832,19 @@ pub fn resolve_limiter(
                     "baseline x period must be at least 1ms, the kernel's smallest quota",
                 ));
             }
+            let tick = l.tick.unwrap_or(Span::from_millis(10));
+            if tick.0 < Duration::from_millis(1) || tick.0 > Duration::from_secs(1) {
+                return Err(ScenarioError::field(
+                    source,
+                    "limiter.tick",
+                    format!("{tick} is outside 1ms to 1s"),
+                ));
+            }
             Ok(Limiter::Credits(crate::limiter::credits::CreditModel {
                 baseline,
                 balance_max_s: max.as_secs_f64(),
                 balance_start_s: start.as_secs_f64(),
-                tick_ns: 50_000_000,
+                tick_ns: tick.0.as_nanos() as u64,
                 period_us: period.as_micros(),
             }))
         }

@@ -133,6 +133,9 @@ pub struct LimiterSpec {
     /// credits: the balance at the start (default: balance_max).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub balance_start: Option<Span>,
+    /// credits: how often the balance is updated (default 10ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tick: Option<Span>,
 }
 
 /// Which processes a signal limiter stops and continues.

@@ -65,7 +65,8 @@ pub struct ProbeRecord {
     pub duration_s: f64,
     /// Median over slices of rate ÷ calibrated rate.
     pub rate_median: f64,
-    /// Median over the later on-periods of their last slice's rate ÷ calibrated rate.
+    /// Median (the lower middle of an even count) over the later on-periods of their last
+    /// slice's rate ÷ calibrated rate.
     pub rate_end: f64,
     pub throttled: bool,
     pub nr_throttled: u64,
@@ -127,6 +128,16 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
+}
+
+/// The median, taking the lower middle of an even count: of two on-periods, one held and
+/// one free (a limiter that alternates), the held one decides.
+fn lower_median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    v[(v.len() - 1) / 2]
 }
 
 /// Work rate of each slice of an on-period. The last slice is shorter when the on-time is
@@ -215,8 +226,8 @@ pub fn search(
             off_s: spec.off.as_secs_f64(),
             duration_s: spec.duration.as_secs_f64(),
             rate_median: median(rates) / rate,
-            rate_end: median(ends.clone()),
-            throttled: !ends.is_empty() && median(ends) < COLLAPSE,
+            rate_end: lower_median(ends.clone()),
+            throttled: !ends.is_empty() && lower_median(ends) < COLLAPSE,
             nr_throttled: r.nr_throttled,
             throttled_s: r.throttled_s,
             elapsed_s: now_s() - start,
@@ -577,5 +588,68 @@ mod tests {
         assert!(f.probes > 5 && f.probes < 40, "{f:?}");
         assert!(f.elapsed_s < 900.0, "{f:?}");
         assert!(!f.budget_exhausted);
+    }
+
+    #[test]
+    fn a_limiter_that_holds_every_other_on_period_is_throttling() {
+        // A coarse limiter: above 30% it lets one on-period run free on the debt it then
+        // repays by holding the next. The held periods decide, not the free ones.
+        struct Alternating;
+        impl Prober for Alternating {
+            fn probe(&mut self, s: &ProbeSpec) -> anyhow::Result<ProbeResult> {
+                let dt = s.slice.as_secs_f64();
+                let (on, cycle) = (s.on.as_secs_f64(), (s.on + s.off).as_secs_f64());
+                let cycles = (s.duration.as_secs_f64() / cycle).floor().max(1.0) as usize;
+                let share = on / cycle;
+                let n = ((on / dt).round() as usize).max(1);
+                let periods = (0..cycles)
+                    .map(|k| {
+                        let slice_steps: Vec<u64> = (0..n)
+                            .map(|i| {
+                                let t = (k * n + i) as f64 * dt;
+                                let held = if s.off.is_zero() {
+                                    t >= 2.0
+                                } else {
+                                    share > 0.3 && k % 2 == 1
+                                };
+                                if held {
+                                    25
+                                } else {
+                                    100
+                                }
+                            })
+                            .collect();
+                        DutyPeriod {
+                            thread: 0,
+                            period: k as u64,
+                            start_s: 0.0,
+                            on_s: n as f64 * dt,
+                            cpu_s: 0.0,
+                            steps: slice_steps.iter().sum(),
+                            steps_per_s: 0.0,
+                            slice_steps,
+                            slice_s: dt,
+                        }
+                    })
+                    .collect();
+                Ok(ProbeResult {
+                    periods,
+                    complete: true,
+                    ..ProbeResult::default()
+                })
+            }
+        }
+        let (f, records) =
+            search(&mut Alternating, &params(10), &mut || 0.0, &mut |_, _| {}).unwrap();
+        assert!(
+            (f.sustainable_share - 0.3).abs() <= 0.01,
+            "found {} [{}, {}]",
+            f.sustainable_share,
+            f.sustainable_share_low,
+            f.sustainable_share_high
+        );
+        assert!(records
+            .iter()
+            .any(|r| r.phase == "duty" && r.throttled && r.rate_end < 0.5));
     }
 }

@@ -2,6 +2,7 @@
 //! Tests that need root and real cgroups say so and skip outside CI (see common).
 
 mod common;
+mod fips;
 mod limiters;
 mod report;
 mod run;

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod check;
 pub mod compare;
 pub mod plot;
+pub mod probe;
 mod run;
 pub mod threshold;
 
@@ -47,8 +48,11 @@ pub enum Command {
     Run(RunArgs),
     /// Find the sustainable duty share, burst budget and throttled rate under a limiter.
     FindThreshold(threshold::ThresholdArgs),
-    /// Measure the tool's own costs (the sampler) and print a table.
+    /// Measure the tool's own costs (the sampler; the FIPS tests against rngtest) and print a table.
     Bench(bench::BenchArgs),
+    /// Probes of the machine: CPU steal (accounted vs observed stalls) and entropy
+    /// (readiness, supply, FIPS 140-2 tests).
+    Probe(probe::ProbeArgs),
     /// Draw the plots of a stored result folder (SVG and PNG into DIR/plots).
     Plot(plot::PlotArgs),
     /// Run a scenario (or read --from DIR) and test expectations; exit 0 good, 1 bad,
@@ -96,6 +100,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             bench::run(&cli.cgroup_root, &cli.proc_root, &args)?;
             Ok(0)
         }
+        Command::Probe(args) => probe::run(&cli.cgroup_root, &cli.proc_root, &args),
         Command::Plot(args) => {
             plot::run(&args)?;
             Ok(0)

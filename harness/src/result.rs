@@ -42,6 +42,9 @@ pub struct WorkloadOutput {
     pub units: Vec<UnitLatency>,
     pub duty: Vec<DutyPeriod>,
     pub end: Option<End>,
+    /// What a probe workload (steal, entropy) reported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe: Option<crate::probe::ProbeOutput>,
     /// Lines that were not records (kept for diagnosis, at most a few).
     pub unparsed: Vec<String>,
 }
@@ -74,6 +77,12 @@ impl WorkloadOutput {
                 Ok(Record::Unit(u)) => out.units.push(u),
                 Ok(Record::Duty(d)) => out.duty.push(d),
                 Ok(Record::End(e)) => out.end = Some(e),
+                Err(_) if line.starts_with("{\"type\":\"") && line.contains("_probe\"") => {
+                    match serde_json::from_str::<crate::probe::ProbeOutput>(line) {
+                        Ok(p) => out.probe = Some(p),
+                        Err(e) => out.unparsed.push(format!("probe report: {e}")),
+                    }
+                }
                 Err(_) => {
                     if out.unparsed.len() < 5 {
                         out.unparsed.push(line.chars().take(200).collect());

@@ -264,6 +264,20 @@ impl Runner {
                 c.arg("-c").arg(command);
                 c
             }
+            w if w.is_probe() => {
+                // This program's own probe, told which cgroup it is in so it can tell
+                // throttling stalls apart.
+                let mut c = Command::new(
+                    std::env::current_exe().context("cannot find this program's own path")?,
+                );
+                c.arg("--proc-root")
+                    .arg(&self.proc_root)
+                    .args(run.fibtest_args(g));
+                if matches!(w, Workload::Steal { .. }) {
+                    c.arg("--cgroup-stat").arg(cg.cpu_stat_path());
+                }
+                c
+            }
             _ => {
                 let mut c = Command::new(&self.workload.program);
                 c.args(&self.workload.leading_args)

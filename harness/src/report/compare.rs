@@ -57,13 +57,19 @@ pub fn direction(metric: &str) -> Direction {
         "leaked_",
         "stall_",
         "gap_",
+        "throttle_stall_",
+        "other_stall_",
+        "fips_failures",
     ];
     if metric == "share_error" {
         Direction::AbsHigherWorse
     } else if worse_up.iter().any(|p| metric.starts_with(p)) {
         Direction::HigherWorse
     } else if metric.ends_with("_per_s")
-        || matches!(metric, "slow_units" | "requests" | "duty_end_rate_pct")
+        || matches!(
+            metric,
+            "slow_units" | "requests" | "duty_end_rate_pct" | "min_reader_share"
+        )
     {
         Direction::HigherBetter
     } else {

@@ -131,6 +131,8 @@ pub struct ResultDir {
     /// A threshold search's probes and findings (`find-threshold`).
     pub probes: Option<Table>,
     pub threshold: Option<Value>,
+    /// The steal probe's stalls over time (`steal_timeseries.csv` of a scenario run).
+    pub stalls: Option<Table>,
 }
 
 fn read_optional_table(path: PathBuf) -> Result<Option<Table>, ReadError> {
@@ -161,6 +163,7 @@ impl ResultDir {
             dir: dir.to_path_buf(),
             summary: read_optional_table(dir.join("summary.csv"))?,
             timeseries: read_optional_table(dir.join("timeseries.csv"))?,
+            stalls: read_optional_table(dir.join("steal_timeseries.csv"))?,
             latency: read_optional_table(dir.join("latency.csv"))?,
             run_json: read_optional_json(dir.join("run.json"))?,
             probes: read_optional_table(dir.join("probes.csv"))?,

@@ -1,6 +1,7 @@
 //! The summary row of a run: what `summary.csv` holds, one row per run.
 
 use super::stats::{percentile, sorted};
+use crate::probe::ProbeOutput;
 use crate::result::{GroupResult, RunResult};
 use crate::sample::Sample;
 use crate::scenario::{Limiter, Workload};
@@ -75,6 +76,28 @@ pub struct SummaryRow {
     pub throttled_per_request: Option<f64>,
     /// throttled_s / requests.
     pub throttled_s_per_request: Option<f64>,
+    /// Steal probe: time its pinned spinning threads did not run, summed over its CPUs,
+    /// in s; the share of each CPU that was (mean); the p99 and largest gap, in s; the
+    /// stalls attributed to the cgroup's throttling and the rest; the loop's time per
+    /// clock read, in ns (see docs/probes.md).
+    pub stall_s: Option<f64>,
+    pub stall_share: Option<f64>,
+    pub gap_p99_s: Option<f64>,
+    pub gap_max_s: Option<f64>,
+    pub throttle_stall_s: Option<f64>,
+    pub other_stall_s: Option<f64>,
+    pub probe_loop_ns: Option<f64>,
+    /// Entropy probe: the pool was ready (getrandom with GRND_NONBLOCK worked); each
+    /// source's best single-reader supply, in bytes/s; the lowest share a reader got of
+    /// its fair part with several readers; FIPS 140-2 blocks tested and failed.
+    pub crng_ready: Option<bool>,
+    pub getrandom_bytes_per_s: Option<f64>,
+    pub urandom_bytes_per_s: Option<f64>,
+    pub random_bytes_per_s: Option<f64>,
+    pub hwrng_bytes_per_s: Option<f64>,
+    pub min_reader_share: Option<f64>,
+    pub fips_blocks: Option<u64>,
+    pub fips_failures: Option<u64>,
     /// Processes of the run left stopped after the limiter was gone (same on every row of a run).
     pub leaked_stopped: usize,
     /// Processes still alive in the run's cgroups after the workload ended.
@@ -121,6 +144,21 @@ pub const COLUMNS: &[&str] = &[
     "duty_end_rate_pct",
     "throttled_per_request",
     "throttled_s_per_request",
+    "stall_s",
+    "stall_share",
+    "gap_p99_s",
+    "gap_max_s",
+    "throttle_stall_s",
+    "other_stall_s",
+    "probe_loop_ns",
+    "crng_ready",
+    "getrandom_bytes_per_s",
+    "urandom_bytes_per_s",
+    "random_bytes_per_s",
+    "hwrng_bytes_per_s",
+    "min_reader_share",
+    "fips_blocks",
+    "fips_failures",
     "leaked_stopped",
     "leaked_escaped",
     "leaked_cgroups",
@@ -182,6 +220,21 @@ impl SummaryRow {
             opt(&self.duty_end_rate_pct),
             opt(&self.throttled_per_request),
             opt(&self.throttled_s_per_request),
+            opt(&self.stall_s),
+            opt(&self.stall_share),
+            opt(&self.gap_p99_s),
+            opt(&self.gap_max_s),
+            opt(&self.throttle_stall_s),
+            opt(&self.other_stall_s),
+            opt(&self.probe_loop_ns),
+            opt(&self.crng_ready),
+            opt(&self.getrandom_bytes_per_s),
+            opt(&self.urandom_bytes_per_s),
+            opt(&self.random_bytes_per_s),
+            opt(&self.hwrng_bytes_per_s),
+            opt(&self.min_reader_share),
+            opt(&self.fips_blocks),
+            opt(&self.fips_failures),
             self.leaked_stopped.to_string(),
             self.leaked_escaped.to_string(),
             self.leaked_cgroups.to_string(),
@@ -310,6 +363,14 @@ fn summarize_group(
         0.0
     };
     let target_share = p.limiter.target_share();
+    let steal = match &w.probe {
+        Some(ProbeOutput::StealProbe(r)) => Some(&r.summary),
+        _ => None,
+    };
+    let entropy = match &w.probe {
+        Some(ProbeOutput::EntropyProbe(r)) => Some(&r.summary),
+        _ => None,
+    };
     SummaryRow {
         scenario: scenario.to_string(),
         run: p.index,
@@ -349,6 +410,21 @@ fn summarize_group(
         duty_end_rate_pct,
         throttled_per_request: per_request(total.nr_throttled as f64),
         throttled_s_per_request: per_request(total.throttled_s),
+        stall_s: steal.map(|s| s.stall_s),
+        stall_share: steal.map(|s| s.stall_share),
+        gap_p99_s: steal.and_then(|s| s.gap_p99_s),
+        gap_max_s: steal.and_then(|s| s.gap_max_s),
+        throttle_stall_s: steal.and_then(|s| s.throttle_stall_s),
+        other_stall_s: steal.and_then(|s| s.other_stall_s),
+        probe_loop_ns: steal.map(|s| s.loop_ns),
+        crng_ready: entropy.map(|e| e.crng_ready),
+        getrandom_bytes_per_s: entropy.and_then(|e| e.getrandom_bytes_per_s),
+        urandom_bytes_per_s: entropy.and_then(|e| e.urandom_bytes_per_s),
+        random_bytes_per_s: entropy.and_then(|e| e.random_bytes_per_s),
+        hwrng_bytes_per_s: entropy.and_then(|e| e.hwrng_bytes_per_s),
+        min_reader_share: entropy.and_then(|e| e.min_reader_share),
+        fips_blocks: entropy.map(|e| e.fips_blocks),
+        fips_failures: entropy.map(|e| e.fips_failures),
         leaked_stopped: r.leaks.stopped.len(),
         leaked_escaped: r.leaks.escaped.len(),
         leaked_cgroups: r.leaks.cgroups.len(),

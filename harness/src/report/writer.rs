@@ -94,9 +94,35 @@ pub struct ResultWriter {
     summary: csv::Writer<File>,
     timeseries: csv::Writer<BufWriter<File>>,
     latency: csv::Writer<BufWriter<File>>,
+    /// Probe tables (steal.csv, gaps.csv, ...), opened when a probe first reports.
+    probe_files: std::collections::BTreeMap<&'static str, csv::Writer<BufWriter<File>>>,
     /// Each run's summary rows and raw result, for run.json.
     runs: Vec<(Vec<SummaryRow>, RunResult)>,
 }
+
+/// Rows of a probe table, tagged with their run and group.
+trait Tagged: Serialize + Clone {
+    fn tag(&mut self, run: usize, group: &str);
+}
+
+macro_rules! tagged {
+    ($($t:ty),*) => {$(
+        impl Tagged for $t {
+            fn tag(&mut self, run: usize, group: &str) {
+                self.run = Some(run);
+                self.group = Some(group.to_string());
+            }
+        }
+    )*};
+}
+
+tagged!(
+    crate::probe::steal::CpuRow,
+    crate::probe::steal::GapBucket,
+    crate::probe::steal::SeriesRow,
+    crate::probe::entropy::SupplyRow,
+    crate::probe::entropy::FipsRow
+);
 
 /// Columns of timeseries.csv: one row per run and sample, each counter's change since
 /// the previous sample (times in s), plus two shares over the interval.
@@ -201,6 +227,7 @@ impl ResultWriter {
             summary,
             timeseries,
             latency,
+            probe_files: Default::default(),
             runs: Vec::new(),
         };
         Ok(w)
@@ -253,11 +280,52 @@ impl ResultWriter {
                 })?;
             }
         }
+        for g in &result.groups {
+            use crate::probe::ProbeOutput;
+            match &g.workload.probe {
+                Some(ProbeOutput::StealProbe(p)) => {
+                    self.probe_rows("steal.csv", run, &g.name, &p.cpus)?;
+                    self.probe_rows("gaps.csv", run, &g.name, &p.gaps)?;
+                    self.probe_rows("steal_timeseries.csv", run, &g.name, &p.series)?;
+                }
+                Some(ProbeOutput::EntropyProbe(p)) => {
+                    self.probe_rows("entropy.csv", run, &g.name, &p.supply)?;
+                    self.probe_rows("fips.csv", run, &g.name, &p.fips)?;
+                }
+                None => {}
+            }
+        }
+        for w in self.probe_files.values_mut() {
+            w.flush()?;
+        }
         self.timeseries.flush()?;
         self.latency.flush()?;
         self.runs.push((rows.clone(), result));
         self.write_json(plan, false)?;
         Ok(rows)
+    }
+
+    /// Append a probe's rows to `name` (opened, with its header, the first time).
+    fn probe_rows<T: Tagged>(
+        &mut self,
+        name: &'static str,
+        run: usize,
+        group: &str,
+        rows: &[T],
+    ) -> io::Result<()> {
+        if !self.probe_files.contains_key(name) {
+            let p = self.dir.join(name);
+            let f = File::create(&p).map_err(io_at(&p))?;
+            self.probe_files
+                .insert(name, csv::Writer::from_writer(BufWriter::new(f)));
+        }
+        let w = self.probe_files.get_mut(name).expect("just inserted");
+        for r in rows {
+            let mut r = r.clone();
+            r.tag(run, group);
+            w.serialize(&r)?;
+        }
+        Ok(())
     }
 
     /// Rewrite run.json; `complete` says whether every planned run is in.

@@ -225,6 +225,19 @@ pub enum Workload {
         command: String,
         duration: Option<Span>,
     },
+    /// `throttlebench probe steal` on `cpus` (default: the allowed CPUs).
+    Steal {
+        duration: Span,
+        cpus: Option<CpuList>,
+        threshold: Span,
+    },
+    /// `throttlebench probe entropy`; `duration` is shared by the supply measurements.
+    Entropy {
+        duration: Span,
+        sources: Vec<crate::probe::entropy::Source>,
+        sizes: Vec<u64>,
+        readers: Vec<u32>,
+    },
 }
 
 impl Workload {
@@ -234,7 +247,14 @@ impl Workload {
             Workload::Fibtest { .. } => "fibtest",
             Workload::Duty { .. } => "duty",
             Workload::Command { .. } => "command",
+            Workload::Steal { .. } => "steal",
+            Workload::Entropy { .. } => "entropy",
         }
+    }
+
+    /// Whether the workload is one of this program's probes (run as `probe ... --json`).
+    pub fn is_probe(&self) -> bool {
+        matches!(self, Workload::Steal { .. } | Workload::Entropy { .. })
     }
 
     /// Arguments for the fibtest workload generator.
@@ -301,6 +321,45 @@ impl Workload {
                 // Not a fibtest workload: the runner starts `sh -c command` instead.
                 push("-c", command.clone());
             }
+            Workload::Steal {
+                duration,
+                cpus,
+                threshold,
+            } => {
+                // This program's `probe steal`, not fibtest.
+                push("probe", String::new());
+                push("steal", String::new());
+                push("--json", String::new());
+                push("--duration", duration.to_string());
+                push("--threshold", threshold.to_string());
+                if let Some(c) = cpus {
+                    push("--cpus", c.to_string());
+                }
+            }
+            Workload::Entropy {
+                duration,
+                sources,
+                sizes,
+                readers,
+            } => {
+                let list = |v: Vec<String>| v.join(",");
+                push("probe", String::new());
+                push("entropy", String::new());
+                push("--json", String::new());
+                push("--duration", duration.to_string());
+                push(
+                    "--sources",
+                    list(sources.iter().map(|s| s.name().to_string()).collect()),
+                );
+                push(
+                    "--sizes",
+                    list(sizes.iter().map(|s| s.to_string()).collect()),
+                );
+                push(
+                    "--readers",
+                    list(readers.iter().map(|s| s.to_string()).collect()),
+                );
+            }
         }
         // The subcommand was pushed with an empty value to share `push`; drop it.
         a.retain(|s| !s.is_empty());
@@ -311,7 +370,8 @@ impl Workload {
     pub fn cpus(&self) -> Option<CpuList> {
         match self {
             Workload::Requests { cpus, .. } | Workload::Duty { cpus, .. } => cpus.clone(),
-            Workload::Command { .. } => None,
+            Workload::Command { .. } | Workload::Entropy { .. } => None,
+            Workload::Steal { cpus, .. } => cpus.clone(),
             Workload::Fibtest {
                 fast_cpus,
                 slow_cpus,
@@ -325,6 +385,11 @@ impl Workload {
     pub fn expected_duration(&self, limiter: &Limiter) -> Duration {
         match self {
             Workload::Fibtest { duration, .. } | Workload::Duty { duration, .. } => duration.0,
+            Workload::Steal { duration, .. } => duration.0 + Duration::from_secs(1),
+            // The FIPS pass reads each source for at most 2 s after the supply measurements.
+            Workload::Entropy {
+                duration, sources, ..
+            } => duration.0 + Duration::from_secs(2 * sources.len() as u64 + 2),
             Workload::Command { duration, .. } => {
                 duration.map(|d| d.0).unwrap_or(Duration::from_secs(600))
             }
@@ -1018,6 +1083,10 @@ fn resolve_workload(
         ("slice", w.slice.is_some()),
         ("command", w.command.is_some()),
         ("phase", w.phase.is_some()),
+        ("threshold", w.threshold.is_some()),
+        ("sources", w.sources.is_some()),
+        ("sizes", w.sizes.is_some()),
+        ("readers", w.readers.is_some()),
     ];
     let applies: &[&str] = match w.kind {
         WorkloadKind::Requests => &["work", "count", "interval", "threads", "cpus", "phase"],
@@ -1033,6 +1102,8 @@ fn resolve_workload(
         ],
         WorkloadKind::Duty => &["on", "off", "duration", "threads", "cpus", "slice", "phase"],
         WorkloadKind::Command => &["command", "duration"],
+        WorkloadKind::Steal => &["duration", "cpus", "threshold"],
+        WorkloadKind::Entropy => &["duration", "sources", "sizes", "readers"],
     };
     reject_unused(source, "workload", kind, &present, applies)?;
     let opt_cpus = |field: &str, v: &Option<String>| {
@@ -1138,6 +1209,69 @@ fn resolve_workload(
                     "workload.slice",
                     w.slice.unwrap_or(Span::from_millis(100)),
                 )?,
+            })
+        }
+        WorkloadKind::Steal => Ok(Workload::Steal {
+            duration: positive(
+                source,
+                "workload.duration",
+                w.duration.unwrap_or(Span::from_millis(10_000)),
+            )?,
+            cpus: opt_cpus("workload.cpus", &w.cpus)?,
+            threshold: positive(
+                source,
+                "workload.threshold",
+                w.threshold.unwrap_or(Span::from_micros(5)),
+            )?,
+        }),
+        WorkloadKind::Entropy => {
+            use crate::probe::entropy::Source;
+            let sources = match &w.sources {
+                None => Source::ALL.to_vec(),
+                Some(v) => v
+                    .iter()
+                    .map(|name| {
+                        Source::ALL
+                            .into_iter()
+                            .find(|s| s.name() == name)
+                            .ok_or_else(|| {
+                                ScenarioError::field(
+                                    source,
+                                    "workload.sources",
+                                    format!("unknown source \"{name}\" (getrandom, urandom, random, hwrng)"),
+                                )
+                            })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            };
+            let nonempty = |field: &str, empty: bool| {
+                if empty {
+                    Err(ScenarioError::field(
+                        source,
+                        field,
+                        "needs at least one value, none of them 0",
+                    ))
+                } else {
+                    Ok(())
+                }
+            };
+            nonempty("workload.sources", sources.is_empty())?;
+            let sizes = w.sizes.clone().unwrap_or(vec![32, 4096, 65536]);
+            nonempty("workload.sizes", sizes.is_empty() || sizes.contains(&0))?;
+            let readers = w.readers.clone().unwrap_or(vec![1, 4]);
+            nonempty(
+                "workload.readers",
+                readers.is_empty() || readers.contains(&0),
+            )?;
+            Ok(Workload::Entropy {
+                duration: positive(
+                    source,
+                    "workload.duration",
+                    w.duration.unwrap_or(Span::from_millis(10_000)),
+                )?,
+                sources,
+                sizes,
+                readers,
             })
         }
         WorkloadKind::Command => {

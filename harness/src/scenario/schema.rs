@@ -183,6 +183,10 @@ pub enum WorkloadKind {
     Duty,
     /// Any program, run with `sh -c` (its whole process tree is the workload).
     Command,
+    /// The CPU steal probe: pinned threads spinning on the clock, next to /proc/stat.
+    Steal,
+    /// The entropy probe: RNG readiness, supply per source and readers, FIPS tests.
+    Entropy,
 }
 
 impl WorkloadKind {
@@ -192,6 +196,8 @@ impl WorkloadKind {
             WorkloadKind::Fibtest => "fibtest",
             WorkloadKind::Duty => "duty",
             WorkloadKind::Command => "command",
+            WorkloadKind::Steal => "steal",
+            WorkloadKind::Entropy => "entropy",
         }
     }
 }
@@ -250,6 +256,18 @@ pub struct WorkloadSpec {
     /// command: the shell command to run (`sh -c`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
+    /// steal: shortest gap between clock reads counted as a stall (default 5us).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<Span>,
+    /// entropy: sources to read ("getrandom", "urandom", "random", "hwrng"; default all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sources: Option<Vec<String>>,
+    /// entropy: bytes per read (default [32, 4096, 65536]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sizes: Option<Vec<u64>>,
+    /// entropy: concurrent reader counts (default [1, 4]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readers: Option<Vec<u32>>,
     /// any kind, under a cfs quota below one CPU: start the work this long after a CFS
     /// period boundary (found by the workload before it starts). Absent: whenever the
     /// workload is ready, at no particular point of the period.

@@ -211,6 +211,22 @@ fn figure(dir: &ResultDir, ts: &Table, run: &str) -> TimeseriesFigure {
                 points: windowed(ts, &grows, "stall_s", window),
             });
         }
+        // A steal probe's stalls, all its CPUs together, from steal_timeseries.csv.
+        if let Some(st) = dir.stalls.as_ref() {
+            let srows: Vec<usize> = st
+                .rows_where("run", run)
+                .into_iter()
+                .filter(|&r| group_of(st, r) == *g && st.text(r, "cpu") == "all")
+                .collect();
+            if !srows.is_empty() {
+                lost.push(Line {
+                    label: name(g, "observed stalls (steal probe, its CPUs together)"),
+                    color: Some(gi + 2),
+                    dashed: false,
+                    points: windowed(st, &srows, "stall_s", window),
+                });
+            }
+        }
     }
     let t_max = rows
         .iter()

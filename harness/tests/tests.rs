@@ -4,6 +4,7 @@
 mod common;
 mod fips;
 mod limiters;
+mod probe;
 mod report;
 mod run;
 mod threshold;

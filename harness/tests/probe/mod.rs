@@ -1,0 +1,225 @@
+//! The steal and entropy probes, alone and as a scenario's workload.
+
+use crate::common::*;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+/// ns the thread named `name` of `pid` has run, from its schedstat.
+fn thread_run_ns(pid: u32, name: &str) -> Option<u64> {
+    for e in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+        if comm.trim() == name {
+            let s = std::fs::read_to_string(e.path().join("schedstat")).ok()?;
+            return s.split_whitespace().next()?.parse().ok();
+        }
+    }
+    None
+}
+
+#[test]
+fn sigstop_pauses_show_as_observed_stalls_but_not_as_steal() {
+    let _x = exclusive();
+    let dir = TempDir::new("probe-stop");
+    let out_dir = dir.path().join("out");
+    let child = tb()
+        .args([
+            "probe",
+            "steal",
+            "--duration",
+            "3s",
+            "--cpus",
+            "0",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // The spinning thread has been spinning for 50 ms of CPU: its loop is running.
+    wait_for("the probe's loop to spin", Duration::from_secs(20), || {
+        thread_run_ns(pid, "steal-0").is_some_and(|ns| ns > 50_000_000)
+    });
+    let target = nix::unistd::Pid::from_raw(pid as i32);
+    let mut paused = Vec::new();
+    for i in 0..3 {
+        let t0 = Instant::now();
+        nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGSTOP).unwrap();
+        // The stimulus: a pause of a known length (measured, not assumed).
+        std::thread::sleep(Duration::from_millis(50));
+        nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGCONT).unwrap();
+        paused.push(t0.elapsed().as_secs_f64());
+        if i < 2 {
+            // Between pauses, let it run (at least 100 ms of CPU) so they stay apart.
+            let base = thread_run_ns(pid, "steal-0").unwrap_or(0);
+            wait_for("the probe to run again", Duration::from_secs(20), || {
+                thread_run_ns(pid, "steal-0").is_some_and(|ns| ns > base + 100_000_000)
+            });
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let paused_s: f64 = paused.iter().sum();
+    // The three pauses are the only gaps of 40 ms or more (this machine's own stalls are
+    // below 20 ms), and together they account for the time paused within a few ms.
+    let gaps = read_csv(&out_dir.join("gaps.csv"));
+    let long: Vec<_> = gaps.iter().filter(|g| num(g, "lower_s") >= 0.04).collect();
+    let count: f64 = long.iter().map(|g| num(g, "count")).sum();
+    let total: f64 = long.iter().map(|g| num(g, "total_s")).sum();
+    assert_eq!(count, 3.0, "gaps of 40 ms or more: {long:?}");
+    assert!(
+        total >= paused_s - 0.003 && total <= paused_s + 0.010,
+        "observed {total:.4}s in long gaps for {paused_s:.4}s paused ({paused:?})"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("summary.json")).unwrap())
+            .unwrap();
+    let stall = summary["stall_s"].as_f64().unwrap();
+    let steal = summary["steal_s"].as_f64().unwrap();
+    assert!(stall >= total, "stall {stall} < the long gaps {total}");
+    assert!(summary["gap_max_s"].as_f64().unwrap() >= 0.045, "{summary}");
+    // Stopping a process is not steal: the hypervisor did not take the CPU.
+    assert!(
+        steal < paused_s / 2.0,
+        "steal {steal}s accounts for the {paused_s}s of SIGSTOP"
+    );
+    // The loop is tight: a clock read is tens of ns, not µs.
+    let loop_ns = summary["loop_ns"].as_f64().unwrap();
+    assert!(loop_ns > 5.0 && loop_ns < 500.0, "loop {loop_ns} ns");
+    let rows = read_csv(&out_dir.join("steal.csv"));
+    assert_eq!(
+        rows.iter().map(|r| r["cpu"].as_str()).collect::<Vec<_>>(),
+        ["0", "all"]
+    );
+    let series = read_csv(&out_dir.join("timeseries.csv"));
+    assert!(series.len() >= 2 * 29, "{} rows", series.len());
+}
+
+#[test]
+fn steal_under_a_quota_tells_throttling_stalls_apart() {
+    if !real_cgroups_or_skip("steal under a quota") {
+        return;
+    }
+    let _x = exclusive();
+    let dir = TempDir::new("probe-quota");
+    let text = "name = \"steal-quota\"\nsample_interval = \"100ms\"\n\n[limiter]\nkind = \"none\"\n\n\
+                [workload]\nkind = \"steal\"\nduration = \"2s\"\ncpus = \"0\"\n\n\
+                [sweep]\n\"limiter\" = [{ kind = \"none\" }, { kind = \"cfs\", quota = \"40ms\", period = \"100ms\" }]\n";
+    let (out, out_dir) = run_scenario(&dir, text);
+    assert!(out.status.success(), "{}", crate::common::text(&out));
+    let rows = read_csv(&out_dir.join("summary.csv"));
+    assert_eq!(rows.len(), 2);
+    let (free, limited) = (&rows[0], &rows[1]);
+    assert_eq!(limited["limiter"], "cfs");
+    // Free: a few % lost to the machine, nothing to throttling.
+    assert!(num(free, "stall_share") < 0.2, "{free:?}");
+    assert_eq!(num(free, "throttle_stall_s"), 0.0);
+    // 40% quota: the spinner loses about 60% of its CPU, most of it to throttling.
+    let share = num(limited, "stall_share");
+    assert!((0.5..=0.7).contains(&share), "stall share {share}");
+    let thr = num(limited, "throttle_stall_s");
+    let other = num(limited, "other_stall_s");
+    assert!(thr > 0.5, "stalls from throttling {thr}s");
+    assert!(
+        (thr + other - num(limited, "stall_s")).abs() < 1e-6,
+        "{limited:?}"
+    );
+    assert!(thr <= num(limited, "throttled_s") + 0.05, "{limited:?}");
+    // The probe's tables, tagged with run and group.
+    let steal = read_csv(&out_dir.join("steal.csv"));
+    assert_eq!(steal.len(), 4, "two rows (cpu 0, all) per run");
+    assert!(steal.iter().all(|r| r["group"] == "main"));
+    let series = read_csv(&out_dir.join("steal_timeseries.csv"));
+    assert!(series
+        .iter()
+        .any(|r| r["run"] == "1" && r["cpu"] == "all" && num(r, "throttled_s") > 0.0));
+    assert!(out_dir.join("gaps.csv").exists());
+}
+
+#[test]
+fn entropy_probe_measures_each_source_and_tests_its_bytes() {
+    let dir = TempDir::new("probe-entropy");
+    let out_dir = dir.path().join("out");
+    let out = tb()
+        .args([
+            "probe",
+            "entropy",
+            "--duration",
+            "1s",
+            "--sources",
+            "getrandom,urandom",
+            "--sizes",
+            "32,4096",
+            "--readers",
+            "1,2",
+            "--fips-bytes",
+            "250004",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let rows = read_csv(&out_dir.join("entropy.csv"));
+    assert_eq!(rows.len(), 8, "{rows:?}");
+    for r in &rows {
+        assert_eq!(r["error"], "", "{r:?}");
+        assert!(num(r, "bytes_per_s") > 0.0, "{r:?}");
+        assert!(num(r, "lat_p50_s") <= num(r, "lat_p99_s"), "{r:?}");
+        let share = num(r, "min_reader_share");
+        assert!(share > 0.0 && share <= 1.0, "{r:?}");
+    }
+    // 4 bytes start the continuous test, then 100 blocks of 2500.
+    let fips = read_csv(&out_dir.join("fips.csv"));
+    assert_eq!(fips.len(), 2);
+    for f in &fips {
+        assert_eq!(num(f, "blocks"), 100.0, "{f:?}");
+        assert_eq!(num(f, "successes") + num(f, "failures"), 100.0);
+    }
+    let k: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("kernel.json")).unwrap())
+            .unwrap();
+    assert_eq!(k["crng_ready"], true);
+    assert!(!k["release"].as_str().unwrap().is_empty());
+}
+
+#[test]
+fn fips_file_fails_a_file_of_zeros_in_rngtest_terms() {
+    let dir = TempDir::new("probe-fips");
+    let zeros = dir.path().join("zeros");
+    std::fs::write(&zeros, vec![0u8; 4 + 2500 * 3]).unwrap();
+    let out = tb()
+        .args(["probe", "entropy", "--fips-file", zeros.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("FIPS 140-2 failures: 3"), "{stdout}");
+    let missing = tb()
+        .args(["probe", "entropy", "--fips-file", "/nonexistent/file"])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/file"));
+}
+
+#[test]
+fn a_bad_entropy_source_in_a_scenario_names_the_field() {
+    let dir = TempDir::new("probe-bad");
+    let text = scenario(
+        "bad",
+        "kind = \"none\"",
+        "kind = \"entropy\"\nsources = [\"urandom\", \"lava-lamp\"]",
+    );
+    let (out, _) = run_scenario(&dir, &text);
+    assert_eq!(out.status.code(), Some(3), "{}", crate::common::text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("workload.sources") && err.contains("lava-lamp"),
+        "{err}"
+    );
+}

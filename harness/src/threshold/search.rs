@@ -277,7 +277,11 @@ pub fn search(
             } else {
                 after
             };
-            (Some(t), Some(median(after) / rate))
+            // The mean, not the median: a limiter that holds in short bursts (a credit
+            // system releasing a tick's worth at a time) makes single slices swing
+            // between far below and far above the average it grants.
+            let mean = after.iter().sum::<f64>() / after.len() as f64;
+            (Some(t), Some(mean / rate))
         }
         None => (None, None),
     };

@@ -1,5 +1,11 @@
 //! The threshold finder against an emulated burstable CPU whose truth is known: a short
 //! form (2 CPU-s of balance, 1 s cycles) of the t2.micro search, in under a minute.
+//!
+//! At 1 s cycles an on-period near the 10% baseline lasts about 100 ms, one default
+//! slice: a deficit of 10-20 ms at its end hides inside that slice (the search then reads
+//! 11-15% as sustainable). So this short form counts work in 20 ms slices and holds the
+//! baseline with a 20 ms CFS period (2 ms of quota), so a held slice reads 10% and not
+//! "10 ms then nothing" of a 100 ms period.
 
 use crate::common::*;
 
@@ -12,7 +18,7 @@ fn finds_the_baseline_and_the_balance_of_an_emulated_t2_micro() {
     let dir = TempDir::new("thr");
     let file = dir.file(
         "credits.toml",
-        "name = \"credits-small\"\n[limiter]\nkind = \"credits\"\nbaseline = 0.1\nbalance_max = \"2s\"\nbalance_start = \"2s\"\n",
+        "name = \"credits-small\"\n[limiter]\nkind = \"credits\"\nbaseline = 0.1\nbalance_max = \"2s\"\nbalance_start = \"2s\"\nperiod = \"20ms\"\n",
     );
     let out_dir = dir.path().join("out");
     let out = tb()
@@ -25,6 +31,8 @@ fn finds_the_baseline_and_the_balance_of_an_emulated_t2_micro() {
             "3m",
             "--max-burst",
             "8s",
+            "--slice",
+            "20ms",
             "--out",
             out_dir.to_str().unwrap(),
         ])

@@ -176,27 +176,45 @@ fn steal_cmd(cgroup_root: &Path, proc_root: &Path, a: &StealArgs) -> Result<i32>
         idle: a.idle.0,
     };
     let report = steal::run(&cfg, &|| signals::received().is_some())?;
-    if a.json {
-        println!(
-            "{}",
-            serde_json::to_string(&ProbeOutput::StealProbe(report.clone()))?
-        );
+    finish(
+        a.json,
+        &a.out,
+        "steal",
+        &report.summary,
+        report.summary.complete,
+        report.human(),
+        |dir| report.write_csv(dir, "timeseries.csv"),
+        ProbeOutput::StealProbe(report.clone()),
+    )
+}
+
+/// Print the report as a JSON line (`json`) and/or write its files, summary.json and a
+/// table for people (`out`, or alone); the exit code: 130 when the probe stopped early.
+#[allow(clippy::too_many_arguments)]
+fn finish<S: serde::Serialize>(
+    json: bool,
+    out: &Option<PathBuf>,
+    what: &str,
+    summary: &S,
+    complete: bool,
+    human: String,
+    write: impl FnOnce(&Path) -> Result<()>,
+    output: ProbeOutput,
+) -> Result<i32> {
+    if json {
+        println!("{}", serde_json::to_string(&output)?);
     }
-    if !a.json || a.out.is_some() {
-        let dir = out_dir(&a.out, "steal");
+    if !json || out.is_some() {
+        let dir = out_dir(out, what);
         std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
-        report.write_csv(&dir, "timeseries.csv")?;
+        write(&dir)?;
         let p = dir.join("summary.json");
-        std::fs::write(&p, serde_json::to_string_pretty(&report.summary)? + "\n")
+        std::fs::write(&p, serde_json::to_string_pretty(summary)? + "\n")
             .with_context(|| p.display().to_string())?;
-        eprint!("{}", report.human());
+        eprint!("{human}");
         eprintln!("results in {}", dir.display());
     }
-    Ok(if report.summary.complete {
-        0
-    } else {
-        EXIT_INTERRUPTED
-    })
+    Ok(if complete { 0 } else { EXIT_INTERRUPTED })
 }
 
 fn entropy_cmd(proc_root: &Path, a: &EntropyArgs) -> Result<i32> {
@@ -248,25 +266,14 @@ fn entropy_cmd(proc_root: &Path, a: &EntropyArgs) -> Result<i32> {
             eprintln!("measuring {what}");
         }
     })?;
-    if a.json {
-        println!(
-            "{}",
-            serde_json::to_string(&ProbeOutput::EntropyProbe(report.clone()))?
-        );
-    }
-    if !a.json || a.out.is_some() {
-        let dir = out_dir(&a.out, "entropy");
-        std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
-        report.write(&dir)?;
-        let p = dir.join("summary.json");
-        std::fs::write(&p, serde_json::to_string_pretty(&report.summary)? + "\n")
-            .with_context(|| p.display().to_string())?;
-        eprint!("{}", report.human());
-        eprintln!("results in {}", dir.display());
-    }
-    Ok(if report.summary.complete {
-        0
-    } else {
-        EXIT_INTERRUPTED
-    })
+    finish(
+        a.json,
+        &a.out,
+        "entropy",
+        &report.summary,
+        report.summary.complete,
+        report.human(),
+        |dir| report.write(dir),
+        ProbeOutput::EntropyProbe(report.clone()),
+    )
 }

@@ -419,9 +419,13 @@ fn read_for(
                             if let Some(f) = tally.fips.as_mut() {
                                 f.feed(&buf[..n]);
                             }
-                            let all = total.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
-                            if max_bytes.is_some_and(|m| all >= m) {
-                                stop.store(true, Ordering::Relaxed);
+                            // Only a byte-counted read (the FIPS pass) shares a counter;
+                            // supply readers touch nothing in common.
+                            if let Some(m) = max_bytes {
+                                let all = total.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
+                                if all >= m {
+                                    stop.store(true, Ordering::Relaxed);
+                                }
                             }
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}

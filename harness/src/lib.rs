@@ -16,3 +16,4 @@ pub mod sample;
 pub mod scenario;
 pub mod signals;
 pub mod threshold;
+pub mod vm;

@@ -81,6 +81,9 @@ fn inner(args: &CompareArgs) -> Result<i32> {
         new.scenario_name(),
         args.alpha
     );
+    for note in host_notes(&base, &new) {
+        println!("note: {note}");
+    }
     print!("{}", c.table());
     let path = match &args.out {
         Some(p) if p.is_dir() => p.join("compare.csv"),
@@ -128,4 +131,45 @@ fn inner(args: &CompareArgs) -> Result<i32> {
         }
         Ok(0)
     }
+}
+
+/// What differs between the machines of two result folders that matters for reading the
+/// comparison: a kernel change is usually the point (bisecting), an emulated guest makes
+/// timings incomparable.
+pub fn host_notes(base: &ResultDir, new: &ResultDir) -> Vec<String> {
+    let field = |d: &ResultDir, k: &str| -> String {
+        d.run_json
+            .as_ref()
+            .and_then(|j| j.pointer(&format!("/host/{k}")))
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    let mut notes = Vec::new();
+    let (kb, kn) = (field(base, "kernel_release"), field(new, "kernel_release"));
+    if kb != kn {
+        notes.push(format!("the kernels differ: {kb} → {kn}"));
+    }
+    let (vb, vn) = (field(base, "vm"), field(new, "vm"));
+    let side = |v: &str| {
+        if v.is_empty() {
+            "the host".to_string()
+        } else {
+            format!("a VM ({v})")
+        }
+    };
+    if vb != vn {
+        notes.push(format!(
+            "{} ran on {} and {} on {}: latencies and rates are not comparable, cgroup accounting (shares, throttled periods) is",
+            base.dir.display(),
+            side(&vb),
+            new.dir.display(),
+            side(&vn)
+        ));
+    } else if vb.contains("emulated") {
+        notes.push(format!(
+            "both ran in an emulated VM ({vb}): compare cgroup accounting, not latencies"
+        ));
+    }
+    notes
 }

@@ -8,6 +8,7 @@ pub mod plot;
 pub mod probe;
 mod run;
 pub mod threshold;
+pub mod vm;
 
 pub use run::{allowed_cpus, load_plan, run_scenario};
 
@@ -61,6 +62,10 @@ pub enum Command {
     /// Compare two result folders metric by metric, with intervals and tests; exit 1 when
     /// a metric regressed past --fail-on.
     Compare(compare::CompareArgs),
+    /// Run a throttlebench command in a guest kernel booted with virtme-ng (cgroup v2,
+    /// the kernel under test); its exit code passes through, 125 when the guest could
+    /// not answer.
+    Vm(vm::VmArgs),
     /// The workload generator (same as the `fibtest` binary): fast/slow threads, requests, duty cycles.
     #[command(disable_help_flag = true)]
     Fibtest {
@@ -107,6 +112,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Check(args) => check::run(&cli.cgroup_root, &cli.proc_root, &args),
         Command::Compare(args) => compare::run(&args),
+        Command::Vm(args) => vm::run(&args),
         Command::Fibtest { args } => Ok(fibtest::cli::run(args)),
     }
 }

@@ -246,6 +246,9 @@ impl ResultDir {
         if !s("cgroup_version").is_empty() {
             line.push_str(&format!(", cgroup {}", s("cgroup_version")));
         }
+        if !s("vm").is_empty() {
+            line.push_str(&format!(" (in a VM: {})", s("vm")));
+        }
         Some(line)
     }
 

@@ -28,6 +28,33 @@ pub struct Host {
     pub clock_ticks_per_s: u64,
     /// Whether /proc/pressure/cpu was read.
     pub psi: bool,
+    /// /proc/sys/kernel/version: the build's number and date, which tell two builds of one
+    /// release apart.
+    pub kernel_version: String,
+    /// CONFIG_HZ and CONFIG_CFS_BANDWIDTH from the kernel's config, where readable
+    /// (`THROTTLEBENCH_KERNEL_CONFIG`, set by `throttlebench vm`, else
+    /// /boot/config-<release>).
+    pub config_hz: Option<u64>,
+    pub config_cfs_bandwidth: Option<bool>,
+    /// Set when the run was inside a VM started by `throttlebench vm` (e.g. "virtme-ng,
+    /// emulated (TCG)"): timings are not comparable with the host's, cgroup accounting is.
+    pub vm: Option<String>,
+}
+
+/// CONFIG_HZ and CONFIG_CFS_BANDWIDTH of a kernel config's text.
+pub fn kernel_config(text: &str) -> (Option<u64>, Option<bool>) {
+    let mut hz = None;
+    let mut bw = None;
+    for line in text.lines() {
+        if let Some(v) = line.strip_prefix("CONFIG_HZ=") {
+            hz = v.trim().parse().ok();
+        } else if let Some(v) = line.strip_prefix("CONFIG_CFS_BANDWIDTH=") {
+            bw = Some(v.trim() == "y");
+        } else if line.starts_with("# CONFIG_CFS_BANDWIDTH is not set") {
+            bw = Some(false);
+        }
+    }
+    (hz, bw)
 }
 
 impl Host {
@@ -46,6 +73,13 @@ impl Host {
                     .map(|(_, m)| m.trim().to_string())
             })
             .unwrap_or_default();
+        let release = read(proc_root.join("sys/kernel/osrelease"));
+        let config = std::env::var_os("THROTTLEBENCH_KERNEL_CONFIG")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(format!("/boot/config-{release}")));
+        let (config_hz, config_cfs_bandwidth) = fs::read_to_string(&config)
+            .map(|t| kernel_config(&t))
+            .unwrap_or((None, None));
         Host {
             hostname: read(proc_root.join("sys/kernel/hostname")),
             kernel_release: read(proc_root.join("sys/kernel/osrelease")),
@@ -61,6 +95,12 @@ impl Host {
             .ok(),
             clock_ticks_per_s: crate::sample::procstat::clock_ticks_per_s(),
             psi,
+            kernel_version: read(proc_root.join("sys/kernel/version")),
+            config_hz,
+            config_cfs_bandwidth,
+            vm: std::env::var("THROTTLEBENCH_VM")
+                .ok()
+                .filter(|v| !v.is_empty()),
         }
     }
 }

@@ -8,3 +8,4 @@ mod probe;
 mod report;
 mod run;
 mod threshold;
+mod vm;

@@ -1,0 +1,153 @@
+//! cgroup v2 for real, in a guest kernel booted by `throttlebench vm` (virtme-ng, software
+//! emulation). Runs when THROTTLEBENCH_VM_KERNEL names a kernel image and `vng` is on the
+//! PATH (docs/kernels.md says how to get both); skipped, with a message, otherwise. One boot
+//! per scenario file (about 30 s each here).
+
+use crate::common::*;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+fn vng_found() -> bool {
+    std::process::Command::new("vng")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+fn kernel_or_skip(test: &str) -> Option<PathBuf> {
+    let k = std::env::var_os("THROTTLEBENCH_VM_KERNEL").map(PathBuf::from);
+    let vng = vng_found();
+    match k {
+        Some(k) if vng && k.is_file() => Some(k),
+        _ => {
+            eprintln!(
+                "skipped: {test}: set THROTTLEBENCH_VM_KERNEL to a kernel image and put vng on the PATH (vng found: {vng})"
+            );
+            None
+        }
+    }
+}
+
+/// `throttlebench vm --kernel K -- run SCENARIO --out DIR --no-plot`, from the project root.
+fn in_guest(kernel: &Path, scenario: &str, dir: &TempDir) -> (Output, PathBuf) {
+    let out_dir = dir.path().join("out");
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let out = tb()
+        .current_dir(root)
+        .args([
+            "vm",
+            "--kernel",
+            kernel.to_str().unwrap(),
+            "--timeout",
+            "10m",
+            "--",
+        ])
+        .args([
+            "run",
+            scenario,
+            "--no-plot",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    (out, out_dir)
+}
+
+fn host(out_dir: &Path) -> serde_json::Value {
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("run.json")).unwrap()).unwrap();
+    j["host"].clone()
+}
+
+#[test]
+fn quota_and_freezer_on_cgroup_v2_in_a_guest() {
+    let Some(k) = kernel_or_skip("quota and freezer in a guest") else {
+        return;
+    };
+    let _x = exclusive();
+    let dir = TempDir::new("vm-limiters");
+    let (out, out_dir) = in_guest(&k, "scenarios/guest/v2-limiters.toml", &dir);
+    assert!(out.status.success(), "{}", text(&out));
+    let h = host(&out_dir);
+    assert_eq!(h["cgroup_version"], "v2", "{h}");
+    assert_eq!(h["vm"], "virtme-ng, emulated (TCG)");
+    assert!(
+        h["kernel_version"].as_str().unwrap_or("").contains('#'),
+        "{h}"
+    );
+    let rows = read_csv(&out_dir.join("summary.csv"));
+    assert_eq!(rows.len(), 2);
+    let (cfs, freezer) = (&rows[0], &rows[1]);
+    // cpu.max 20 ms per 100 ms: accounting is real in an emulated guest.
+    let share = num(cfs, "cpu_share");
+    assert!((0.17..=0.23).contains(&share), "cfs share {share}");
+    assert!(
+        num(cfs, "nr_throttled") >= 0.8 * num(cfs, "nr_periods"),
+        "{cfs:?}"
+    );
+    assert!(num(cfs, "throttled_s") > 0.0);
+    // cgroup.freeze duty cycle at 30%.
+    let share = num(freezer, "cpu_share");
+    assert!((0.25..=0.35).contains(&share), "freezer share {share}");
+    for r in &rows {
+        assert_eq!(num(r, "leaked_cgroups"), 0.0, "{r:?}");
+        assert_eq!(num(r, "leaked_stopped"), 0.0, "{r:?}");
+    }
+}
+
+#[test]
+fn burst_accounting_on_cgroup_v2_in_a_guest() {
+    let Some(k) = kernel_or_skip("burst in a guest") else {
+        return;
+    };
+    let _x = exclusive();
+    let dir = TempDir::new("vm-burst");
+    let (out, out_dir) = in_guest(&k, "scenarios/guest/v2-burst.toml", &dir);
+    assert!(out.status.success(), "{}", text(&out));
+    let rows = read_csv(&out_dir.join("summary.csv"));
+    let (none, burst) = (&rows[0], &rows[1]);
+    assert_eq!(num(none, "burst_s"), 0.0);
+    assert_eq!(num(none, "nr_bursts"), 0.0);
+    // With 20 ms of burst the bursty job spends saved quota: cpu.stat counts it.
+    assert!(num(burst, "nr_bursts") > 0.0, "{burst:?}");
+    assert!(num(burst, "burst_time_s") > 0.0, "{burst:?}");
+    assert!(
+        num(burst, "cpu_share") > num(none, "cpu_share"),
+        "burst {burst:?} none {none:?}"
+    );
+    assert!(num(burst, "nr_throttled") < num(none, "nr_throttled"));
+}
+
+#[test]
+fn a_kernel_that_does_not_boot_is_125() {
+    // A kernel image that is not there (its build failed) is 125, without a boot.
+    let out = tb()
+        .args(["vm", "--kernel", "/nonexistent/bzImage", "--"])
+        .args(["check", "x.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/bzImage"));
+    if !vng_found() {
+        eprintln!("skipped: a kernel that does not boot: vng is not on the PATH");
+        return;
+    }
+    let _x = exclusive();
+    let dir = TempDir::new("vm-noboot");
+    let junk = dir.file("vmlinuz-junk", &"not a kernel\n".repeat(1000));
+    let out = tb()
+        .args([
+            "vm",
+            "--kernel",
+            junk.to_str().unwrap(),
+            "--timeout",
+            "45s",
+            "--",
+        ])
+        .args(["check", "scenarios/guest/v2-limiters.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125), "{}", text(&out));
+}

@@ -297,19 +297,83 @@ pub fn summarize(
             }
         })
         .collect();
-    let all_usage: f64 = totals.iter().map(|t| t.usage_s).sum();
+    let starts: Vec<usize> = r
+        .groups
+        .iter()
+        .map(|g| g.window_start(r.t0_monotonic_ns))
+        .collect();
+    // Each workload's own end (its time zero plus its wall time), relative to the run's
+    // time zero: the samplers keep ticking until the last group ends.
+    let ends: Vec<Option<u64>> = r
+        .groups
+        .iter()
+        .map(|g| {
+            let h = g.workload.header.as_ref()?;
+            let e = g.workload.end.as_ref()?;
+            Some(h.start_monotonic_ns.saturating_sub(r.t0_monotonic_ns) + (e.wall_s * 1e9) as u64)
+        })
+        .collect();
+    let shares = common_window_shares(
+        &r.groups
+            .iter()
+            .map(|g| g.samples.as_slice())
+            .collect::<Vec<_>>(),
+        &starts,
+        &ends,
+    );
     r.groups
         .iter()
         .zip(&r.planned.groups)
         .zip(&totals)
-        .map(|((g, plan), total)| {
+        .enumerate()
+        .map(|(i, ((g, plan), total))| {
             let mut row = summarize_group(scenario, r, g, &plan.workload, total, has_psi);
-            if r.groups.len() > 1 && all_usage > 0.0 {
-                row.group_share_pct = Some(100.0 * total.usage_s / all_usage);
+            if r.groups.len() > 1 {
+                row.group_share_pct = shares.as_ref().map(|s| s[i]);
             }
             row
         })
         .collect()
+}
+
+/// Each group's CPU usage as a % of all groups' usage, over the window in which every
+/// group's workload was running (from the latest window start to the earliest end: the
+/// workload's own end when known, else its last sample), so that a group that started
+/// late or ended early is not credited with time it had the CPUs to itself. None when
+/// there is no such window or no usage in it.
+pub fn common_window_shares(
+    samples: &[&[Sample]],
+    starts: &[usize],
+    ends: &[Option<u64>],
+) -> Option<Vec<f64>> {
+    let from = samples
+        .iter()
+        .zip(starts)
+        .map(|(s, &i)| s.get(i).map(|x| x.t_ns))
+        .collect::<Option<Vec<u64>>>()?
+        .into_iter()
+        .max()?;
+    let to = samples
+        .iter()
+        .zip(ends)
+        .map(|(s, e)| e.or(s.last().map(|x| x.t_ns)))
+        .collect::<Option<Vec<u64>>>()?
+        .into_iter()
+        .min()?;
+    if to <= from {
+        return None;
+    }
+    let usage: Vec<f64> = samples
+        .iter()
+        .map(|s| {
+            // The first sample at or after `from`, the last at or before `to`.
+            let a = s.iter().find(|x| x.t_ns >= from)?;
+            let b = s.iter().rev().find(|x| x.t_ns <= to)?;
+            Some(b.usage_ns.saturating_sub(a.usage_ns) as f64)
+        })
+        .collect::<Option<Vec<f64>>>()?;
+    let all: f64 = usage.iter().sum();
+    (all > 0.0).then(|| usage.iter().map(|u| 100.0 * u / all).collect())
 }
 
 fn summarize_group(
@@ -580,5 +644,40 @@ mod tests {
         assert!((rows[0].group_share_pct.unwrap() - 25.0).abs() < 1e-9);
         assert!((rows[1].group_share_pct.unwrap() - 75.0).abs() < 1e-9);
         assert!(rows.iter().all(|x| x.leaked_stopped == 1));
+    }
+
+    #[test]
+    fn group_shares_count_only_while_every_group_ran() {
+        // Group b starts 1 s late: before that a had both CPUs (2 CPU-s per s). From 1 s
+        // to 3 s they split 2:1 (a 4/3 per s, b 2/3 per s).
+        let a: Vec<Sample> = (0..=3)
+            .map(|k| {
+                let t = k * 1000;
+                let u = if k <= 1 {
+                    2 * t
+                } else {
+                    2000 + (t - 1000) * 4 / 3
+                };
+                sample(t, u, 0, 0, 0)
+            })
+            .collect();
+        let b: Vec<Sample> = (1..=3)
+            .map(|k| sample(k * 1000, (k - 1) * 1000 * 2 / 3, 0, 0, 0))
+            .collect();
+        let s = common_window_shares(&[&a, &b], &[0, 0], &[None, None]).unwrap();
+        assert!(
+            (s[0] - 66.67).abs() < 0.1 && (s[1] - 33.33).abs() < 0.1,
+            "{s:?}"
+        );
+        // Over each group's own window a would have had 4.67 of 6 CPU-s: 77.8%.
+        // No common window: nothing to say.
+        let late: Vec<Sample> = vec![sample(5000, 0, 0, 0, 0), sample(6000, 100, 0, 0, 0)];
+        assert_eq!(
+            common_window_shares(&[&a, &late], &[0, 0], &[None, None]),
+            None
+        );
+        // b's workload ended at 2 s (its sampler kept going): only 1-2 s counts.
+        let s = common_window_shares(&[&a, &b], &[0, 0], &[None, Some(2_000_000_000)]).unwrap();
+        assert!((s[0] - 66.67).abs() < 0.1, "{s:?}");
     }
 }

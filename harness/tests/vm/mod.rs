@@ -141,9 +141,8 @@ fn weights_on_cgroup_v2_in_a_guest() {
             "group_share_pct",
         )
     };
-    // cpu.weight 150/100/100/50 under full contention: 37.5/25/25/12.5% within 3 points.
-    // (Over 4 s the emulated guest's slow start-up left the groups out of proportion:
-    // the scenario runs 12 s.)
+    // cpu.weight 150/100/100/50 under full contention: 37.5/25/25/12.5% within 3 points,
+    // counted while all four ran (an emulated guest starts them far apart).
     for (g, want) in [
         ("a150", 37.5),
         ("b100", 25.0),

@@ -187,4 +187,13 @@ fn a_kernel_that_does_not_boot_is_125() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(125), "{}", text(&out));
+    // The boot log is kept for a boot that failed, and named: this one was on purpose.
+    let err = String::from_utf8_lossy(&out.stderr);
+    let log = err
+        .split_whitespace()
+        .find(|w| w.contains("tb-vm-boot-") && w.ends_with(".log"))
+        .map(PathBuf::from)
+        .expect("the boot log is named");
+    assert!(log.exists(), "{}", log.display());
+    std::fs::remove_file(log).unwrap();
 }

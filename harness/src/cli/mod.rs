@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod check;
+pub mod cleanup;
 pub mod compare;
 pub mod plot;
 pub mod probe;
@@ -62,6 +63,9 @@ pub enum Command {
     /// Compare two result folders metric by metric, with intervals and tests; exit 1 when
     /// a metric regressed past --fail-on.
     Compare(compare::CompareArgs),
+    /// Remove what runs that died (SIGKILL, crash) left: their cgroups and processes. `run`
+    /// does this before it starts too.
+    Cleanup(cleanup::CleanupArgs),
     /// Run a throttlebench command in a guest kernel booted with virtme-ng (cgroup v2,
     /// the kernel under test); its exit code passes through, 125 when the guest could
     /// not answer.
@@ -113,6 +117,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Check(args) => check::run(&cli.cgroup_root, &cli.proc_root, &args),
         Command::Compare(args) => compare::run(&args),
         Command::Vm(args) => vm::run(&args),
+        Command::Cleanup(args) => cleanup::run(&cli.cgroup_root, &args),
         Command::Fibtest { args } => Ok(fibtest::cli::run(args)),
     }
 }

@@ -296,3 +296,87 @@ fn a_sigkilled_run_is_cleaned_up_by_the_next_run() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("left by dead run {pid}")), "{err}");
 }
+
+/// State letter of /proc/<pid>/stat ('T' when stopped), if the process exists.
+fn proc_state(pid: i32) -> Option<char> {
+    let t = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    t[t.rfind(')')? + 1..].trim_start().chars().next()
+}
+
+#[test]
+fn a_run_sigkilled_while_its_workload_is_stopped_leaves_nothing_stopped_and_cleanup_removes_the_rest(
+) {
+    if !real_cgroups_or_skip("sigkill in a stop phase") {
+        return;
+    }
+    let _x = exclusive();
+    let dir = TempDir::new("kill-stopped");
+    // Seed 000's shape: a short on-phase, a long off-phase in which the job is stopped.
+    let file = dir.file(
+        "s.toml",
+        &scenario(
+            "stopped",
+            "kind = \"signal\"\nby = \"group\"\non = \"100ms\"\noff = \"30s\"",
+            "kind = \"duty\"\non = \"60s\"\noff = \"0ms\"\nduration = \"60s\"",
+        ),
+    );
+    let mut child = tb()
+        .args(["run", file.to_str().unwrap(), "--out"])
+        .arg(dir.path().join("out"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mine = || -> Vec<i32> {
+        run_cgroups()
+            .iter()
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(&format!("run-{pid}-"))
+            })
+            .flat_map(|p| {
+                std::fs::read_to_string(p.join("cgroup.procs"))
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .map(|x| x.parse::<i32>().unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    wait_for(
+        "the limiter to stop the workload",
+        Duration::from_secs(20),
+        || {
+            let w = mine();
+            !w.is_empty() && w.iter().all(|p| proc_state(*p) == Some('T'))
+        },
+    );
+    let workload = mine();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Stopped or not, the workload dies with its harness (a SIGKILL needs no SIGCONT).
+    wait_for(
+        "the stopped workload to die with its harness",
+        Duration::from_secs(10),
+        || workload.iter().all(|p| proc_state(*p).is_none()),
+    );
+    assert_no_stopped_processes();
+    assert!(
+        !run_cgroups().is_empty(),
+        "the killed run's cgroup is there to clean"
+    );
+    let out = tb().arg("cleanup").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains(&format!("left by dead run {pid}")), "{said}");
+    assert!(run_cgroups().is_empty(), "{:?}", run_cgroups());
+    for p in parents() {
+        assert!(!p.exists(), "parent {} left", p.display());
+    }
+    let again = tb().arg("cleanup").output().unwrap();
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to clean"));
+}

@@ -78,7 +78,14 @@ pub fn parse(text: &str, file: &str) -> Result<Scenario, ScenarioError> {
             .span()
             .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
         let message = e.message().trim().to_string();
-        let field = unknown_field_name(&message);
+        // The field: the one toml names (unknown fields), else the key written on the line,
+        // with the table it is in.
+        let at = line.and_then(|l| field_at_line(text, l));
+        let field = match (unknown_field_name(&message), &at) {
+            (Some(u), Some(a)) if a.ends_with(&u) => Some(a.clone()),
+            (Some(u), _) => Some(u),
+            (None, a) => a.clone(),
+        };
         ScenarioError {
             file: file.to_string(),
             line,
@@ -116,9 +123,13 @@ pub fn locate(mut err: ScenarioError, text: &str) -> ScenarioError {
 /// The line of `section.key` (or a top-level `key`) in TOML text: a small scan that
 /// follows `[section]` headers, enough for the flat tables of a scenario.
 fn find_field_line(text: &str, field: &str) -> Option<usize> {
-    let (section, key) = match field.rsplit_once('.') {
-        Some((s, k)) if !s.contains('"') => (s, k),
-        _ => ("", field),
+    // `sweep."limiter.quota"`: the key is quoted and holds dots itself.
+    let (section, key) = match field.split_once(".\"") {
+        Some((s, _)) => (s, &field[s.len() + 1..]),
+        None => match field.rsplit_once('.') {
+            Some((s, k)) if !s.contains('"') => (s, k),
+            _ => ("", field),
+        },
     };
     let key = key.trim_matches('"');
     let mut current = String::new();
@@ -150,8 +161,46 @@ fn find_field_line(text: &str, field: &str) -> Option<usize> {
     None
 }
 
+/// The dotted name of the key written on line `line` (1-based) of a TOML text, with the
+/// table header above it: `limiter.quota` for `quota = ...` under `[limiter]`.
+pub fn field_at_line(text: &str, line: usize) -> Option<String> {
+    let mut table = String::new();
+    for (i, l) in text.lines().enumerate() {
+        let t = l.trim();
+        if t.starts_with('[') {
+            table = t
+                .trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string();
+        }
+        if i + 1 == line {
+            if t.starts_with('[') {
+                return (!table.is_empty()).then_some(table);
+            }
+            let raw = t.split('=').next()?.trim();
+            let bare = raw.trim_matches('"');
+            // A quoted key with dots in it stays quoted: `sweep."limiter.quota"`.
+            let key = if bare.contains('.') { raw } else { bare };
+            if key.is_empty() || !t.contains('=') || t.starts_with('#') {
+                return None;
+            }
+            return Some(if table.is_empty() {
+                key.to_string()
+            } else {
+                format!("{table}.{key}")
+            });
+        }
+    }
+    None
+}
+
 fn unknown_field_name(message: &str) -> Option<String> {
-    let rest = message.strip_prefix("unknown field `")?;
+    let rest = message
+        .strip_prefix("unknown field `")
+        .or_else(|| message.strip_prefix("missing field `"))?;
     Some(rest.split('`').next()?.to_string())
 }
 

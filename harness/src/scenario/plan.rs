@@ -940,6 +940,18 @@ pub fn resolve_limiter(
                             format!("{q} is below the kernel's minimum of 1ms"),
                         ));
                     }
+                    // The kernel keeps bandwidth in 44 bits of µs (MAX_BW in
+                    // kernel/sched/core.c): a larger quota is EINVAL when written.
+                    const MAX_QUOTA_US: u64 = (1 << 44) - 1;
+                    if q.as_micros() > MAX_QUOTA_US {
+                        return Err(ScenarioError::field(
+                            source,
+                            "limiter.quota",
+                            format!(
+                                "{q} is above the kernel's maximum of {MAX_QUOTA_US}us (about 203 days); use \"max\" for no limit"
+                            ),
+                        ));
+                    }
                     Some(q.as_micros())
                 }
             };

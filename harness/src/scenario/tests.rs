@@ -36,9 +36,30 @@ fn builtin_default_resolves_to_the_conceptual_model() {
 fn unknown_field_is_named_with_its_line() {
     let text = "name = \"x\"\n[limiter]\nkind = \"cfs\"\nquotaa = \"40ms\"\n[workload]\nkind = \"requests\"\nwork = \"1ms\"\n";
     let e = plan(text).unwrap_err();
-    assert_eq!(e.field.as_deref(), Some("quotaa"));
+    // Named with the table it is in.
+    assert_eq!(e.field.as_deref(), Some("limiter.quotaa"));
     assert_eq!(e.line, Some(4));
-    assert!(e.to_string().starts_with("t.toml:4: field `quotaa`"), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("t.toml:4: field `limiter.quotaa`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_field_of_a_line_is_named_with_its_table() {
+    let text = "name = \"x\"\n[limiter]\nkind = \"cfs\"\n\n[[group]]\nname = \"a\"\n[sweep]\n\"limiter.quota\" = []\n";
+    assert_eq!(super::field_at_line(text, 1).as_deref(), Some("name"));
+    assert_eq!(
+        super::field_at_line(text, 3).as_deref(),
+        Some("limiter.kind")
+    );
+    assert_eq!(super::field_at_line(text, 4), None);
+    assert_eq!(super::field_at_line(text, 6).as_deref(), Some("group.name"));
+    assert_eq!(
+        super::field_at_line(text, 8).as_deref(),
+        Some("sweep.\"limiter.quota\"")
+    );
 }
 
 #[test]

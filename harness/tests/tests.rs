@@ -4,6 +4,7 @@
 mod bad_input;
 mod common;
 mod fips;
+mod fuzz;
 mod limiters;
 mod probe;
 mod report;

@@ -41,14 +41,14 @@ impl CpuStat {
                 "burst_usec" => Some((&mut s.burst_ns, 1000)),
                 "usage_usec" => {
                     let v: u64 = value.parse().map_err(|_| bad(key, value))?;
-                    s.usage_ns = Some(v * 1000);
+                    s.usage_ns = Some(v.checked_mul(1000).ok_or_else(|| bad(key, value))?);
                     None
                 }
                 _ => None,
             };
             if let Some((slot, scale)) = field {
                 let v: u64 = value.parse().map_err(|_| bad(key, value))?;
-                *slot = v * scale;
+                *slot = v.checked_mul(scale).ok_or_else(|| bad(key, value))?;
             }
         }
         Ok(s)
@@ -98,5 +98,13 @@ mod tests {
     fn garbage_value_names_the_key() {
         let e = CpuStat::parse("nr_periods x\n").unwrap_err();
         assert!(e.contains("nr_periods"), "{e}");
+    }
+
+    #[test]
+    fn a_value_too_large_for_ns_is_an_error_not_an_overflow() {
+        // Found by the fuzz test: 2^64/1000 µs does not fit in ns.
+        let e = CpuStat::parse("usage_usec 18446744073709552\n").unwrap_err();
+        assert!(e.contains("usage_usec"), "{e}");
+        assert!(CpuStat::parse("throttled_usec 18446744073709552\n").is_err());
     }
 }

@@ -97,6 +97,13 @@ impl ProcStat {
                     line: i + 1,
                     what: "cpuN label without a CPU number",
                 })?;
+                // Linux's NR_CPUS is at most 8192: anything above is not a CPU.
+                if n >= 8192 {
+                    return Err(ProcStatError {
+                        line: i + 1,
+                        what: "cpuN label above the kernel's largest CPU number (8191)",
+                    });
+                }
                 if n >= self.cpus.len() {
                     self.cpus.resize(n + 1, CpuTimes::default());
                 }
@@ -260,5 +267,13 @@ softirq 1 2 3\n";
         r.read_into(&mut s).unwrap();
         assert!(!s.cpus.is_empty());
         assert!(s.total.total() > 0);
+    }
+
+    #[test]
+    fn an_absurd_cpu_number_is_an_error_not_a_huge_allocation() {
+        // Found by the fuzz test: `cpu18446744073709551` asked for a Vec of that length.
+        let e = ProcStat::parse("cpu  1 2 3 4\ncpu18446744073709551 1 2 3 4\n").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(ProcStat::parse("cpu  1 2 3 4\ncpu8191 1 2 3 4\n").is_ok());
     }
 }

@@ -250,22 +250,7 @@ fn a_sigkilled_run_is_cleaned_up_by_the_next_run() {
     let dir = TempDir::new("kill");
     let (mut child, _) = start_long_run(&dir);
     let pid = child.id();
-    let workload: Vec<i32> = run_cgroups()
-        .iter()
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with(&format!("run-{pid}-"))
-        })
-        .flat_map(|p| {
-            std::fs::read_to_string(p.join("cgroup.procs"))
-                .unwrap_or_default()
-                .split_whitespace()
-                .map(|x| x.parse::<i32>().unwrap())
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let workload = run_pids(pid);
     assert!(!workload.is_empty());
     child.kill().unwrap();
     child.wait().unwrap();
@@ -295,6 +280,26 @@ fn a_sigkilled_run_is_cleaned_up_by_the_next_run() {
     assert!(out.status.success(), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("left by dead run {pid}")), "{err}");
+}
+
+/// The processes in the cgroups of the run whose harness has pid `pid`.
+fn run_pids(pid: u32) -> Vec<i32> {
+    run_cgroups()
+        .iter()
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&format!("run-{pid}-"))
+        })
+        .flat_map(|p| {
+            std::fs::read_to_string(p.join("cgroup.procs"))
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(|x| x.parse::<i32>().unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// State letter of /proc/<pid>/stat ('T' when stopped), if the process exists.
@@ -328,24 +333,7 @@ fn a_run_sigkilled_while_its_workload_is_stopped_leaves_nothing_stopped_and_clea
         .spawn()
         .unwrap();
     let pid = child.id();
-    let mine = || -> Vec<i32> {
-        run_cgroups()
-            .iter()
-            .filter(|p| {
-                p.file_name()
-                    .unwrap()
-                    .to_string_lossy()
-                    .starts_with(&format!("run-{pid}-"))
-            })
-            .flat_map(|p| {
-                std::fs::read_to_string(p.join("cgroup.procs"))
-                    .unwrap_or_default()
-                    .split_whitespace()
-                    .map(|x| x.parse::<i32>().unwrap())
-                    .collect::<Vec<_>>()
-            })
-            .collect()
-    };
+    let mine = || run_pids(pid);
     wait_for(
         "the limiter to stop the workload",
         Duration::from_secs(20),

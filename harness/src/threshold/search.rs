@@ -435,6 +435,21 @@ mod tests {
         }
     }
 
+    /// On-period `k` of thread 0: whole slices of `dt` with these step counts.
+    fn period(k: usize, slice_steps: Vec<u64>, dt: f64) -> DutyPeriod {
+        DutyPeriod {
+            thread: 0,
+            period: k as u64,
+            start_s: 0.0,
+            on_s: slice_steps.len() as f64 * dt,
+            cpu_s: 0.0,
+            steps: slice_steps.iter().sum(),
+            steps_per_s: 0.0,
+            slice_steps,
+            slice_s: dt,
+        }
+    }
+
     impl Prober for Sim {
         fn probe(&mut self, s: &ProbeSpec) -> anyhow::Result<ProbeResult> {
             let dt = s.slice.as_secs_f64();
@@ -449,17 +464,7 @@ mod tests {
                 for _ in 0..((cycle - on) / dt).round() as usize {
                     self.step(false, dt);
                 }
-                periods.push(DutyPeriod {
-                    thread: 0,
-                    period: k as u64,
-                    start_s: 0.0,
-                    on_s: n as f64 * dt,
-                    cpu_s: 0.0,
-                    steps: slices.iter().sum(),
-                    steps_per_s: 0.0,
-                    slice_steps: slices,
-                    slice_s: dt,
-                });
+                periods.push(period(k, slices, dt));
             }
             Ok(ProbeResult {
                 periods,
@@ -623,17 +628,7 @@ mod tests {
                                 }
                             })
                             .collect();
-                        DutyPeriod {
-                            thread: 0,
-                            period: k as u64,
-                            start_s: 0.0,
-                            on_s: n as f64 * dt,
-                            cpu_s: 0.0,
-                            steps: slice_steps.iter().sum(),
-                            steps_per_s: 0.0,
-                            slice_steps,
-                            slice_s: dt,
-                        }
+                        period(k, slice_steps, dt)
                     })
                     .collect();
                 Ok(ProbeResult {

@@ -9,7 +9,7 @@
 //! | 4 | missing privileges (cannot make cgroups or write limits) |
 //! | 5 | missing controller or kernel feature |
 //! | 6 | the workload failed (non-zero exit, crash, time-out) |
-//! | 130 | interrupted (Ctrl-C, SIGTERM); partial results were written |
+//! | 128+N | interrupted by signal N: 130 SIGINT (Ctrl-C), 143 SIGTERM, 129 SIGHUP; partial results were written |
 //!
 //! `check` and `compare` answer `git bisect run` and CI instead (`bisect_code`): 0 good,
 //! 1 bad (an expectation failed, a metric regressed), 125 this build could not be tested
@@ -25,6 +25,8 @@ pub const EXIT_SCENARIO: i32 = 3;
 pub const EXIT_PERMISSION: i32 = 4;
 pub const EXIT_MISSING: i32 = 5;
 pub const EXIT_WORKLOAD: i32 = 6;
+/// Interrupted by Ctrl-C (128 + SIGINT); other signals give 128 + their number, as a
+/// shell reports a process they killed.
 pub const EXIT_INTERRUPTED: i32 = 130;
 
 /// `check`: an expectation failed; `compare`: a metric regressed beyond `--fail-on`.
@@ -67,6 +69,7 @@ pub fn bisect_code(err: &anyhow::Error) -> i32 {
         EXIT_PERMISSION | EXIT_MISSING => EXIT_SKIP,
         EXIT_WORKLOAD => EXIT_CHECK_WORKLOAD,
         EXIT_INTERRUPTED => EXIT_INTERRUPTED,
+        _ if interrupted(err) => EXIT_INTERRUPTED,
         _ => EXIT_TOOL,
     }
 }
@@ -85,8 +88,28 @@ pub enum RunStop {
         what: String,
         dir: String,
     },
-    #[error("interrupted by signal {signal}; partial results are in {dir}")]
+    #[error("interrupted by {}; partial results are in {dir}", signal_name(*.signal))]
     Interrupted { signal: i32, dir: String },
+}
+
+/// SIGINT, SIGTERM, SIGHUP by name; others by number.
+pub fn signal_name(signal: i32) -> String {
+    match signal {
+        libc::SIGINT => "SIGINT".into(),
+        libc::SIGTERM => "SIGTERM".into(),
+        libc::SIGHUP => "SIGHUP".into(),
+        n => format!("signal {n}"),
+    }
+}
+
+/// Whether the error is an interrupted run.
+fn interrupted(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<RunStop>(),
+            Some(RunStop::Interrupted { .. })
+        )
+    })
 }
 
 /// The exit code for an error, from the first error in its chain that has one.
@@ -108,6 +131,7 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
         if let Some(s) = cause.downcast_ref::<RunStop>() {
             return match s {
                 RunStop::WorkloadFailed { .. } => EXIT_WORKLOAD,
+                RunStop::Interrupted { signal, .. } if (1..32).contains(signal) => 128 + signal,
                 RunStop::Interrupted { .. } => EXIT_INTERRUPTED,
             };
         }
@@ -118,4 +142,39 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
         }
     }
     EXIT_ERROR
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stopped_by(signal: i32) -> anyhow::Error {
+        anyhow::Error::from(RunStop::Interrupted {
+            signal,
+            dir: "out".into(),
+        })
+        .context("running the scenario")
+    }
+
+    #[test]
+    fn an_interrupted_run_exits_with_128_plus_the_signal() {
+        assert_eq!(exit_code(&stopped_by(libc::SIGINT)), 130);
+        assert_eq!(exit_code(&stopped_by(libc::SIGTERM)), 143);
+        assert_eq!(exit_code(&stopped_by(libc::SIGHUP)), 129);
+        // No signal recorded: Ctrl-C's code.
+        assert_eq!(exit_code(&stopped_by(0)), EXIT_INTERRUPTED);
+        assert!(format!("{:#}", stopped_by(libc::SIGTERM)).contains("interrupted by SIGTERM"));
+    }
+
+    #[test]
+    fn check_answers_130_to_any_interruption_so_a_bisect_stops() {
+        // 129 would read as "the workload failed" to check's callers.
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            assert_eq!(bisect_code(&stopped_by(sig)), EXIT_INTERRUPTED);
+        }
+        assert_eq!(
+            bisect_code(&exit_with(EXIT_INTERRUPTED, anyhow::anyhow!("x"))),
+            EXIT_INTERRUPTED
+        );
+    }
 }

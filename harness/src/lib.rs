@@ -15,5 +15,6 @@ pub mod runner;
 pub mod sample;
 pub mod scenario;
 pub mod signals;
+pub mod teardown;
 pub mod threshold;
 pub mod vm;

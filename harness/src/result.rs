@@ -112,6 +112,9 @@ pub struct RunResult {
     pub limiter: LimiterReport,
     /// Processes left stopped or alive, cgroups left behind.
     pub leaks: LeakReport,
+    /// How the harness ended workload processes that were still running (stop all,
+    /// SIGTERM all, continue all), if any were.
+    pub teardown: Option<crate::teardown::StopReport>,
 }
 
 /// One group of a run: its cgroup's samples and its workload's records.
@@ -122,4 +125,7 @@ pub struct GroupResult {
     /// workload started.
     pub samples: Vec<Sample>,
     pub workload: WorkloadOutput,
+    /// How the group's main workload process ended: "exited with code 0", "was killed by
+    /// signal 11", ... (a workload the harness stopped ends by its SIGTERM).
+    pub exit_status: String,
 }

@@ -10,6 +10,7 @@ use crate::result::{GroupResult, Outcome, RunResult, WorkloadOutput};
 use crate::sample::{monotonic_ns, sleep_until, Sampler, SamplerSources};
 use crate::scenario::{Limiter, PlannedRun, Workload};
 use crate::signals;
+use crate::teardown;
 use anyhow::{Context, Result};
 use fibtest::cpulist::CpuList;
 use std::ffi::OsString;
@@ -62,28 +63,6 @@ struct ChildGuard {
 impl ChildGuard {
     fn pid(&self) -> i32 {
         self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
-    }
-
-    /// Ask the process group to stop (SIGTERM: fibtest flushes what it measured), then
-    /// SIGKILL it if it has not exited within `grace`.
-    fn stop(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
-        let pid = self.pid();
-        let child = self.child.as_mut()?;
-        if let Ok(Some(st)) = child.try_wait() {
-            return Some(st);
-        }
-        // SAFETY: signalling our child's process group (the child called setsid).
-        unsafe { libc::kill(-pid, libc::SIGTERM) };
-        let deadline = monotonic_ns() + grace.as_nanos() as u64;
-        while monotonic_ns() < deadline {
-            if let Ok(Some(st)) = child.try_wait() {
-                return Some(st);
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        // SAFETY: as above.
-        unsafe { libc::kill(-pid, libc::SIGKILL) };
-        child.wait().ok()
     }
 }
 
@@ -174,7 +153,15 @@ impl Runner {
                 };
             }
             if signals::received().is_some() {
-                r.guard.stop(Duration::from_secs(2));
+                let mut status = None;
+                teardown::stop_term_cont(
+                    &mut RunProcs {
+                        cgroup: cg,
+                        proc_root: &self.proc_root,
+                        mains: vec![(&mut r.guard, &mut status)],
+                    },
+                    Duration::from_secs(2),
+                );
                 break Outcome::Interrupted;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -449,26 +436,35 @@ impl Runner {
         let limiter_report = active.map(|a| a.stop()).unwrap_or_default();
         let mut leaks = leaks::check(&top.pids_recursive(), &self.proc_root);
         leaks.escaped.clear();
-        // Then the workloads that are still running end: those the harness stops at their
-        // duration, or all of them after an interrupt or a time-out.
-        for r in running.iter_mut().filter(|r| r.status.is_none()) {
-            r.status = r.guard.stop(Duration::from_secs(2));
-        }
-        // Whatever is still alive in the cgroups now has escaped the workload's end.
-        let after = leaks::check(&top.pids_recursive(), &self.proc_root);
-        for p in after.stopped {
-            if !leaks.stopped.iter().any(|q| q.pid == p.pid) {
-                leaks.stopped.push(p);
-            }
-        }
-        // A process found stopped before is not counted again (it was killed meanwhile).
-        leaks.escaped = after
-            .escaped
-            .into_iter()
-            .filter(|p| !leaks.stopped.iter().any(|q| q.pid == p.pid))
-            .collect();
-        // Repair: continue the stopped so the teardown can kill and reap them.
+        // Repair: continue what the limiter left stopped, so it can end.
         leaks::repair(&leaks);
+        // Processes alive after every main process exited on its own outlived the
+        // workload: reported as escaped (then ended like the rest).
+        let workload_running = running.iter().any(|r| r.status.is_none());
+        if !workload_running {
+            let after = leaks::check(&top.pids_recursive(), &self.proc_root);
+            leaks.escaped = after
+                .escaped
+                .into_iter()
+                .filter(|p| !leaks.stopped.iter().any(|q| q.pid == p.pid))
+                .collect();
+        }
+        // Then whatever still runs ends, in seed 004's order: stop all, SIGTERM all,
+        // continue all (the workloads the harness stops at their duration, all of them
+        // after an interrupt or a time-out, and what outlived them).
+        let teardown = (!top.pids_recursive().is_empty() || workload_running).then(|| {
+            teardown::stop_term_cont(
+                &mut RunProcs {
+                    cgroup: top,
+                    proc_root: &self.proc_root,
+                    mains: running
+                        .iter_mut()
+                        .map(|r| (&mut r.guard, &mut r.status))
+                        .collect(),
+                },
+                Duration::from_secs(2),
+            )
+        });
         // Descendants of the workload or the limiter that outlived them were orphaned to
         // this process (a child subreaper): reap them, and kill and report the live ones.
         if signals::is_subreaper() {
@@ -489,6 +485,7 @@ impl Runner {
             }
             groups.push(GroupResult {
                 name: g.name.clone(),
+                exit_status: describe_status(r.status),
                 samples: s.into_samples(),
                 workload: WorkloadOutput::parse(&String::from_utf8_lossy(&stdout)),
             });
@@ -502,7 +499,51 @@ impl Runner {
             groups,
             limiter: limiter_report,
             leaks,
+            teardown,
         })
+    }
+}
+
+/// The run's processes, for `teardown`: those in its cgroups, and its main processes.
+struct RunProcs<'a> {
+    cgroup: &'a Cgroup,
+    proc_root: &'a std::path::Path,
+    mains: Vec<(&'a mut ChildGuard, &'a mut Option<std::process::ExitStatus>)>,
+}
+
+impl teardown::Procs for RunProcs<'_> {
+    fn list(&mut self) -> Vec<i32> {
+        let mut pids = self.cgroup.pids_recursive();
+        pids.retain(|&p| {
+            crate::limiter::procs::read(self.proc_root, p).is_some_and(|i| i.state != 'Z')
+        });
+        pids
+    }
+    fn stopped_or_gone(&mut self, pid: i32) -> bool {
+        crate::limiter::procs::read(self.proc_root, pid)
+            .is_none_or(|i| i.is_stopped() || i.state == 'Z' || i.exiting)
+    }
+    fn signal(&mut self, pid: i32, sig: i32) {
+        // SAFETY: kill(2) on a process listed in the run's own cgroups.
+        unsafe { libc::kill(pid, sig) };
+    }
+    fn mains_exited(&mut self) -> bool {
+        let mut all = true;
+        for (guard, status) in self.mains.iter_mut() {
+            if status.is_none() {
+                if let Some(child) = guard.child.as_mut() {
+                    **status = child.try_wait().ok().flatten();
+                }
+            }
+            all &= status.is_some();
+        }
+        all
+    }
+    fn now_ns(&mut self) -> u64 {
+        monotonic_ns()
+    }
+    fn pause(&mut self) {
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 

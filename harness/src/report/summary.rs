@@ -539,8 +539,10 @@ mod tests {
             t0_monotonic_ns: 1_000_000_000,
             limiter: Default::default(),
             leaks: Default::default(),
+            teardown: None,
             groups: vec![GroupResult {
                 name: "main".into(),
+                exit_status: "exited with code 0".into(),
                 // Start-up (sync: one throttled period) before the workload's time zero at
                 // 300 ms, then two requests.
                 samples: vec![

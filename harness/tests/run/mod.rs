@@ -222,8 +222,113 @@ fn start_long_run(dir: &TempDir) -> (std::process::Child, std::path::PathBuf) {
     (child, res)
 }
 
+/// A workload whose two ends of a pipe are in different sessions (seed 004's case, and
+/// seed 000's: a job that detaches a child). Each process writes to `$1` when it is
+/// ready and how it ended: `yes` dying of SIGPIPE (141) instead of SIGTERM (143) would
+/// be the spurious error a careless stop causes; `reader-eof` would mean the reader got
+/// no SIGTERM at all (a process-group kill misses it).
+const PIPELINE: &str = r#"log=$1
+trap 'echo main-term >> "$log"; exit 0' TERM
+{ trap 'echo writer-term >> "$log"' TERM; echo writer-ready >> "$log"; yes; echo "writer-status $?" >> "$log"; } | setsid sh -c 'trap "echo reader-term >> \"$0\"; exit 0" TERM; echo reader-ready >> "$0"; cat > /dev/null; echo reader-eof >> "$0"' "$log" &
+wait
+"#;
+
+/// Interrupt a run of `PIPELINE` under a signal duty cycle with `sig`; check the exit
+/// code, the stop order's effect, the partial results and that nothing is left.
+fn interrupt_a_pipeline_with(sig: i32) {
+    let _x = exclusive();
+    let dir = TempDir::new(&format!("sig{sig}"));
+    let script = dir.file("pipeline.sh", PIPELINE);
+    let log = dir.path().join("log");
+    let file = dir.file(
+        "s.toml",
+        &scenario(
+            "interrupted",
+            "kind = \"signal\"\nby = \"tree\"\non = \"50ms\"\noff = \"50ms\"",
+            &format!(
+                "kind = \"command\"\ncommand = \"sh {} {}\"\nduration = \"60s\"",
+                script.display(),
+                log.display()
+            ),
+        ),
+    );
+    let res = dir.path().join("out");
+    let child = tb()
+        .args(["run", file.to_str().unwrap(), "--no-plot", "--out"])
+        .arg(&res)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    wait_for(
+        "every part of the pipeline to run",
+        Duration::from_secs(20),
+        || {
+            let names: Vec<String> = run_pids(pid)
+                .iter()
+                .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).ok())
+                .map(|c| c.trim().to_string())
+                .collect();
+            let l = read_log();
+            l.contains("writer-ready")
+                && l.contains("reader-ready")
+                && names.iter().any(|n| n == "yes")
+                && names.iter().any(|n| n == "cat")
+        },
+    );
+    unsafe { libc::kill(pid as i32, sig) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(128 + sig), "{}", text(&out));
+    let l = read_log();
+    for line in [
+        "main-term",
+        "reader-term",
+        "writer-term",
+        "writer-status 143",
+    ] {
+        assert!(l.lines().any(|x| x == line), "no `{line}` in the log:\n{l}");
+    }
+    assert!(!l.contains("reader-eof"), "the reader got no SIGTERM:\n{l}");
+    let rows = read_csv(&res.join("summary.csv"));
+    assert_eq!(rows[0]["outcome"], "interrupted");
+    for col in ["leaked_stopped", "leaked_escaped", "leaked_cgroups"] {
+        assert_eq!(num(&rows[0], col), 0.0, "{col}: {}", text(&out));
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(res.join("run.json")).unwrap()).unwrap();
+    assert_eq!(json["complete"], false);
+    let teardown = &json["runs"][0]["result"]["teardown"];
+    assert_eq!(teardown["all_stopped_first"], true, "{teardown}");
+    assert_eq!(teardown["killed"], 0, "{teardown}");
+    assert!(teardown["stopped"].as_u64().unwrap() >= 5, "{teardown}");
+    assert_no_stopped_processes();
+}
+
 #[test]
-fn ctrl_c_stops_the_run_writes_partial_results_and_cleans_up() {
+fn sigint_stops_a_pipeline_in_seed_004s_order_writes_partial_results_and_exits_130() {
+    if real_cgroups_or_skip("SIGINT") {
+        interrupt_a_pipeline_with(libc::SIGINT);
+    }
+}
+
+#[test]
+fn sigterm_stops_a_pipeline_in_seed_004s_order_writes_partial_results_and_exits_143() {
+    if real_cgroups_or_skip("SIGTERM") {
+        interrupt_a_pipeline_with(libc::SIGTERM);
+    }
+}
+
+#[test]
+fn sighup_stops_a_pipeline_in_seed_004s_order_writes_partial_results_and_exits_129() {
+    if real_cgroups_or_skip("SIGHUP") {
+        interrupt_a_pipeline_with(libc::SIGHUP);
+    }
+}
+
+#[test]
+fn ctrl_c_stops_a_fibtest_run_writes_partial_results_and_cleans_up() {
     if !real_cgroups_or_skip("ctrl_c") {
         return;
     }

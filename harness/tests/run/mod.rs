@@ -181,6 +181,79 @@ fn failing_workload_exits_6_and_keeps_its_row() {
     assert_eq!(rows[0]["outcome"], "failed");
 }
 
+#[test]
+fn a_workload_that_crashes_ends_the_run_with_its_signal_recorded() {
+    if !real_cgroups_or_skip("crashing workload") {
+        return;
+    }
+    let _x = exclusive();
+    let dir = TempDir::new("crash");
+    let (out, res) = run_scenario(
+        &dir,
+        &scenario(
+            "crash",
+            "kind = \"none\"",
+            "kind = \"command\"\ncommand = \"kill -SEGV $$\"",
+        ),
+    );
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+    assert!(text(&out).contains("killed by signal 11"), "{}", text(&out));
+    let rows = read_csv(&res.join("summary.csv"));
+    assert_eq!(rows[0]["outcome"], "failed");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(res.join("run.json")).unwrap()).unwrap();
+    assert_eq!(
+        json["runs"][0]["result"]["groups"][0]["exit_status"],
+        "was killed by signal 11"
+    );
+    assert_no_stopped_processes();
+}
+
+#[test]
+fn children_that_outlive_the_workload_are_reported_and_ended() {
+    if !real_cgroups_or_skip("orphans") {
+        return;
+    }
+    let _x = exclusive();
+    let dir = TempDir::new("orphan");
+    let pidfile = dir.path().join("orphan.pid");
+    // The workload detaches a child into its own session, says its pid, waits until the
+    // child runs `sleep`, and exits 0.
+    let (out, res) = run_scenario(
+        &dir,
+        &scenario(
+            "orphan",
+            "kind = \"none\"",
+            &format!(
+                "kind = \"command\"\ncommand = \"setsid sleep 600 & echo $! > {}; until grep -qx sleep /proc/$!/comm; do :; done\"",
+                pidfile.display()
+            ),
+        ),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let orphan: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        !std::path::Path::new(&format!("/proc/{orphan}")).exists(),
+        "the workload's child {orphan} is still there"
+    );
+    let rows = read_csv(&res.join("summary.csv"));
+    assert_eq!(rows[0]["outcome"], "completed");
+    assert_eq!(num(&rows[0], "leaked_escaped"), 1.0, "{}", text(&out));
+    assert!(text(&out).contains("LEFT BEHIND"), "{}", text(&out));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(res.join("run.json")).unwrap()).unwrap();
+    let result = &json["runs"][0]["result"];
+    assert_eq!(result["groups"][0]["exit_status"], "exited with code 0");
+    assert_eq!(result["leaks"]["escaped"][0]["pid"], orphan);
+    assert_eq!(result["leaks"]["escaped"][0]["name"], "sleep");
+    // Ended by the teardown's SIGTERM, not left for a SIGKILL.
+    assert_eq!(result["teardown"]["killed"], 0, "{}", result["teardown"]);
+}
+
 fn start_long_run(dir: &TempDir) -> (std::process::Child, std::path::PathBuf) {
     let file = dir.file(
         "s.toml",

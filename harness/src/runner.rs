@@ -354,7 +354,7 @@ impl Runner {
         for (g, cg) in cgs.iter().enumerate() {
             running.push(self.spawn(cg, run, g)?);
         }
-        let active = limiter::ActiveLimiter::start(
+        let mut active = limiter::ActiveLimiter::start(
             &run.limiter,
             &limiter::Target {
                 cgroup: top,
@@ -381,6 +381,8 @@ impl Runner {
         let limit = expected * 2 + Duration::from_secs(30);
         let limit_ns = limit.as_nanos() as u64;
         let mut next = t0;
+        // Processes a limiter that died mid-run had left stopped (continued at once).
+        let mut left_stopped = Vec::new();
         let outcome: Option<Outcome> = loop {
             next += interval_ns;
             let now = monotonic_ns();
@@ -397,6 +399,12 @@ impl Runner {
             let events = signals::child_events();
             if !signals_installed || events != seen_child_events {
                 seen_child_events = events;
+                if active.as_mut().is_some_and(|a| a.poll()) {
+                    // The external limiter died: nothing would continue what it stopped.
+                    let orphaned = leaks::check(&top.pids_recursive(), &self.proc_root);
+                    leaks::repair(&orphaned);
+                    left_stopped.extend(orphaned.stopped);
+                }
                 for r in running.iter_mut().filter(|r| r.status.is_none()) {
                     if let Some(child) = r.guard.child.as_mut() {
                         r.status = child.try_wait()?;
@@ -436,6 +444,7 @@ impl Runner {
         let limiter_report = active.map(|a| a.stop()).unwrap_or_default();
         let mut leaks = leaks::check(&top.pids_recursive(), &self.proc_root);
         leaks.escaped.clear();
+        leaks.stopped.extend(left_stopped);
         // Repair: continue what the limiter left stopped, so it can end.
         leaks::repair(&leaks);
         // Processes alive after every main process exited on its own outlived the

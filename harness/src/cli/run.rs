@@ -166,6 +166,7 @@ pub fn run_scenario(cgroup_root: &Path, proc_root: &Path, args: &RunArgs) -> Res
         bar.set_message(what.clone());
         let result = runner.run(&plan.runs[i])?;
         let outcome = result.outcome.clone();
+        let limiter_faults = result.limiter.faults();
         let rows = writer
             .append(&plan, result)
             .with_context(|| format!("writing results to {}", dir.display()))?;
@@ -177,6 +178,9 @@ pub fn run_scenario(cgroup_root: &Path, proc_root: &Path, args: &RunArgs) -> Res
                 } else {
                     eprintln!("{what}: {}", human_row(row));
                 }
+            }
+            for f in &limiter_faults {
+                eprintln!("{what}: LIMITER FAULT: {f}");
             }
         });
         match outcome {

@@ -44,6 +44,9 @@ pub fn substitute(t: &str, pid: i32, pgid: i32, share: Option<f64>) -> String {
 pub struct CommandLimiter {
     pub command: String,
     child: Option<Child>,
+    started: Instant,
+    /// How and when it ended on its own, as first seen by `poll`.
+    exited: Option<(std::process::ExitStatus, Duration)>,
 }
 
 /// How it ended.
@@ -54,6 +57,9 @@ pub struct CommandReport {
     pub status: String,
     /// Whether it was still running when the workload ended (a limiter is expected to be).
     pub ran_to_the_end: bool,
+    /// When it exited on its own, in s after it started (seen at the first SIGCHLD after;
+    /// at the stop otherwise): the workload ran unlimited after that.
+    pub exited_after_s: Option<f64>,
     /// Whether SIGTERM was not enough and SIGKILL was needed.
     pub needed_sigkill: bool,
     pub stderr_tail: String,
@@ -79,7 +85,26 @@ impl CommandLimiter {
         Ok(CommandLimiter {
             child: Some(cmd.spawn()?),
             command,
+            started: Instant::now(),
+            exited: None,
         })
+    }
+
+    /// Look whether it has exited (call after a SIGCHLD): true the first time it has.
+    pub fn poll(&mut self) -> bool {
+        if self.exited.is_some() {
+            return false;
+        }
+        let Some(child) = self.child.as_mut() else {
+            return false;
+        };
+        match child.try_wait() {
+            Ok(Some(st)) => {
+                self.exited = Some((st, self.started.elapsed()));
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Stop it (its whole process group) and report.
@@ -93,12 +118,19 @@ impl CommandLimiter {
                 command: self.command.clone(),
                 status: "not started".into(),
                 ran_to_the_end: false,
+                exited_after_s: None,
                 needed_sigkill: false,
                 stderr_tail: String::new(),
             };
         };
         let pid = child.id() as i32;
-        let ran_to_the_end = matches!(child.try_wait(), Ok(None));
+        let ran_to_the_end = self.exited.is_none() && matches!(child.try_wait(), Ok(None));
+        let exited_after_s = (!ran_to_the_end).then(|| {
+            self.exited
+                .map(|(_, t)| t)
+                .unwrap_or_else(|| self.started.elapsed())
+                .as_secs_f64()
+        });
         let mut needed_sigkill = false;
         // SAFETY: signalling the limiter's own process group (it called setsid).
         unsafe {
@@ -107,6 +139,9 @@ impl CommandLimiter {
         }
         let deadline = Instant::now() + Duration::from_secs(2);
         let status = loop {
+            if let Some((st, _)) = self.exited {
+                break Some(st);
+            }
             if let Ok(Some(st)) = child.try_wait() {
                 break Some(st);
             }
@@ -130,9 +165,28 @@ impl CommandLimiter {
             command: self.command.clone(),
             status: crate::runner::describe_status(status),
             ran_to_the_end,
+            exited_after_s,
             needed_sigkill,
             stderr_tail: lines[lines.len().saturating_sub(10)..].join("\n"),
         }
+    }
+}
+
+impl CommandReport {
+    /// What went wrong, in words, if anything: a limiter is expected to run until the
+    /// workload ends and to stop when asked.
+    pub fn fault(&self) -> Option<String> {
+        let mut f = Vec::new();
+        if let Some(t) = self.exited_after_s.filter(|_| !self.ran_to_the_end) {
+            f.push(format!(
+                "exited on its own after {t:.2}s ({}): the workload ran unlimited after that",
+                self.status
+            ));
+        }
+        if self.needed_sigkill {
+            f.push("ignored SIGTERM for 2s and was killed".to_string());
+        }
+        (!f.is_empty()).then(|| f.join("; "))
     }
 }
 

@@ -52,6 +52,21 @@ pub struct LimiterReport {
     pub error: Option<String>,
 }
 
+impl LimiterReport {
+    /// What went wrong with the limiter, in words: an external command that exited early
+    /// or ignored SIGTERM, a control loop that failed. Empty when it did its job.
+    pub fn faults(&self) -> Vec<String> {
+        let mut f = Vec::new();
+        if let Some(c) = self.command.as_ref().and_then(|c| c.fault()) {
+            f.push(format!("the limiter command {c}"));
+        }
+        if let Some(e) = &self.error {
+            f.push(format!("the limiter failed: {e}"));
+        }
+        f
+    }
+}
+
 /// A limiter that acts while the workload runs.
 pub struct ActiveLimiter {
     stop: Arc<AtomicBool>,
@@ -145,6 +160,12 @@ impl ActiveLimiter {
             credits: None,
             command: None,
         }))
+    }
+
+    /// See whether an external command has exited (call after a SIGCHLD): true the
+    /// first time it has, when what it left stopped has no owner any more.
+    pub fn poll(&mut self) -> bool {
+        self.command.as_mut().is_some_and(|c| c.poll())
     }
 
     /// Stop the limiter (it leaves the workload running) and report what it did.

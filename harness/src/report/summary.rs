@@ -104,6 +104,9 @@ pub struct SummaryRow {
     pub leaked_escaped: usize,
     /// Cgroup folders of the run left after teardown.
     pub leaked_cgroups: usize,
+    /// What went wrong with the limiter (an external command that exited early or
+    /// ignored SIGTERM, a failed control loop): run.json says what.
+    pub limiter_faults: usize,
 }
 
 /// The fixed columns of summary.csv, in order; `param_<field>` columns follow `run`.
@@ -162,6 +165,7 @@ pub const COLUMNS: &[&str] = &[
     "leaked_stopped",
     "leaked_escaped",
     "leaked_cgroups",
+    "limiter_faults",
 ];
 
 fn opt<T: ToString>(v: &Option<T>) -> String {
@@ -238,6 +242,7 @@ impl SummaryRow {
             self.leaked_stopped.to_string(),
             self.leaked_escaped.to_string(),
             self.leaked_cgroups.to_string(),
+            self.limiter_faults.to_string(),
         ]);
         v
     }
@@ -492,6 +497,7 @@ fn summarize_group(
         leaked_stopped: r.leaks.stopped.len(),
         leaked_escaped: r.leaks.escaped.len(),
         leaked_cgroups: r.leaks.cgroups.len(),
+        limiter_faults: r.limiter.faults().len(),
     }
 }
 

@@ -186,5 +186,69 @@ fn a_limiter_that_leaves_the_workload_stopped_is_reported_and_repaired() {
     let (out, rows) = run(&dir, &scenario("stopper", lim, w));
     assert!(out.status.success(), "{}", text(&out));
     assert!(num(&rows[0], "leaked_stopped") >= 1.0, "{:?}", rows[0]);
+    // A limiter is expected to run as long as the workload: exiting at once is a fault.
+    assert_eq!(num(&rows[0], "limiter_faults"), 1.0, "{:?}", rows[0]);
     assert_no_stopped_processes();
+}
+
+fn run_json(dir: &TempDir) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.path().join("out/run.json")).unwrap())
+        .unwrap()
+}
+
+#[test]
+fn an_external_limiter_that_crashes_holding_the_workload_stopped_is_reported_and_the_run_goes_on() {
+    if !real_cgroups_or_skip("crashing limiter") {
+        return;
+    }
+    let _x = exclusive();
+    let dir = TempDir::new("crasher");
+    // It stops the workload, then dies of SIGSEGV: nothing else would ever continue it.
+    let lim = "kind = \"command\"\ncommand = \"kill -STOP {pid}; kill -SEGV $$\"";
+    let w = "kind = \"duty\"\non = \"1s\"\noff = \"0ms\"\nduration = \"1s\"";
+    let (out, rows) = run(&dir, &scenario("crasher", lim, w));
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(rows[0]["outcome"], "completed");
+    assert_eq!(num(&rows[0], "limiter_faults"), 1.0, "{:?}", rows[0]);
+    assert_eq!(num(&rows[0], "leaked_stopped"), 1.0, "{:?}", rows[0]);
+    assert!(text(&out).contains("LIMITER FAULT"), "{}", text(&out));
+    let cmd = &run_json(&dir)["runs"][0]["result"]["limiter"]["command"];
+    assert_eq!(cmd["status"], "was killed by signal 11", "{cmd}");
+    assert_eq!(cmd["ran_to_the_end"], false, "{cmd}");
+    // Seen when it died (at its SIGCHLD), not at the end of the 1 s run.
+    let t = cmd["exited_after_s"].as_f64().unwrap();
+    assert!(t < 0.8, "exited_after_s {t}");
+    // Continued as soon as the limiter was gone, so the workload did its second of work.
+    assert!(num(&rows[0], "wall_s") < 5.0, "{:?}", rows[0]);
+    assert_no_stopped_processes();
+}
+
+#[test]
+fn an_external_limiter_that_ignores_sigterm_is_killed_and_reported() {
+    if !real_cgroups_or_skip("hanging limiter") {
+        return;
+    }
+    let _x = exclusive();
+    let dir = TempDir::new("hanger");
+    let marker = dir.path().join("limiter-ran");
+    let lim = format!(
+        "kind = \"command\"\ncommand = \"trap '' TERM; touch {}; while :; do sleep 0.05; done\"",
+        marker.display()
+    );
+    let w = "kind = \"duty\"\non = \"500ms\"\noff = \"0ms\"\nduration = \"500ms\"";
+    let (out, rows) = run(&dir, &scenario("hanger", &lim, w));
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(marker.exists(), "the limiter never ran");
+    assert_eq!(num(&rows[0], "limiter_faults"), 1.0, "{:?}", rows[0]);
+    let cmd = &run_json(&dir)["runs"][0]["result"]["limiter"]["command"];
+    assert_eq!(cmd["needed_sigkill"], true, "{cmd}");
+    assert_eq!(cmd["ran_to_the_end"], true, "{cmd}");
+    assert!(text(&out).contains("ignored SIGTERM"), "{}", text(&out));
+    // Its loop's `sleep` children went with it.
+    let mine = |p: &i32| {
+        std::fs::read_to_string(format!("/proc/{p}/cmdline"))
+            .is_ok_and(|c| c.contains(marker.to_str().unwrap()))
+    };
+    let left: Vec<i32> = processes_named("sh").into_iter().filter(mine).collect();
+    assert!(left.is_empty(), "limiter processes left: {left:?}");
 }

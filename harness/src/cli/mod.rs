@@ -117,7 +117,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Check(args) => check::run(&cli.cgroup_root, &cli.proc_root, &args),
         Command::Compare(args) => compare::run(&args),
         Command::Vm(args) => vm::run(&args),
-        Command::Cleanup(args) => cleanup::run(&cli.cgroup_root, &args),
+        Command::Cleanup(args) => cleanup::run(&cli.cgroup_root, &cli.proc_root, &args),
         Command::Fibtest { args } => Ok(fibtest::cli::run(args)),
     }
 }

@@ -534,6 +534,15 @@ fn a_run_sigkilled_while_its_workload_is_stopped_leaves_nothing_stopped_and_clea
         !run_cgroups().is_empty(),
         "the killed run's cgroup is there to clean"
     );
+    // `--check` counts it and changes nothing.
+    let check = tb().args(["cleanup", "--check"]).output().unwrap();
+    assert_eq!(check.status.code(), Some(1), "{}", text(&check));
+    assert!(
+        String::from_utf8_lossy(&check.stdout).contains(&format!("/run-{pid}-")),
+        "{}",
+        text(&check)
+    );
+    assert!(!run_cgroups().is_empty(), "--check removed something");
     let out = tb().arg("cleanup").output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
     let said = String::from_utf8_lossy(&out.stdout);
@@ -545,4 +554,7 @@ fn a_run_sigkilled_while_its_workload_is_stopped_leaves_nothing_stopped_and_clea
     let again = tb().arg("cleanup").output().unwrap();
     assert!(again.status.success());
     assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to clean"));
+    let check = tb().args(["cleanup", "--check"]).output().unwrap();
+    assert_eq!(check.status.code(), Some(0), "{}", text(&check));
+    assert!(String::from_utf8_lossy(&check.stdout).contains("leftovers: 0 "));
 }

@@ -121,5 +121,8 @@ pub struct GroupResult {
     /// Cumulative counters of the group's cgroup, the first taken just before the
     /// workload started.
     pub samples: Vec<Sample>,
+    /// Which counters the cgroup's cpu.stat reported: those it did not read 0 in the
+    /// samples and are left empty in the summary and time series.
+    pub counters: crate::sample::cpustat::Has,
     pub workload: WorkloadOutput,
 }

@@ -489,6 +489,7 @@ impl Runner {
             }
             groups.push(GroupResult {
                 name: g.name.clone(),
+                counters: s.counters(),
                 samples: s.into_samples(),
                 workload: WorkloadOutput::parse(&String::from_utf8_lossy(&stdout)),
             });

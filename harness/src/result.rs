@@ -124,6 +124,9 @@ pub struct GroupResult {
     /// Cumulative counters of the group's cgroup, the first taken just before the
     /// workload started.
     pub samples: Vec<Sample>,
+    /// Which counters the cgroup's cpu.stat reported: those it did not read 0 in the
+    /// samples and are left empty in the summary and time series.
+    pub counters: crate::sample::cpustat::Has,
     pub workload: WorkloadOutput,
     /// How the group's main workload process ended: "exited with code 0", "was killed by
     /// signal 11", ... (a workload the harness stopped ends by its SIGTERM).

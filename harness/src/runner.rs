@@ -495,6 +495,7 @@ impl Runner {
             groups.push(GroupResult {
                 name: g.name.clone(),
                 exit_status: describe_status(r.status),
+                counters: s.counters(),
                 samples: s.into_samples(),
                 workload: WorkloadOutput::parse(&String::from_utf8_lossy(&stdout)),
             });

@@ -52,16 +52,19 @@ fn human_row(r: &SummaryRow) -> String {
         v.map(|x| format!("{:.0}ms", x * 1e3))
             .unwrap_or_else(|| "-".into())
     };
-    let mut s = format!(
-        "cpu {:.3} CPUs, throttled {}/{} periods ({}), {:.3}s throttled",
-        r.cpu_share,
-        r.nr_throttled,
-        r.nr_periods,
-        r.throttled_pct
-            .map(|p| format!("{p:.0}%"))
-            .unwrap_or_else(|| "-".into()),
-        r.throttled_s
-    );
+    let mut s = match (r.nr_throttled, r.nr_periods, r.throttled_s) {
+        (Some(n), Some(p), Some(t)) => format!(
+            "cpu {:.3} CPUs, throttled {n}/{p} periods ({}), {t:.3}s throttled",
+            r.cpu_share,
+            r.throttled_pct
+                .map(|p| format!("{p:.0}%"))
+                .unwrap_or_else(|| "-".into()),
+        ),
+        _ => format!(
+            "cpu {:.3} CPUs, throttling not reported by the kernel",
+            r.cpu_share
+        ),
+    };
     if r.latency_p50_s.is_some() {
         s.push_str(&format!(
             ", latency p50 {} p99 {} max {}",

@@ -39,8 +39,11 @@ pub struct SummaryRow {
     pub cpu_usage_s: f64,
     /// cpu_usage_s / wall_s, in CPUs.
     pub cpu_share: f64,
-    pub nr_periods: u64,
-    pub nr_throttled: u64,
+    /// CFS periods and throttled periods (empty when the cgroup's cpu.stat has no
+    /// bandwidth counters: a v2 cgroup without the cpu controller, a kernel without
+    /// CONFIG_CFS_BANDWIDTH).
+    pub nr_periods: Option<u64>,
+    pub nr_throttled: Option<u64>,
     /// The share the limiter aims at, in CPUs (empty when it has none).
     pub target_share: Option<f64>,
     /// cpu_share - target_share, in CPUs.
@@ -49,11 +52,14 @@ pub struct SummaryRow {
     pub group_share_pct: Option<f64>,
     /// 100 * nr_throttled / nr_periods (empty when no period elapsed).
     pub throttled_pct: Option<f64>,
-    /// Total time the cgroup's threads spent throttled, in s (summed over threads).
-    pub throttled_s: f64,
-    pub nr_bursts: u64,
-    /// Run time taken from the burst allowance, in s (kernel: burst_time / burst_usec).
-    pub burst_time_s: f64,
+    /// Total time the cgroup's threads spent throttled, in s (summed over threads; empty
+    /// like nr_periods).
+    pub throttled_s: Option<f64>,
+    /// Periods that used burst (empty on kernels before 5.13 for v1, 5.14 for v2).
+    pub nr_bursts: Option<u64>,
+    /// Run time taken from the burst allowance, in s (kernel: burst_time / burst_usec;
+    /// empty like nr_bursts).
+    pub burst_time_s: Option<f64>,
     /// /proc/stat steal of all CPUs during the run, in s.
     pub steal_s: f64,
     /// PSI cpu `some` time during the run, in s (empty without PSI).
@@ -205,12 +211,12 @@ impl SummaryRow {
             opt(&self.target_share),
             opt(&self.share_error),
             opt(&self.group_share_pct),
-            self.nr_periods.to_string(),
-            self.nr_throttled.to_string(),
+            opt(&self.nr_periods),
+            opt(&self.nr_throttled),
             opt(&self.throttled_pct),
-            self.throttled_s.to_string(),
-            self.nr_bursts.to_string(),
-            self.burst_time_s.to_string(),
+            opt(&self.throttled_s),
+            opt(&self.nr_bursts),
+            opt(&self.burst_time_s),
             self.steal_s.to_string(),
             opt(&self.psi_some_s),
             opt(&self.latency_p50_s),
@@ -419,6 +425,8 @@ fn summarize_group(
         _ => None,
     };
     let per_request = |x: f64| requests.filter(|n| *n > 0).map(|n| x / n as f64);
+    let bw = g.counters.bandwidth;
+    let burst = g.counters.burst;
     let thread0: Vec<_> = w.duty.iter().filter(|d| d.thread == 0).collect();
     let duty_end_rate_pct = match (thread0.first(), thread0.last()) {
         (Some(a), Some(b)) if thread0.len() > 1 && a.steps_per_s > 0.0 => {
@@ -459,13 +467,13 @@ fn summarize_group(
         target_share,
         share_error: target_share.map(|t| cpu_share - t),
         group_share_pct: None,
-        nr_periods: total.nr_periods,
-        nr_throttled: total.nr_throttled,
-        throttled_pct: (total.nr_periods > 0)
+        nr_periods: bw.then_some(total.nr_periods),
+        nr_throttled: bw.then_some(total.nr_throttled),
+        throttled_pct: (bw && total.nr_periods > 0)
             .then(|| 100.0 * total.nr_throttled as f64 / total.nr_periods as f64),
-        throttled_s: total.throttled_s,
-        nr_bursts: total.nr_bursts,
-        burst_time_s: total.burst_time_s,
+        throttled_s: bw.then_some(total.throttled_s),
+        nr_bursts: burst.then_some(total.nr_bursts),
+        burst_time_s: burst.then_some(total.burst_time_s),
         steal_s: total.steal_s,
         psi_some_s: has_psi.then_some(total.psi_some_s),
         latency_p50_s: percentile(&lat, 50.0),
@@ -477,8 +485,8 @@ fn summarize_group(
         slow_units,
         requests,
         duty_end_rate_pct,
-        throttled_per_request: per_request(total.nr_throttled as f64),
-        throttled_s_per_request: per_request(total.throttled_s),
+        throttled_per_request: per_request(total.nr_throttled as f64).filter(|_| bw),
+        throttled_s_per_request: per_request(total.throttled_s).filter(|_| bw),
         stall_s: steal.map(|s| s.stall_s),
         stall_share: steal.map(|s| s.stall_share),
         gap_p99_s: steal.and_then(|s| s.gap_p99_s),
@@ -506,6 +514,7 @@ mod tests {
     use super::*;
     use crate::limiter::leaks::{LeakReport, LeakedProcess};
     use crate::result::{GroupResult, Outcome, RunResult, WorkloadOutput};
+    use crate::sample::cpustat::Has;
     use crate::scenario;
     use fibtest::record::{Header, Mode, UnitLatency};
 
@@ -549,6 +558,7 @@ mod tests {
             groups: vec![GroupResult {
                 name: "main".into(),
                 exit_status: "exited with code 0".into(),
+                counters: Has::ALL,
                 // Start-up (sync: one throttled period) before the workload's time zero at
                 // 300 ms, then two requests.
                 samples: vec![
@@ -585,9 +595,10 @@ mod tests {
         assert!((row.share_error.unwrap() - (0.4 / 2.01 - 0.4)).abs() < 1e-9);
         assert_eq!(row.group_share_pct, None);
         assert_eq!(row.leaked_stopped, 0);
-        assert_eq!(row.nr_periods, 20);
-        assert_eq!(row.nr_throttled, 8);
-        assert!((row.throttled_s - 0.48).abs() < 1e-9);
+        assert_eq!(row.nr_periods, Some(20));
+        assert_eq!(row.nr_throttled, Some(8));
+        assert!((row.throttled_s.unwrap() - 0.48).abs() < 1e-9);
+        assert_eq!(row.nr_bursts, Some(0));
         assert!((row.wall_s - 2.01).abs() < 1e-9);
         assert!((row.cpu_usage_s - 0.4).abs() < 1e-9);
         assert!((row.cpu_share - 0.4 / 2.01).abs() < 1e-9);
@@ -609,8 +620,51 @@ mod tests {
         r.groups[0].workload.header = None;
         assert_eq!(r.groups[0].window_start(r.t0_monotonic_ns), 0);
         let row = &summarize("default", &r, 100, true)[0];
-        assert_eq!(row.nr_throttled, 9);
+        assert_eq!(row.nr_throttled, Some(9));
         assert_eq!(row.psi_some_s, Some(0.0));
+    }
+
+    #[test]
+    fn counters_the_kernel_did_not_report_are_empty_not_zero() {
+        // A v2 cgroup without the cpu controller (or a kernel without
+        // CONFIG_CFS_BANDWIDTH): cpu.stat has no nr_periods, so the samples hold zeros
+        // that mean "not reported", not "never throttled".
+        let mut r = result();
+        for s in r.groups[0].samples.iter_mut() {
+            s.nr_periods = 0;
+            s.nr_throttled = 0;
+            s.throttled_ns = 0;
+        }
+        r.groups[0].counters = Has {
+            bandwidth: false,
+            burst: false,
+        };
+        let row = summarize("default", &r, 100, false).remove(0);
+        assert_eq!(row.nr_periods, None);
+        assert_eq!(row.nr_throttled, None);
+        assert_eq!(row.throttled_s, None);
+        assert_eq!(row.throttled_pct, None);
+        assert_eq!(row.throttled_per_request, None);
+        assert_eq!(row.throttled_s_per_request, None);
+        assert_eq!(row.nr_bursts, None);
+        assert_eq!(row.burst_time_s, None);
+        // Usage is still there, and the CSV cells are empty.
+        assert!((row.cpu_usage_s - 0.4).abs() < 1e-9);
+        let h = SummaryRow::header(&[]);
+        let v = row.values();
+        let cell = |name: &str| v[h.iter().position(|c| c == name).unwrap()].clone();
+        assert_eq!(cell("nr_periods"), "");
+        assert_eq!(cell("throttled_s"), "");
+        assert_eq!(cell("nr_bursts"), "");
+
+        // A kernel before burst (4.x): bandwidth counters yes, burst counters no.
+        r.groups[0].counters = Has {
+            bandwidth: true,
+            burst: false,
+        };
+        let row = summarize("default", &r, 100, false).remove(0);
+        assert_eq!(row.nr_periods, Some(0));
+        assert_eq!(row.nr_bursts, None);
     }
 
     #[test]

@@ -185,8 +185,18 @@ pub const TIMESERIES_COLUMNS: &[&str] = &[
     "psi_full_s",
 ];
 
-fn timeseries_values(run: usize, group: &str, t_s: f64, d: &Delta) -> [String; 16] {
+/// One row of timeseries.csv; counters the cgroup's cpu.stat does not have (`has`) are
+/// left empty rather than written as 0.
+fn timeseries_values(
+    run: usize,
+    group: &str,
+    t_s: f64,
+    d: &Delta,
+    has: crate::sample::cpustat::Has,
+) -> [String; 16] {
     let share = |x: f64| if d.dt_s > 0.0 { x / d.dt_s } else { 0.0 };
+    let only = |ok: bool, v: String| if ok { v } else { String::new() };
+    let (bw, burst) = (has.bandwidth, has.burst);
     [
         run.to_string(),
         group.to_string(),
@@ -194,12 +204,12 @@ fn timeseries_values(run: usize, group: &str, t_s: f64, d: &Delta) -> [String; 1
         d.dt_s.to_string(),
         d.usage_s.to_string(),
         share(d.usage_s).to_string(),
-        d.nr_periods.to_string(),
-        d.nr_throttled.to_string(),
-        d.throttled_s.to_string(),
-        share(d.throttled_s).to_string(),
-        d.nr_bursts.to_string(),
-        d.burst_time_s.to_string(),
+        only(bw, d.nr_periods.to_string()),
+        only(bw, d.nr_throttled.to_string()),
+        only(bw, d.throttled_s.to_string()),
+        only(bw, share(d.throttled_s).to_string()),
+        only(burst, d.nr_bursts.to_string()),
+        only(burst, d.burst_time_s.to_string()),
         d.steal_s.to_string(),
         d.busy_s.to_string(),
         d.psi_some_s.to_string(),
@@ -301,7 +311,7 @@ impl ResultWriter {
                 let delta = Delta::between(&pair[0], &pair[1], self.host.clock_ticks_per_s);
                 let t_s = pair[1].t_ns.saturating_sub(t0) as f64 / 1e9;
                 self.timeseries
-                    .write_record(timeseries_values(run, &g.name, t_s, &delta))?;
+                    .write_record(timeseries_values(run, &g.name, t_s, &delta, g.counters))?;
             }
             for u in &g.workload.units {
                 self.latency.serialize(LatencyRow {

@@ -19,11 +19,35 @@ pub struct CpuStat {
     pub burst_ns: u64,
     /// v2 only (`usage_usec`); v1 usage comes from cpuacct.usage.
     pub usage_ns: Option<u64>,
+    /// Which of the counters above the file had: a missing counter reads 0 above, and
+    /// this tells that 0 from "not reported".
+    pub has: Has,
+}
+
+/// Which groups of cpu.stat counters a kernel printed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Has {
+    /// nr_periods, nr_throttled and throttled time. v1 always prints them (its cpu.stat
+    /// exists only with CONFIG_CFS_BANDWIDTH); v2 only where the cpu controller is enabled
+    /// for the cgroup and the kernel has CONFIG_CFS_BANDWIDTH (else the file holds only
+    /// usage_usec, user_usec, system_usec and later nice_usec).
+    pub bandwidth: bool,
+    /// nr_bursts and burst time: kernels from 5.13 (v1) and 5.14 (v2).
+    pub burst: bool,
+}
+
+impl Has {
+    /// What a kernel with every counter prints.
+    pub const ALL: Has = Has {
+        bandwidth: true,
+        burst: true,
+    };
 }
 
 impl CpuStat {
     /// Parse cpu.stat text of either version. Unknown keys are skipped; a known key with a
-    /// value that is not a number is an error naming the key.
+    /// value that is not a number is an error naming the key; `has` says which counters
+    /// were there.
     pub fn parse(text: &str) -> Result<CpuStat, String> {
         let mut s = CpuStat::default();
         for line in text.lines() {
@@ -31,6 +55,11 @@ impl CpuStat {
             let (Some(key), Some(value)) = (it.next(), it.next()) else {
                 continue;
             };
+            match key {
+                "nr_periods" => s.has.bandwidth = true,
+                "nr_bursts" => s.has.burst = true,
+                _ => {}
+            }
             let field: Option<(&mut u64, u64)> = match key {
                 "nr_periods" => Some((&mut s.nr_periods, 1)),
                 "nr_throttled" => Some((&mut s.nr_throttled, 1)),
@@ -92,6 +121,13 @@ mod tests {
     fn old_kernels_without_burst_fields_read_zero() {
         let s = CpuStat::parse("nr_periods 1\nnr_throttled 0\nthrottled_time 0\n").unwrap();
         assert_eq!(s.nr_bursts, 0);
+        assert_eq!(
+            s.has,
+            Has {
+                bandwidth: true,
+                burst: false
+            }
+        );
     }
 
     #[test]

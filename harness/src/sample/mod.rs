@@ -3,6 +3,8 @@
 
 pub mod cpustat;
 pub mod file;
+#[cfg(test)]
+mod kernel_fixtures;
 pub mod pressure;
 pub mod procstat;
 pub mod sampler;

@@ -8,7 +8,7 @@
 //! most once per `SYSTEM_EVERY` of wall time; ticks in between carry their last values.
 //! The cgroup's own counters (ns resolution) are read on every tick.
 
-use super::cpustat::CpuStat;
+use super::cpustat::{CpuStat, Has};
 use super::file::{parse_u64, RereadFile};
 use super::pressure::Pressure;
 use super::procstat::{ProcStat, ProcStatReader};
@@ -67,6 +67,8 @@ pub struct Sampler {
     proc_stat: ProcStatReader,
     proc_scratch: ProcStat,
     pressure: Option<RereadFile>,
+    /// Which counters the cgroup's cpu.stat has (read once at open).
+    has: Has,
     samples: Vec<Sample>,
 }
 
@@ -102,8 +104,15 @@ impl Sampler {
             proc_stat,
             proc_scratch: ProcStat::default(),
             pressure,
+            has: Has::default(),
             samples: Vec::with_capacity(expected_samples + 16),
         };
+        // Which counters this kernel and cgroup report: a v2 cgroup without the cpu
+        // controller (or a kernel without CONFIG_CFS_BANDWIDTH) has no nr_periods, and its
+        // zeros must not read as "never throttled".
+        s.has = CpuStat::parse(s.cpu_stat.read()?)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?
+            .has;
         // Size the /proc/stat scratch for every CPU now, not on the first tick.
         s.proc_stat.read_into(&mut s.proc_scratch)?;
         if let Some(p) = s.pressure.as_mut() {
@@ -117,6 +126,11 @@ impl Sampler {
     /// Whether PSI is being read.
     pub fn has_pressure(&self) -> bool {
         self.pressure.is_some()
+    }
+
+    /// Which counters the cgroup's cpu.stat reports; the others read 0 in every sample.
+    pub fn counters(&self) -> Has {
+        self.has
     }
 
     /// Read the sources once and keep the sample, stamped `t_ns`. The first tick and

@@ -98,8 +98,12 @@ impl WorkloadOutput {
 #[derive(Debug, Clone, Serialize)]
 pub struct RunResult {
     pub planned: PlannedRun,
-    /// Name of the run's cgroup folder.
+    /// Name of the run's cgroup folder ("" when it ran without one).
     pub cgroup: String,
+    /// Why the run had no cgroup (an unprivileged user), when it had none: its CPU time
+    /// then comes from /proc/<pid>/stat and the cgroup counters are missing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub without_cgroup: Option<String>,
     pub outcome: Outcome,
     /// Wall time from starting the workload to seeing it exit, in s.
     pub wall_s: f64,

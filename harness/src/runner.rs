@@ -4,7 +4,7 @@
 //! (`Cgroup`'s Drop, `ChildGuard`'s Drop) so every exit path, including errors and
 //! panics, runs it.
 
-use crate::cgroup::{Cgroup, Controller, Hierarchy, Version};
+use crate::cgroup::{Cgroup, CgroupError, Controller, Hierarchy, Version};
 use crate::limiter::{self, leaks};
 use crate::result::{GroupResult, Outcome, RunResult, WorkloadOutput};
 use crate::sample::{monotonic_ns, sleep_until, Sampler, SamplerSources};
@@ -140,7 +140,7 @@ impl Runner {
         cg: &Cgroup,
         run: &PlannedRun,
     ) -> Result<(Outcome, WorkloadOutput)> {
-        let mut r = self.spawn(cg, run, 0)?;
+        let mut r = self.spawn(Some(cg), run, 0)?;
         let outcome = loop {
             if let Some(st) = r.guard.child.as_mut().expect("set").try_wait()? {
                 break if st.success() {
@@ -156,7 +156,7 @@ impl Runner {
                 let mut status = None;
                 teardown::stop_term_cont(
                     &mut RunProcs {
-                        cgroup: cg,
+                        cgroup: Some(cg),
                         proc_root: &self.proc_root,
                         mains: vec![(&mut r.guard, &mut status)],
                     },
@@ -188,7 +188,29 @@ impl Runner {
             Limiter::Freezer { .. } => &[Controller::Freezer],
             _ => &[],
         };
-        let top = self.hierarchy.create_run(extra)?;
+        let top = match self.hierarchy.create_run(extra) {
+            Ok(top) => top,
+            Err(e @ CgroupError::Permission { .. }) if runs_without_cgroup(run) => {
+                let why = e.to_string();
+                static SAID: std::sync::atomic::AtomicBool =
+                    std::sync::atomic::AtomicBool::new(false);
+                if !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    eprintln!(
+                        "throttlebench: no cgroup ({why}); measuring the workload's processes \
+                         from /proc instead: CPU time in clock ticks, no throttling counters"
+                    );
+                }
+                let mut r = self.run_in(None, &[], run)?;
+                r.without_cgroup = Some(why);
+                return Ok(r);
+            }
+            Err(e) => {
+                return Err(anyhow::Error::from(e).context(format!(
+                    "the `{}` limiter needs a cgroup of its own",
+                    run.limiter.name()
+                )))
+            }
+        };
         // Limits that groups inherit (a cpuset) go on before the groups are made.
         let result = (|| {
             if !matches!(run.limiter, Limiter::Weight) {
@@ -210,7 +232,7 @@ impl Runner {
             if matches!(run.limiter, Limiter::Weight) {
                 limiter::apply(run, &top, &cgs)?;
             }
-            let r = self.run_in(&top, &cgs, run);
+            let r = self.run_in(Some(&top), &cgs, run);
             drop(cgs);
             for c in children {
                 let _ = c.destroy(Duration::from_secs(5));
@@ -231,10 +253,11 @@ impl Runner {
         Ok(result)
     }
 
-    fn spawn(&self, cg: &Cgroup, run: &PlannedRun, g: usize) -> Result<Running> {
+    fn spawn(&self, cg: Option<&Cgroup>, run: &PlannedRun, g: usize) -> Result<Running> {
         // Opened before fork: the child writes "0" (itself) into each, then execs.
         let procs: Vec<std::fs::File> = cg
-            .procs_files()
+            .map(|c| c.procs_files())
+            .unwrap_or_default()
             .iter()
             .map(|p| {
                 OpenOptions::new()
@@ -260,7 +283,7 @@ impl Runner {
                 c.arg("--proc-root")
                     .arg(&self.proc_root)
                     .args(run.fibtest_args(g));
-                if matches!(w, Workload::Steal { .. }) {
+                if let (Workload::Steal { .. }, Some(cg)) = (w, cg) {
                     c.arg("--cgroup-stat").arg(cg.cpu_stat_path());
                 }
                 c
@@ -326,18 +349,23 @@ impl Runner {
         })
     }
 
-    fn run_in(&self, top: &Cgroup, cgs: &[&Cgroup], run: &PlannedRun) -> Result<RunResult> {
+    /// Run the workloads of `run`, group g in `cgs[g]` under `top`; with no cgroup (`top`
+    /// None, `cgs` empty: one group), as plain children measured from /proc.
+    fn run_in(&self, top: Option<&Cgroup>, cgs: &[&Cgroup], run: &PlannedRun) -> Result<RunResult> {
         let interval_ns = run.sample_interval.as_micros() * 1000;
         let expected = run.expected_duration();
         let expected_samples = (expected.as_nanos() as u64 / interval_ns.max(1)) as usize + 64;
-        let mut samplers: Vec<Sampler> = cgs
-            .iter()
-            .map(|cg| {
-                let usage = cg.usage_path();
+        let mut samplers: Vec<Sampler> = (0..run.groups.len())
+            .map(|g| {
+                let cg = cgs.get(g);
+                let stat = cg.map(|c| c.cpu_stat_path());
+                let usage = cg
+                    .filter(|c| c.version == Version::V1)
+                    .map(|c| c.usage_path());
                 Sampler::open(
                     &SamplerSources {
-                        cpu_stat: &cg.cpu_stat_path(),
-                        usage: (cg.version == Version::V1).then_some(usage.as_path()),
+                        cpu_stat: stat.as_deref(),
+                        usage: usage.as_deref(),
                         proc_root: &self.proc_root,
                     },
                     expected_samples,
@@ -351,9 +379,16 @@ impl Runner {
             s.tick(0)?;
         }
         let mut running: Vec<Running> = Vec::new();
-        for (g, cg) in cgs.iter().enumerate() {
-            running.push(self.spawn(cg, run, g)?);
+        for g in 0..run.groups.len() {
+            running.push(self.spawn(cgs.get(g).copied(), run, g)?);
         }
+        if top.is_none() {
+            for (s, r) in samplers.iter_mut().zip(&running) {
+                s.arm_process(&self.proc_root, r.guard.pid())?;
+            }
+        }
+        let mains: Vec<i32> = running.iter().map(|r| r.guard.pid()).collect();
+        let scope = || scope_pids(&self.proc_root, top, &mains);
         let mut active = limiter::ActiveLimiter::start(
             &run.limiter,
             &limiter::Target {
@@ -401,7 +436,7 @@ impl Runner {
                 seen_child_events = events;
                 if active.as_mut().is_some_and(|a| a.poll()) {
                     // The external limiter died: nothing would continue what it stopped.
-                    let orphaned = leaks::check(&top.pids_recursive(), &self.proc_root);
+                    let orphaned = leaks::check(&scope(), &self.proc_root);
                     leaks::repair(&orphaned);
                     left_stopped.extend(orphaned.stopped);
                 }
@@ -442,7 +477,7 @@ impl Runner {
         // The limiter goes first (it leaves the workload running). What it left stopped
         // is recorded before anything else touches the processes.
         let limiter_report = active.map(|a| a.stop()).unwrap_or_default();
-        let mut leaks = leaks::check(&top.pids_recursive(), &self.proc_root);
+        let mut leaks = leaks::check(&scope(), &self.proc_root);
         leaks.escaped.clear();
         leaks.stopped.extend(left_stopped);
         // Repair: continue what the limiter left stopped, so it can end.
@@ -451,7 +486,7 @@ impl Runner {
         // workload: reported as escaped (then ended like the rest).
         let workload_running = running.iter().any(|r| r.status.is_none());
         if !workload_running {
-            let after = leaks::check(&top.pids_recursive(), &self.proc_root);
+            let after = leaks::check(&scope(), &self.proc_root);
             leaks.escaped = after
                 .escaped
                 .into_iter()
@@ -461,7 +496,7 @@ impl Runner {
         // Then whatever still runs ends, in seed 004's order: stop all, SIGTERM all,
         // continue all (the workloads the harness stops at their duration, all of them
         // after an interrupt or a time-out, and what outlived them).
-        let teardown = (!top.pids_recursive().is_empty() || workload_running).then(|| {
+        let teardown = (!scope().is_empty() || workload_running).then(|| {
             teardown::stop_term_cont(
                 &mut RunProcs {
                     cgroup: top,
@@ -502,7 +537,8 @@ impl Runner {
         }
         Ok(RunResult {
             planned: run.clone(),
-            cgroup: top.name(),
+            cgroup: top.map(|t| t.name()).unwrap_or_default(),
+            without_cgroup: None,
             outcome: outcome.or(failure).unwrap_or(Outcome::Completed),
             wall_s: (end - t0) as f64 / 1e9,
             t0_monotonic_ns: t0,
@@ -514,16 +550,52 @@ impl Runner {
     }
 }
 
+/// Whether a run can go without a cgroup of its own: one group, and a limiter that acts
+/// on processes (or none).
+pub fn runs_without_cgroup(run: &PlannedRun) -> bool {
+    run.groups.len() == 1
+        && matches!(
+            run.limiter,
+            Limiter::None | Limiter::Signal { .. } | Limiter::Command { .. }
+        )
+}
+
+/// The run's processes: those in its cgroups; without one, the trees below its main
+/// processes and below the orphans this process adopted (as a child subreaper), which
+/// are the workload's descendants whose parents exited.
+fn scope_pids(proc_root: &std::path::Path, top: Option<&Cgroup>, mains: &[i32]) -> Vec<i32> {
+    if let Some(cg) = top {
+        return cg.pids_recursive();
+    }
+    let all = crate::limiter::procs::all(proc_root);
+    let me = std::process::id() as i32;
+    let mut roots: Vec<i32> = mains.to_vec();
+    roots.extend(
+        all.iter()
+            .filter(|p| p.ppid == me && !mains.contains(&p.pid))
+            .map(|p| p.pid),
+    );
+    let mut pids: Vec<i32> = roots
+        .iter()
+        .flat_map(|r| crate::limiter::procs::tree(&all, *r))
+        .filter(|p| all.iter().any(|i| i.pid == *p))
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids
+}
+
 /// The run's processes, for `teardown`: those in its cgroups, and its main processes.
 struct RunProcs<'a> {
-    cgroup: &'a Cgroup,
+    cgroup: Option<&'a Cgroup>,
     proc_root: &'a std::path::Path,
     mains: Vec<(&'a mut ChildGuard, &'a mut Option<std::process::ExitStatus>)>,
 }
 
 impl teardown::Procs for RunProcs<'_> {
     fn list(&mut self) -> Vec<i32> {
-        let mut pids = self.cgroup.pids_recursive();
+        let mains: Vec<i32> = self.mains.iter().map(|(g, _)| g.pid()).collect();
+        let mut pids = scope_pids(self.proc_root, self.cgroup, &mains);
         pids.retain(|&p| {
             crate::limiter::procs::read(self.proc_root, p).is_some_and(|i| i.state != 'Z')
         });

@@ -10,4 +10,5 @@ mod probe;
 mod report;
 mod run;
 mod threshold;
+mod unprivileged;
 mod vm;

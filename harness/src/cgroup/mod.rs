@@ -50,7 +50,7 @@ pub enum CgroupError {
         root: PathBuf,
         hint: String,
     },
-    #[error("permission denied on {}: making cgroups needs root, or a delegated subtree given with --cgroup-root", path.display())]
+    #[error("permission denied on {}: making cgroups needs root, or write access to a delegated cgroup v2 subtree given with --cgroup-root (systemd: `systemd-run --user --scope -p Delegate=yes -- throttlebench ...`, then --cgroup-root set to that scope's folder); the `none`, `signal` and `command` limiters and the probes run without a cgroup", path.display())]
     Permission { path: PathBuf },
     #[error("{}: {source}", path.display())]
     Io { path: PathBuf, source: io::Error },

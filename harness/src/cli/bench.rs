@@ -129,7 +129,7 @@ pub fn sampler_cost(
     let ticks_wanted = (duration.as_nanos() / interval.as_nanos().max(1)) as u64;
     let mut sampler = Sampler::open(
         &SamplerSources {
-            cpu_stat: &cg.cpu_stat_path(),
+            cpu_stat: Some(&cg.cpu_stat_path()),
             usage: (cg.version == Version::V1).then_some(usage.as_path()),
             proc_root,
         },

@@ -77,7 +77,9 @@ pub struct ActiveLimiter {
 
 /// Where the limiter finds the workload.
 pub struct Target<'a> {
-    pub cgroup: &'a Cgroup,
+    /// None for a run without a cgroup (an unprivileged user): only limiters that need
+    /// none (signal, command) can run then.
+    pub cgroup: Option<&'a Cgroup>,
     /// The first group's main pid (also its process group).
     pub pid: i32,
     pub proc_root: &'a Path,
@@ -87,12 +89,25 @@ impl ActiveLimiter {
     /// Start the limiter of `run`, if it acts while the workload runs.
     pub fn start(limiter: &Limiter, t: &Target) -> anyhow::Result<Option<ActiveLimiter>> {
         let stop = Arc::new(AtomicBool::new(false));
-        let usage = UsageFile::open(t.cgroup)?;
+        let needs_cgroup = || {
+            anyhow::anyhow!(
+                "the {} limiter needs a cgroup, and this run has none",
+                limiter.name()
+            )
+        };
+        let usage: Box<dyn CpuUsage + Send> = match t.cgroup {
+            Some(cg) => Box::new(UsageFile::open(cg)?),
+            None => {
+                let mut u = crate::sample::pidstat::ProcessUsage::default();
+                u.arm(t.proc_root, t.pid)?;
+                Box::new(u)
+            }
+        };
         let (duty, actuator): (DutyControl, Box<dyn Actuator + Send>) = match limiter {
             Limiter::Freezer { duty } => (
                 *duty,
                 Box::new(FreezerActuator {
-                    handle: t.cgroup.freezer_handle()?,
+                    handle: t.cgroup.ok_or_else(needs_cgroup)?.freezer_handle()?,
                     unconfirmed: 0,
                 }),
             ),
@@ -109,7 +124,7 @@ impl ActiveLimiter {
                         *by,
                         t.pid,
                         name,
-                        t.cgroup.procs_files(),
+                        t.cgroup.map(|c| c.procs_files()).unwrap_or_default(),
                         t.proc_root.to_path_buf(),
                     )),
                 )
@@ -127,13 +142,13 @@ impl ActiveLimiter {
             }
             Limiter::Credits(model) => {
                 let (model, flag) = (*model, stop.clone());
-                let mut sink = CfsSink(t.cgroup.cfs_handle());
+                let mut sink = CfsSink(t.cgroup.ok_or_else(needs_cgroup)?.cfs_handle());
                 let mut usage = usage;
                 let handle =
                     std::thread::Builder::new()
                         .name("credits".into())
                         .spawn(move || {
-                            credits::run(&model, &mut RealClock, &mut usage, &mut sink, &flag)
+                            credits::run(&model, &mut RealClock, usage.as_mut(), &mut sink, &flag)
                         })?;
                 return Ok(Some(ActiveLimiter {
                     stop,
@@ -150,7 +165,13 @@ impl ActiveLimiter {
             .spawn(move || {
                 let mut actuator = actuator;
                 let mut usage = usage;
-                let r = duty::run(&duty, &mut RealClock, &mut usage, actuator.as_mut(), &flag);
+                let r = duty::run(
+                    &duty,
+                    &mut RealClock,
+                    usage.as_mut(),
+                    actuator.as_mut(),
+                    &flag,
+                );
                 let unconfirmed = actuator.unconfirmed();
                 (r, unconfirmed)
             })?;
@@ -261,6 +282,12 @@ impl Clock for RealClock {
             }
             sleep_until(t_ns.min(now + 20_000_000));
         }
+    }
+}
+
+impl CpuUsage for crate::sample::pidstat::ProcessUsage {
+    fn usage_ns(&mut self) -> io::Result<u64> {
+        crate::sample::pidstat::ProcessUsage::usage_ns(self)
     }
 }
 

@@ -22,7 +22,8 @@ pub struct SignalActuator {
     pub pid: i32,
     /// by = name: the name to match.
     pub name: String,
-    /// by = name: where the candidates are (the run's cgroup.procs files).
+    /// by = name: where the candidates are (the run's cgroup.procs files; without a
+    /// cgroup, the tree below `pid`).
     pub procs_files: Vec<PathBuf>,
     pub proc_root: PathBuf,
     /// by = tree: what the last pause stopped, to continue it all.
@@ -48,6 +49,12 @@ impl SignalActuator {
     }
 
     fn named(&self) -> Vec<i32> {
+        if self.procs_files.is_empty() {
+            let all = procs::all(&self.proc_root);
+            let mut pids = procs::tree(&all, self.pid);
+            pids.retain(|p| all.iter().any(|i| i.pid == *p && i.name == self.name));
+            return pids;
+        }
         let mut pids: Vec<i32> = self
             .procs_files
             .iter()
@@ -127,5 +134,32 @@ impl Actuator for SignalActuator {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn by_name_without_a_cgroup_looks_only_in_the_workloads_tree() {
+        let dir = std::env::temp_dir().join(format!("tb-signal-{}", std::process::id()));
+        for (pid, name, ppid) in [
+            (10, "sh", 1),
+            (11, "sed", 10),
+            (12, "sed", 1),
+            (13, "sh", 11),
+            (14, "sed", 13),
+        ] {
+            let d = dir.join(pid.to_string());
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("stat"), format!("{pid} ({name}) S {ppid} 0 0")).unwrap();
+        }
+        let a = SignalActuator::new(SignalBy::Name, 10, "sed".into(), Vec::new(), dir.clone());
+        let mut found = a.named();
+        found.sort();
+        // 12 is a `sed` of somebody else's: never touched.
+        assert_eq!(found, vec![11, 14]);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -549,6 +549,7 @@ mod tests {
         RunResult {
             planned: plan.runs[0].clone(),
             cgroup: "run-1-1-0".into(),
+            without_cgroup: None,
             outcome: Outcome::Completed,
             wall_s: 2.3,
             t0_monotonic_ns: 1_000_000_000,

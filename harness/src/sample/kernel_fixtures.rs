@@ -479,7 +479,7 @@ fn sampler_over_a_v2_group_without_the_cpu_controller_on_a_4_20_kernel() {
     let proc_root = d.join("proc");
     let mut s = Sampler::open(
         &SamplerSources {
-            cpu_stat: &cpu_stat,
+            cpu_stat: Some(&cpu_stat),
             usage: None,
             proc_root: &proc_root,
         },

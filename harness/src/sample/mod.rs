@@ -5,6 +5,7 @@ pub mod cpustat;
 pub mod file;
 #[cfg(test)]
 mod kernel_fixtures;
+pub mod pidstat;
 pub mod pressure;
 pub mod procstat;
 pub mod sampler;

@@ -10,6 +10,7 @@
 
 use super::cpustat::{CpuStat, Has};
 use super::file::{parse_u64, RereadFile};
+use super::pidstat::ProcessUsage;
 use super::pressure::Pressure;
 use super::procstat::{ProcStat, ProcStatReader};
 use serde::Serialize;
@@ -47,7 +48,10 @@ pub struct Sample {
 /// Where to read from.
 pub struct SamplerSources<'a> {
     /// The cgroup's cpu.stat.
-    pub cpu_stat: &'a Path,
+    /// None without a cgroup (an unprivileged run): usage then comes from the workload
+    /// process's /proc/<pid>/stat once `arm_process` names it, and the cgroup counters
+    /// are reported as missing.
+    pub cpu_stat: Option<&'a Path>,
     /// The cgroup's usage file: v1 cpuacct.usage; None for v2 (usage is in cpu.stat).
     pub usage: Option<&'a Path>,
     /// Usually /proc.
@@ -62,8 +66,10 @@ pub struct Sampler {
     system_every: u32,
     ticks: u32,
     last_system: (u64, u64, u64, Pressure),
-    cpu_stat: RereadFile,
+    cpu_stat: Option<RereadFile>,
     usage: Option<RereadFile>,
+    /// Without a cgroup: the workload process's CPU time.
+    process: ProcessUsage,
     proc_stat: ProcStatReader,
     proc_scratch: ProcStat,
     pressure: Option<RereadFile>,
@@ -81,8 +87,10 @@ impl Sampler {
     ) -> io::Result<Sampler> {
         let with_path =
             |p: &Path, e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", p.display()));
-        let cpu_stat =
-            RereadFile::open(src.cpu_stat, 4096).map_err(|e| with_path(src.cpu_stat, e))?;
+        let cpu_stat = src
+            .cpu_stat
+            .map(|p| RereadFile::open(p, 4096).map_err(|e| with_path(p, e)))
+            .transpose()?;
         let usage = src
             .usage
             .map(|p| RereadFile::open(p, 64).map_err(|e| with_path(p, e)))
@@ -101,6 +109,7 @@ impl Sampler {
             last_system: (0, 0, 0, Pressure::default()),
             cpu_stat,
             usage,
+            process: ProcessUsage::default(),
             proc_stat,
             proc_scratch: ProcStat::default(),
             pressure,
@@ -110,9 +119,11 @@ impl Sampler {
         // Which counters this kernel and cgroup report: a v2 cgroup without the cpu
         // controller (or a kernel without CONFIG_CFS_BANDWIDTH) has no nr_periods, and its
         // zeros must not read as "never throttled".
-        s.has = CpuStat::parse(s.cpu_stat.read()?)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?
-            .has;
+        if let Some(f) = s.cpu_stat.as_mut() {
+            s.has = CpuStat::parse(f.read()?)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?
+                .has;
+        }
         // Size the /proc/stat scratch for every CPU now, not on the first tick.
         s.proc_stat.read_into(&mut s.proc_scratch)?;
         if let Some(p) = s.pressure.as_mut() {
@@ -121,6 +132,11 @@ impl Sampler {
             }
         }
         Ok(s)
+    }
+
+    /// Without a cgroup: read the CPU time of process `pid` from now on.
+    pub fn arm_process(&mut self, proc_root: &Path, pid: i32) -> io::Result<()> {
+        self.process.arm(proc_root, pid)
     }
 
     /// Whether PSI is being read.
@@ -144,13 +160,17 @@ impl Sampler {
     }
 
     fn read(&mut self, t_ns: u64) -> io::Result<Sample> {
-        let stat = CpuStat::parse(self.cpu_stat.read()?)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        let usage_ns = match self.usage.as_mut() {
-            Some(f) => parse_u64(f.read()?).ok_or_else(|| {
+        let stat = match self.cpu_stat.as_mut() {
+            Some(f) => CpuStat::parse(f.read()?)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?,
+            None => CpuStat::default(),
+        };
+        let usage_ns = match (self.usage.as_mut(), self.cpu_stat.is_some()) {
+            (Some(f), _) => parse_u64(f.read()?).ok_or_else(|| {
                 io::Error::new(io::ErrorKind::InvalidData, "cpuacct.usage is not a number")
             })?,
-            None => stat.usage_ns.unwrap_or(0),
+            (None, true) => stat.usage_ns.unwrap_or(0),
+            (None, false) => self.process.usage_ns()?,
         };
         if self.ticks.is_multiple_of(self.system_every) {
             self.proc_stat.read_into(&mut self.proc_scratch)?;
@@ -259,7 +279,7 @@ mod tests {
         let proc_root = d.join("proc");
         let mut s = Sampler::open(
             &SamplerSources {
-                cpu_stat: &cpu_stat,
+                cpu_stat: Some(&cpu_stat),
                 usage: Some(&usage),
                 proc_root: &proc_root,
             },
@@ -297,7 +317,7 @@ mod tests {
         let cpu_stat = d.join("cpu.stat");
         let proc_root = d.join("proc");
         let src = SamplerSources {
-            cpu_stat: &cpu_stat,
+            cpu_stat: Some(&cpu_stat),
             usage: None,
             proc_root: &proc_root,
         };
@@ -321,7 +341,7 @@ mod tests {
         let missing = Path::new("/nonexistent/cpu.stat");
         let e = Sampler::open(
             &SamplerSources {
-                cpu_stat: missing,
+                cpu_stat: Some(missing),
                 usage: None,
                 proc_root: Path::new("/proc"),
             },

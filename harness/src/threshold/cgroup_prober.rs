@@ -91,7 +91,7 @@ impl Prober for CgroupProber<'_> {
                 self.active = ActiveLimiter::start(
                     &self.limiter,
                     &Target {
-                        cgroup: self.cgroup,
+                        cgroup: Some(self.cgroup),
                         pid: 0,
                         proc_root: &self.runner.proc_root,
                     },

@@ -189,7 +189,8 @@ fn steal_cmd(cgroup_root: &Path, proc_root: &Path, a: &StealArgs) -> Result<i32>
 }
 
 /// Print the report as a JSON line (`json`) and/or write its files, summary.json and a
-/// table for people (`out`, or alone); the exit code: 130 when the probe stopped early.
+/// table for people (`out`, or alone); the exit code: 128 + the signal (130 for Ctrl-C) when
+/// the probe stopped early.
 #[allow(clippy::too_many_arguments)]
 fn finish<S: serde::Serialize>(
     json: bool,
@@ -214,7 +215,14 @@ fn finish<S: serde::Serialize>(
         eprint!("{human}");
         eprintln!("results in {}", dir.display());
     }
-    Ok(if complete { 0 } else { EXIT_INTERRUPTED })
+    // Stopped early by a signal: 128 + its number, as `run` does.
+    Ok(if complete {
+        0
+    } else {
+        signals::received()
+            .filter(|s| (1..32).contains(s))
+            .map_or(EXIT_INTERRUPTED, |s| 128 + s)
+    })
 }
 
 fn entropy_cmd(proc_root: &Path, a: &EntropyArgs) -> Result<i32> {

@@ -100,6 +100,42 @@ fn sigstop_pauses_show_as_observed_stalls_but_not_as_steal() {
 }
 
 #[test]
+fn a_probe_stopped_by_sigterm_writes_what_it_measured_and_exits_143() {
+    let _x = exclusive();
+    let dir = TempDir::new("probe-term");
+    let out_dir = dir.path().join("out");
+    let child = tb()
+        .args([
+            "probe",
+            "steal",
+            "--duration",
+            "60s",
+            "--cpus",
+            "0",
+            "--out",
+        ])
+        .arg(&out_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    wait_for("the probe's loop to spin", Duration::from_secs(20), || {
+        thread_run_ns(pid, "steal-0").is_some_and(|ns| ns > 50_000_000)
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(143), "{}", text(&out));
+    let rows = read_csv(&out_dir.join("steal.csv"));
+    let measured = num(&rows[0], "duration_s");
+    assert!(measured > 0.0 && measured < 30.0, "duration_s {measured}");
+}
+
+#[test]
 fn steal_under_a_quota_tells_throttling_stalls_apart() {
     if !real_cgroups_or_skip("steal under a quota") {
         return;

@@ -182,6 +182,7 @@ fn no_parser_panics_on_mutated_input() {
         50_000,
         |t| {
             let _ = throttlebench::limiter::procs::parse_stat(t);
+            let _ = throttlebench::sample::pidstat::cpu_ticks(t);
         },
     );
     total += fuzz(

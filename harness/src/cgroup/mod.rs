@@ -701,6 +701,14 @@ pub(crate) fn kill_and_remove(dirs: &[PathBuf], timeout: Duration) -> Result<(),
         collect_subdirs(d, &mut all);
     }
     all.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    // v1 freezer: a frozen task cannot die until thawed, and it is frozen in every
+    // hierarchy at once: thaw all the freezer folders before killing in any folder.
+    for dir in &all {
+        let freezer = dir.join("freezer.state");
+        if freezer.exists() {
+            let _ = write_file(&freezer, "THAWED");
+        }
+    }
     for dir in &all {
         if !dir.exists() {
             continue;
@@ -708,11 +716,6 @@ pub(crate) fn kill_and_remove(dirs: &[PathBuf], timeout: Duration) -> Result<(),
         let kill_file = dir.join("cgroup.kill");
         if kill_file.exists() {
             let _ = write_file(&kill_file, "1");
-        }
-        // v1 freezer: a frozen task cannot die until thawed.
-        let freezer = dir.join("freezer.state");
-        if freezer.exists() {
-            let _ = write_file(&freezer, "THAWED");
         }
         loop {
             let procs = fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();

@@ -35,7 +35,9 @@ fn owner_alive(pid: u32, start: u64) -> bool {
 
 /// Find and remove every run cgroup whose owner is dead, in all hierarchies of `h`.
 pub fn remove_stale(h: &Hierarchy) -> Result<Vec<StaleCgroup>, CgroupError> {
-    let mut found = Vec::new();
+    // A run has a folder in each hierarchy it used (cpu, cpuacct, freezer, ...): they are
+    // removed together, so a frozen freezer folder is thawed before the kill in the others.
+    let mut runs: Vec<(String, u32, Vec<(PathBuf, usize)>)> = Vec::new();
     for parent in h.parents() {
         let entries = match fs::read_dir(&parent) {
             Ok(e) => e,
@@ -54,17 +56,27 @@ pub fn remove_stale(h: &Hierarchy) -> Result<Vec<StaleCgroup>, CgroupError> {
                 continue;
             }
             let path = e.path();
-            let killed = fs::read_to_string(path.join("cgroup.procs"))
+            let procs = fs::read_to_string(path.join("cgroup.procs"))
                 .map(|t| t.split_whitespace().count())
                 .unwrap_or(0);
-            let error = kill_and_remove(std::slice::from_ref(&path), Duration::from_secs(2))
-                .err()
-                .map(|e| e.to_string());
+            match runs.iter_mut().find(|r| r.0 == name) {
+                Some(r) => r.2.push((path, procs)),
+                None => runs.push((name, pid, vec![(path, procs)])),
+            }
+        }
+    }
+    let mut found = Vec::new();
+    for (_, pid, dirs) in runs {
+        let paths: Vec<PathBuf> = dirs.iter().map(|d| d.0.clone()).collect();
+        let error = kill_and_remove(&paths, Duration::from_secs(2))
+            .err()
+            .map(|e| e.to_string());
+        for (path, killed) in dirs {
             found.push(StaleCgroup {
                 path,
                 owner_pid: pid,
                 killed,
-                error,
+                error: error.clone(),
             });
         }
     }

@@ -101,7 +101,7 @@ pub fn real_cgroups_or_skip(test: &str) -> bool {
 
 /// The cgroup parents this tool makes.
 pub fn parents() -> Vec<PathBuf> {
-    ["cpu", "cpuacct", ""]
+    ["cpu", "cpuacct", "cpuset", "freezer", ""]
         .iter()
         .map(|c| Path::new(CGROUP_ROOT).join(c).join("throttlebench"))
         .collect()

@@ -554,7 +554,82 @@ fn a_run_sigkilled_while_its_workload_is_stopped_leaves_nothing_stopped_and_clea
     let again = tb().arg("cleanup").output().unwrap();
     assert!(again.status.success());
     assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to clean"));
+    // Only the cgroup count: other tests may be running throttlebench right now.
     let check = tb().args(["cleanup", "--check"]).output().unwrap();
-    assert_eq!(check.status.code(), Some(0), "{}", text(&check));
-    assert!(String::from_utf8_lossy(&check.stdout).contains("leftovers: 0 "));
+    assert!(
+        String::from_utf8_lossy(&check.stdout).contains("(0 cgroups under throttlebench/"),
+        "{}",
+        text(&check)
+    );
+}
+
+#[test]
+fn a_run_sigkilled_while_the_freezer_holds_its_workload_frozen_is_thawed_and_removed_by_cleanup() {
+    if !real_cgroups_or_skip("sigkill in a frozen phase") {
+        return;
+    }
+    let _x = exclusive();
+    let dir = TempDir::new("kill-frozen");
+    let file = dir.file(
+        "s.toml",
+        &scenario(
+            "frozen",
+            "kind = \"freezer\"\non = \"100ms\"\noff = \"30s\"",
+            "kind = \"duty\"\non = \"60s\"\noff = \"0ms\"\nduration = \"60s\"",
+        ),
+    );
+    let mut child = tb()
+        .args(["run", file.to_str().unwrap(), "--out"])
+        .arg(dir.path().join("out"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let freezer_state = || {
+        std::fs::read_dir("/sys/fs/cgroup/freezer/throttlebench")
+            .ok()?
+            .flatten()
+            .find(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("run-{pid}-"))
+            })
+            .and_then(|e| std::fs::read_to_string(e.path().join("freezer.state")).ok())
+            .map(|s| s.trim().to_string())
+    };
+    wait_for(
+        "the freezer to freeze the workload",
+        Duration::from_secs(20),
+        || freezer_state().as_deref() == Some("FROZEN"),
+    );
+    let workload = run_pids(pid);
+    assert!(!workload.is_empty());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // A frozen process cannot act on its death signal: it waits, frozen, for a thaw.
+    assert_eq!(freezer_state().as_deref(), Some("FROZEN"));
+    let out = tb().arg("cleanup").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("left by dead run {pid}")),
+        "{}",
+        text(&out)
+    );
+    wait_for(
+        "the thawed workload to die",
+        Duration::from_secs(10),
+        || {
+            workload
+                .iter()
+                .all(|p| !std::path::Path::new(&format!("/proc/{p}")).exists())
+        },
+    );
+    assert!(run_cgroups().is_empty(), "{:?}", run_cgroups());
+    let check = tb().args(["cleanup", "--check"]).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&check.stdout).contains("(0 cgroups under throttlebench/"),
+        "{}",
+        text(&check)
+    );
 }

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod common;
+mod concurrent;
 mod fips;
 mod fuzz;
 mod limiters;

@@ -99,12 +99,20 @@ pub fn real_cgroups_or_skip(test: &str) -> bool {
     false
 }
 
-/// The cgroup parents this tool makes.
+/// Where the cgroup parents this tool makes can be: `throttlebench` at the root (v2) and
+/// in every folder of it (each v1 hierarchy: cpu, cpuacct, cpuset, freezer, ...).
 pub fn parents() -> Vec<PathBuf> {
-    ["cpu", "cpuacct", ""]
-        .iter()
-        .map(|c| Path::new(CGROUP_ROOT).join(c).join("throttlebench"))
-        .collect()
+    let root = Path::new(CGROUP_ROOT);
+    let mut v = vec![root.join("throttlebench")];
+    if let Ok(entries) = std::fs::read_dir(root) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() && e.file_name() != "throttlebench" {
+                v.push(p.join("throttlebench"));
+            }
+        }
+    }
+    v
 }
 
 /// Run cgroups currently under the throttlebench parents.

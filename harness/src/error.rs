@@ -9,6 +9,7 @@
 //! | 4 | missing privileges (cannot make cgroups or write limits) |
 //! | 5 | missing controller or kernel feature |
 //! | 6 | the workload failed (non-zero exit, crash, time-out) |
+//! | 7 | cannot write results (read-only or full disk, folder in use by another run); results written before are kept |
 //! | 130 | interrupted (Ctrl-C, SIGTERM); partial results were written |
 //!
 //! `check` and `compare` answer `git bisect run` and CI instead (`bisect_code`): 0 good,
@@ -17,6 +18,7 @@
 //! 128 and above make `git bisect run` stop rather than mark a commit (docs/bisect.md).
 
 use crate::cgroup::CgroupError;
+use crate::report::ResultsError;
 use crate::scenario::ScenarioError;
 
 pub const EXIT_ERROR: i32 = 1;
@@ -25,6 +27,7 @@ pub const EXIT_SCENARIO: i32 = 3;
 pub const EXIT_PERMISSION: i32 = 4;
 pub const EXIT_MISSING: i32 = 5;
 pub const EXIT_WORKLOAD: i32 = 6;
+pub const EXIT_RESULTS: i32 = 7;
 pub const EXIT_INTERRUPTED: i32 = 130;
 
 /// `check`: an expectation failed; `compare`: a metric regressed beyond `--fail-on`.
@@ -87,6 +90,14 @@ pub enum RunStop {
     },
     #[error("interrupted by signal {signal}; partial results are in {dir}")]
     Interrupted { signal: i32, dir: String },
+    /// Writing the results failed after `kept` of `planned` runs were written whole.
+    #[error("{error}; stopped after {kept} of {planned} run(s), whose results are in {dir}")]
+    Results {
+        error: ResultsError,
+        kept: usize,
+        planned: usize,
+        dir: String,
+    },
 }
 
 /// The exit code for an error, from the first error in its chain that has one.
@@ -109,7 +120,11 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
             return match s {
                 RunStop::WorkloadFailed { .. } => EXIT_WORKLOAD,
                 RunStop::Interrupted { .. } => EXIT_INTERRUPTED,
+                RunStop::Results { .. } => EXIT_RESULTS,
             };
+        }
+        if cause.downcast_ref::<ResultsError>().is_some() {
+            return EXIT_RESULTS;
         }
         if let Some(io) = cause.downcast_ref::<std::io::Error>() {
             if io.kind() == std::io::ErrorKind::PermissionDenied {

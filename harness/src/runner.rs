@@ -100,6 +100,15 @@ impl Drop for ChildGuard {
     }
 }
 
+/// The controllers a run needs besides cpu and cpuacct.
+pub fn extra_controllers(run: &PlannedRun) -> &'static [Controller] {
+    match run.limiter {
+        Limiter::Cpuset { .. } => &[Controller::Cpuset],
+        Limiter::Freezer { .. } => &[Controller::Freezer],
+        _ => &[],
+    }
+}
+
 /// Pins the calling thread to `cpus` until dropped, then restores its old affinity.
 struct AffinityGuard {
     old: Option<libc::cpu_set_t>,
@@ -196,12 +205,7 @@ impl Runner {
 
     /// Run one planned run to its end (or until interrupted) and return its raw data.
     pub fn run(&self, run: &PlannedRun) -> Result<RunResult> {
-        let extra: &[Controller] = match run.limiter {
-            Limiter::Cpuset { .. } => &[Controller::Cpuset],
-            Limiter::Freezer { .. } => &[Controller::Freezer],
-            _ => &[],
-        };
-        let top = self.hierarchy.create_run(extra)?;
+        let top = self.hierarchy.create_run(extra_controllers(run))?;
         // Limits that groups inherit (a cpuset) go on before the groups are made.
         let result = (|| {
             if !matches!(run.limiter, Limiter::Weight) {

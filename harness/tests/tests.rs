@@ -4,6 +4,7 @@
 mod bad_input;
 mod common;
 mod concurrent;
+mod disk;
 mod fips;
 mod fuzz;
 mod limiters;

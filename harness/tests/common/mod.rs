@@ -224,3 +224,44 @@ pub fn assert_no_stopped_processes() {
     }
     assert!(stopped.is_empty(), "processes left stopped: {stopped:?}");
 }
+
+/// A tmpfs mounted by a test, unmounted when dropped (declare it after the `TempDir`
+/// that holds its mount point, so it goes first).
+pub struct TmpfsMount(pub PathBuf);
+
+impl Drop for TmpfsMount {
+    fn drop(&mut self) {
+        let c = std::ffi::CString::new(self.0.to_str().unwrap()).unwrap();
+        // SAFETY: umount2(2) on a NUL-terminated path; a lazy unmount if it is busy.
+        unsafe {
+            if libc::umount2(c.as_ptr(), 0) != 0 {
+                libc::umount2(c.as_ptr(), libc::MNT_DETACH);
+            }
+        }
+    }
+}
+
+/// Mount a tmpfs with `options` (`ro,size=1m`) at `dir` (made if missing). If this
+/// machine cannot (no root, no mount(8), a container without the capability), the test
+/// prints why and passes, except under CI=true, where it fails (as `real_cgroups_or_skip`).
+pub fn mount_tmpfs_or_skip(test: &str, dir: &Path, options: &str) -> Option<TmpfsMount> {
+    std::fs::create_dir_all(dir).unwrap();
+    let why = match Command::new("mount")
+        .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+        .arg(dir)
+        .output()
+    {
+        Ok(out) if out.status.success() => return Some(TmpfsMount(dir.to_path_buf())),
+        Ok(out) => format!(
+            "mount -t tmpfs -o {options} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+        Err(e) => format!("cannot run mount(8): {e}"),
+    };
+    let why = format!("{test}: needs to mount a tmpfs at {}: {why}", dir.display());
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{why}");
+    }
+    eprintln!("skipped: {why}");
+    None
+}

@@ -721,6 +721,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_taken_folder_is_never_shared() {
+        let d = std::env::temp_dir().join(format!("tb-folder-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        let base = d.join("results/s/20261122T120654Z");
+        let a = ResultFolder::fresh(&base).unwrap();
+        let b = ResultFolder::fresh(&base).unwrap();
+        assert_eq!(a.path, base);
+        assert_eq!(b.path, d.join("results/s/20261122T120654Z-2"));
+        // --out a folder that a live writer holds: refused, naming it.
+        match ResultFolder::named(&a.path) {
+            Err(e @ ResultsError::InUse { .. }) => {
+                assert!(e.to_string().contains(&base.display().to_string()), "{e}")
+            }
+            other => panic!("{other:?}"),
+        }
+        drop(a);
+        let again = ResultFolder::named(&base).unwrap();
+        assert!(!again.made);
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
     fn utc_formatting() {
         assert_eq!(utc_from_unix(0).1, "1970-01-01T00:00:00Z");
         assert_eq!(utc_from_unix(1795349214).0, "20261122T120654Z");

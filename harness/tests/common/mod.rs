@@ -139,16 +139,55 @@ pub fn exclusive() -> Exclusive {
     Exclusive { _guard: g }
 }
 
+/// Whether the run cgroup at `path` (`run-<pid>-<starttime>-<seq>`) belongs to a live
+/// process other than this test process: a run of another test suite on this shared
+/// machine, not one of ours (whose harnesses have ended by the check).
+fn foreign_live(path: &Path) -> bool {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let mut parts = name.strip_prefix("run-").unwrap_or("").split('-');
+    let (Some(Ok(pid)), Some(Ok(start))) = (
+        parts.next().map(str::parse::<u32>),
+        parts.next().map(str::parse::<u64>),
+    ) else {
+        return false;
+    };
+    pid != std::process::id() && throttlebench::cgroup::process_start_time(pid) == Some(start)
+}
+
 impl Drop for Exclusive {
-    /// The leftovers check: nothing of ours under the throttlebench parents, no parent.
+    /// The leftovers check: nothing of ours under the throttlebench parents, and no
+    /// parent unless a live run of another suite is in it. Waited for a little, since a
+    /// run of another suite may be between removing its cgroup and its parents.
     fn drop(&mut self) {
         if std::thread::panicking() {
             return;
         }
-        let left = run_cgroups();
+        let ours = || -> Vec<PathBuf> {
+            run_cgroups()
+                .into_iter()
+                .filter(|c| !foreign_live(c))
+                .collect()
+        };
+        let left = ours();
         assert!(left.is_empty(), "cgroups left behind: {left:?}");
-        for p in parents() {
-            assert!(!p.exists(), "parent {} left behind", p.display());
+        let stray = || -> Vec<PathBuf> {
+            parents()
+                .into_iter()
+                .filter(|p| p.exists())
+                .filter(|p| {
+                    !std::fs::read_dir(p)
+                        .map(|e| e.flatten().any(|e| foreign_live(&e.path())))
+                        .unwrap_or(false)
+                })
+                .collect()
+        };
+        if !stray().is_empty() {
+            let shown = stray();
+            wait_for(
+                &format!("parents {shown:?} to be removed"),
+                Duration::from_secs(5),
+                || stray().is_empty(),
+            );
         }
     }
 }

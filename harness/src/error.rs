@@ -9,6 +9,7 @@
 //! | 4 | missing privileges (cannot make cgroups or write limits) |
 //! | 5 | missing controller or kernel feature |
 //! | 6 | the workload failed (non-zero exit, crash, time-out) |
+//! | 7 | cannot write results (read-only or full disk, folder in use by another run); results written before are kept |
 //! | 128+N | interrupted by signal N: 130 SIGINT (Ctrl-C), 143 SIGTERM, 129 SIGHUP; partial results were written |
 //!
 //! `check` and `compare` answer `git bisect run` and CI instead (`bisect_code`): 0 good,
@@ -17,6 +18,7 @@
 //! 128 and above make `git bisect run` stop rather than mark a commit (docs/bisect.md).
 
 use crate::cgroup::CgroupError;
+use crate::report::ResultsError;
 use crate::scenario::ScenarioError;
 
 pub const EXIT_ERROR: i32 = 1;
@@ -25,6 +27,7 @@ pub const EXIT_SCENARIO: i32 = 3;
 pub const EXIT_PERMISSION: i32 = 4;
 pub const EXIT_MISSING: i32 = 5;
 pub const EXIT_WORKLOAD: i32 = 6;
+pub const EXIT_RESULTS: i32 = 7;
 /// Interrupted by Ctrl-C (128 + SIGINT); other signals give 128 + their number, as a
 /// shell reports a process they killed.
 pub const EXIT_INTERRUPTED: i32 = 130;
@@ -90,6 +93,14 @@ pub enum RunStop {
     },
     #[error("interrupted by {}; partial results are in {dir}", signal_name(*.signal))]
     Interrupted { signal: i32, dir: String },
+    /// Writing the results failed after `kept` of `planned` runs were written whole.
+    #[error("{error}; stopped after {kept} of {planned} run(s), whose results are in {dir}")]
+    Results {
+        error: ResultsError,
+        kept: usize,
+        planned: usize,
+        dir: String,
+    },
 }
 
 /// SIGINT, SIGTERM, SIGHUP by name; others by number.
@@ -133,7 +144,11 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
                 RunStop::WorkloadFailed { .. } => EXIT_WORKLOAD,
                 RunStop::Interrupted { signal, .. } if (1..32).contains(signal) => 128 + signal,
                 RunStop::Interrupted { .. } => EXIT_INTERRUPTED,
+                RunStop::Results { .. } => EXIT_RESULTS,
             };
+        }
+        if cause.downcast_ref::<ResultsError>().is_some() {
+            return EXIT_RESULTS;
         }
         if let Some(io) = cause.downcast_ref::<std::io::Error>() {
             if io.kind() == std::io::ErrorKind::PermissionDenied {

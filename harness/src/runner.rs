@@ -79,6 +79,15 @@ impl Drop for ChildGuard {
     }
 }
 
+/// The controllers a run needs besides cpu and cpuacct.
+pub fn extra_controllers(run: &PlannedRun) -> &'static [Controller] {
+    match run.limiter {
+        Limiter::Cpuset { .. } => &[Controller::Cpuset],
+        Limiter::Freezer { .. } => &[Controller::Freezer],
+        _ => &[],
+    }
+}
+
 /// Pins the calling thread to `cpus` until dropped, then restores its old affinity.
 struct AffinityGuard {
     old: Option<libc::cpu_set_t>,
@@ -183,12 +192,7 @@ impl Runner {
 
     /// Run one planned run to its end (or until interrupted) and return its raw data.
     pub fn run(&self, run: &PlannedRun) -> Result<RunResult> {
-        let extra: &[Controller] = match run.limiter {
-            Limiter::Cpuset { .. } => &[Controller::Cpuset],
-            Limiter::Freezer { .. } => &[Controller::Freezer],
-            _ => &[],
-        };
-        let top = match self.hierarchy.create_run(extra) {
+        let top = match self.hierarchy.create_run(extra_controllers(run)) {
             Ok(top) => top,
             Err(e @ CgroupError::Permission { .. }) if runs_without_cgroup(run) => {
                 let why = e.to_string();

@@ -3,6 +3,8 @@
 
 mod bad_input;
 mod common;
+mod concurrent;
+mod disk;
 mod fips;
 mod fuzz;
 mod limiters;

@@ -219,23 +219,46 @@ impl Hierarchy {
         }
         let mut paths = Vec::new();
         for c in &wanted {
-            let m = self
-                .mount(*c)
-                .ok_or_else(|| CgroupError::MissingController {
-                    controller: c.name(),
-                    root: self.root.clone(),
-                    hint: match self.version {
-                        Version::V1 => format!("no v1 `{}` hierarchy is mounted there", c.name()),
-                        Version::V2 => format!(
-                            "the v2 root does not offer `{}` in cgroup.controllers",
-                            c.name()
-                        ),
-                    },
-                })?;
-            paths.push((*c, m.join(PARENT).join(name)));
+            paths.push((*c, self.require(*c)?.join(PARENT).join(name)));
         }
+        // Held while the shared parents are made and this run's folders go in, so another
+        // run's `remove_parents_if_empty` cannot remove a parent in between.
+        let _lock = parents_lock()?;
         self.create_parents(&wanted)?;
         Cgroup::make(self.version, paths, || self.create_parents(&wanted))
+    }
+
+    /// Whether this process may make the cgroups of a run that uses `extra` besides cpu
+    /// and cpuacct: each controller is there, and its `throttlebench` parent (or, before it
+    /// exists, the hierarchy's folder) is writable. Cheap, and makes nothing: a run checks
+    /// it before it makes its result folder.
+    pub fn check_can_create(&self, extra: &[Controller]) -> Result<(), CgroupError> {
+        let mut wanted = vec![Controller::Cpu, Controller::Cpuacct];
+        wanted.extend_from_slice(extra);
+        for c in wanted {
+            let m = self.require(c)?;
+            let parent = m.join(PARENT);
+            let dir = if parent.is_dir() { parent } else { m.clone() };
+            if !writable(&dir) {
+                return Err(CgroupError::Permission { path: dir });
+            }
+        }
+        Ok(())
+    }
+
+    /// The folder of controller `c`, or why it is missing.
+    fn require(&self, c: Controller) -> Result<&PathBuf, CgroupError> {
+        self.mount(c).ok_or_else(|| CgroupError::MissingController {
+            controller: c.name(),
+            root: self.root.clone(),
+            hint: match self.version {
+                Version::V1 => format!("no v1 `{}` hierarchy is mounted there", c.name()),
+                Version::V2 => format!(
+                    "the v2 root does not offer `{}` in cgroup.controllers",
+                    c.name()
+                ),
+            },
+        })
     }
 
     fn create_parents(&self, wanted: &[Controller]) -> Result<(), CgroupError> {
@@ -267,12 +290,60 @@ impl Hierarchy {
     }
 
     /// Remove the `throttlebench` parents if no run uses them any more. A parent that
-    /// still has children (another run going on) stays.
+    /// still has children (another run going on) stays: its rmdir fails (EBUSY on cgroupfs,
+    /// ENOTEMPTY elsewhere), which means someone else uses it and is not an error. Done
+    /// under the parents' lock, so it never removes a parent that another run has just
+    /// made and is about to put its folder in; when the lock cannot be had, the parents
+    /// stay (an empty parent is harmless, and the next run removes it).
     pub fn remove_parents_if_empty(&self) {
+        // Nothing to remove (a run without cgroups): no lock, no lock folder made.
+        if !self.parents().iter().any(|p| p.exists()) {
+            return;
+        }
+        let Ok(_lock) = parents_lock() else {
+            return;
+        };
         for parent in self.parents() {
             let _ = fs::remove_dir(parent);
         }
     }
+}
+
+/// How long a run waits for another to release the parents' lock (held for a few
+/// system calls) before it gives up.
+const PARENTS_LOCK_WAIT: Duration = Duration::from_secs(30);
+
+/// The lock that serialises making and removing the `throttlebench` parents between
+/// processes (and threads): flock on `cgroup.lock` in the lock folder. It cannot be a file
+/// in the cgroup tree: cgroupfs does not hold ordinary files.
+fn parents_lock() -> Result<crate::lock::FileLock, CgroupError> {
+    let dir = crate::lock::lock_dir()
+        .map_err(|e| CgroupError::io(Path::new(crate::lock::LOCK_DIR), e))?;
+    let path = dir.join("cgroup.lock");
+    match crate::lock::FileLock::lock_within(&path, PARENTS_LOCK_WAIT) {
+        Ok(Some(l)) => Ok(l),
+        Ok(None) => Err(CgroupError::Format {
+            what: format!(
+                "another throttlebench process{} has held this lock for {} s",
+                crate::lock::holder(&path)
+                    .map(|p| format!(" (pid {p})"))
+                    .unwrap_or_default(),
+                PARENTS_LOCK_WAIT.as_secs()
+            ),
+            path,
+        }),
+        Err(e) => Err(CgroupError::io(&path, e)),
+    }
+}
+
+/// Whether this process may make folders in `dir` (access(2), which also knows root).
+fn writable(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: access(2) on a NUL-terminated path.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
 }
 
 /// v2: enable controllers for the children of `dir` (cgroup.subtree_control), writing
@@ -413,8 +484,9 @@ impl Cgroup {
     }
 
     /// Make the folders of `paths` (one per distinct folder); if a parent vanished in
-    /// between (another run removed the empty `throttlebench` folder), `remake_parent` and
-    /// try once more. A v1 cpuset folder gets its parent's CPUs and memory nodes.
+    /// between (removed by something that does not take the parents' lock),
+    /// `remake_parent` and try again, a few times. A v1 cpuset folder gets its parent's
+    /// CPUs and memory nodes.
     fn make(
         version: Version,
         paths: Vec<(Controller, PathBuf)>,
@@ -432,7 +504,12 @@ impl Cgroup {
                 continue;
             }
             let mut made = fs::create_dir(&dir);
-            if matches!(&made, Err(e) if e.kind() == io::ErrorKind::NotFound) {
+            // The lock keeps other throttlebench runs from removing the parent; a few
+            // retries cover anything else (an older build without the lock, a person).
+            for _ in 0..3 {
+                if !matches!(&made, Err(e) if e.kind() == io::ErrorKind::NotFound) {
+                    break;
+                }
                 remake_parent()?;
                 made = fs::create_dir(&dir);
             }

@@ -37,7 +37,9 @@ fn owner_alive(pid: u32, start: u64) -> bool {
 pub fn remove_stale(h: &Hierarchy) -> Result<Vec<StaleCgroup>, CgroupError> {
     // A run has a folder in each hierarchy it used (cpu, cpuacct, freezer, ...): they are
     // removed together, so a frozen freezer folder is thawed before the kill in the others.
-    let mut runs: Vec<(String, u32, Vec<(PathBuf, usize)>)> = Vec::new();
+    // (run folder name, owner pid, [(folder, processes in it)])
+    type Run = (String, u32, Vec<(PathBuf, usize)>);
+    let mut runs: Vec<Run> = Vec::new();
     for parent in h.parents() {
         let entries = match fs::read_dir(&parent) {
             Ok(e) => e,

@@ -82,7 +82,8 @@ pub enum Command {
 pub struct RunArgs {
     /// Scenario file (TOML). Without one, a short form of seed 003's conceptual model runs.
     pub scenario: Option<PathBuf>,
-    /// Result folder (default: results/<scenario>/<UTC time>/).
+    /// Result folder (default: a new results/<scenario>/<UTC time>/, with -2, -3, ...
+    /// added when taken). A folder that another run is writing is refused (exit 7).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Resolve and print the plan, run nothing.

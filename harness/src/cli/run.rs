@@ -3,8 +3,8 @@
 use super::RunArgs;
 use crate::cgroup::{self, Hierarchy};
 use crate::error::RunStop;
-use crate::report::{utc_now, Host, ResultWriter, SummaryRow};
-use crate::runner::{Runner, WorkloadProgram};
+use crate::report::{utc_now, Host, ResultFolder, ResultWriter, ResultsError, SummaryRow};
+use crate::runner::{self, Runner, WorkloadProgram};
 use crate::scenario::{self, Plan};
 use crate::signals;
 use anyhow::{Context, Result};
@@ -120,27 +120,56 @@ pub fn run_scenario(cgroup_root: &Path, proc_root: &Path, args: &RunArgs) -> Res
             ),
         }
     }
+    // What would fail anyway fails before the result folder is made, so a run that
+    // cannot start leaves no empty folder: the controllers each run needs, the right to
+    // make cgroups, the workload program.
+    // Without the right to make cgroups, runs whose limiter needs none go on without one.
+    for r in &plan.runs {
+        match hierarchy.check_can_create(runner::extra_controllers(r)) {
+            Ok(()) => {}
+            Err(cgroup::CgroupError::Permission { .. }) if runner::runs_without_cgroup(r) => {}
+            Err(e @ cgroup::CgroupError::Permission { .. }) => {
+                return Err(anyhow::Error::from(e).context(format!(
+                    "the `{}` limiter needs a cgroup of its own",
+                    r.limiter.name()
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let workload = WorkloadProgram::locate()?;
     signals::install();
     signals::become_subreaper();
     let runner = Runner {
         hierarchy: hierarchy.clone(),
         proc_root: proc_root.to_path_buf(),
-        workload: WorkloadProgram::locate()?,
+        workload,
         allowed: allowed_cpus()?,
     };
     let (stamp, created) = utc_now();
-    let dir = args.out.clone().unwrap_or_else(|| {
-        PathBuf::from("results")
-            .join(&plan.scenario.name)
-            .join(stamp)
-    });
+    // Made (or, for --out, locked) before any cgroup is made or workload started, so an
+    // unwritable folder ends the run before it measures anything.
+    let folder = match &args.out {
+        Some(out) => ResultFolder::named(out)?,
+        None => ResultFolder::fresh(
+            &PathBuf::from("results")
+                .join(&plan.scenario.name)
+                .join(stamp),
+        )?,
+    };
+    let dir = folder.path.clone();
     let host = Host::read(
         proc_root,
         hierarchy.version.name(),
         Path::new("/proc/pressure/cpu").exists(),
     );
-    let mut writer = ResultWriter::create(&dir, &plan, host, created)
-        .with_context(|| format!("creating the result folder {}", dir.display()))?;
+    let mut writer = ResultWriter::create(folder, &plan, host, created)?;
+    let stopped = |error: ResultsError, kept: usize| RunStop::Results {
+        error,
+        kept,
+        planned: plan.runs.len(),
+        dir: dir.display().to_string(),
+    };
     eprintln!(
         "throttlebench: scenario {} ({}), {} run(s), cgroup {} under {}, results in {}",
         plan.scenario.name,
@@ -170,9 +199,13 @@ pub fn run_scenario(cgroup_root: &Path, proc_root: &Path, args: &RunArgs) -> Res
         let result = runner.run(&plan.runs[i])?;
         let outcome = result.outcome.clone();
         let limiter_faults = result.limiter.faults();
-        let rows = writer
-            .append(&plan, result)
-            .with_context(|| format!("writing results to {}", dir.display()))?;
+        let rows = match writer.append(&plan, result) {
+            Ok(rows) => rows,
+            Err(e) => {
+                bar.abandon();
+                return Err(stopped(e, writer.runs_written()).into());
+            }
+        };
         bar.inc(expected_ms(&plan.runs[i]));
         bar.suspend(|| {
             for row in &rows {
@@ -228,7 +261,9 @@ pub fn run_scenario(cgroup_root: &Path, proc_root: &Path, args: &RunArgs) -> Res
         }
     }
     bar.finish_and_clear();
-    writer.write_json(&plan, true)?;
+    writer
+        .write_json(&plan, true)
+        .map_err(|e| stopped(e, writer.runs_written()))?;
     if !args.no_plot {
         super::plot::after_run(&dir);
     }

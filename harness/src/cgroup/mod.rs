@@ -223,7 +223,7 @@ impl Hierarchy {
         }
         // Held while the shared parents are made and this run's folders go in, so another
         // run's `remove_parents_if_empty` cannot remove a parent in between.
-        let _lock = parents_lock()?;
+        let _lock = parents_lock(&self.root)?;
         self.create_parents(&wanted)?;
         Cgroup::make(self.version, paths, || self.create_parents(&wanted))
     }
@@ -300,7 +300,7 @@ impl Hierarchy {
         if !self.parents().iter().any(|p| p.exists()) {
             return;
         }
-        let Ok(_lock) = parents_lock() else {
+        let Ok(_lock) = parents_lock(&self.root) else {
             return;
         };
         for parent in self.parents() {
@@ -314,25 +314,34 @@ impl Hierarchy {
 const PARENTS_LOCK_WAIT: Duration = Duration::from_secs(30);
 
 /// The lock that serialises making and removing the `throttlebench` parents between
-/// processes (and threads): flock on `cgroup.lock` in the lock folder. It cannot be a file
-/// in the cgroup tree: cgroupfs does not hold ordinary files.
-fn parents_lock() -> Result<crate::lock::FileLock, CgroupError> {
-    let dir = crate::lock::lock_dir()
-        .map_err(|e| CgroupError::io(Path::new(crate::lock::LOCK_DIR), e))?;
-    let path = dir.join("cgroup.lock");
-    match crate::lock::FileLock::lock_within(&path, PARENTS_LOCK_WAIT) {
-        Ok(Some(l)) => Ok(l),
-        Ok(None) => Err(CgroupError::Format {
-            what: format!(
-                "another throttlebench process{} has held this lock for {} s",
-                crate::lock::holder(&path)
-                    .map(|p| format!(" (pid {p})"))
-                    .unwrap_or_default(),
-                PARENTS_LOCK_WAIT.as_secs()
-            ),
-            path,
-        }),
-        Err(e) => Err(CgroupError::io(&path, e)),
+/// processes (and threads): flock on the hierarchy's root folder. A lock changes nothing
+/// in the folder and goes with the process, so no lock file is left anywhere (cgroupfs
+/// holds no ordinary files anyway). Released when dropped.
+struct ParentsLock(#[allow(dead_code)] fs::File);
+
+fn parents_lock(root: &Path) -> Result<ParentsLock, CgroupError> {
+    use std::os::fd::AsRawFd;
+    let f = fs::File::open(root).map_err(|e| CgroupError::io(root, e))?;
+    let start = Instant::now();
+    loop {
+        // SAFETY: flock(2) on a descriptor we own.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(ParentsLock(f));
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
+            return Err(CgroupError::io(root, e));
+        }
+        if start.elapsed() >= PARENTS_LOCK_WAIT {
+            return Err(CgroupError::Format {
+                path: root.to_path_buf(),
+                what: format!(
+                    "another throttlebench process has held the lock on this folder for {} s",
+                    PARENTS_LOCK_WAIT.as_secs()
+                ),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 

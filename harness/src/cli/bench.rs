@@ -39,7 +39,7 @@ pub enum BenchWhat {
     },
     /// Speed of the FIPS 140-2 tests against rngtest (rng-tools5), on the same input.
     Fips {
-        /// MiB of pseudo-random input (a temporary file).
+        /// MiB of pseudo-random input (a temporary file, unlinked at once).
         #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
         mib: u64,
         /// Timed runs of each tool; the fastest counts.
@@ -202,14 +202,6 @@ pub struct FipsSpeed {
 }
 
 /// A file removed when dropped.
-struct TempFile(PathBuf);
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 /// `bench fips`: time our FIPS tests and rngtest on `mib` MiB of pseudo-random bytes.
 fn fips_bench(mib: u64, repeat: u32, csv: Option<&Path>) -> Result<()> {
     use crate::probe::fips;
@@ -217,10 +209,21 @@ fn fips_bench(mib: u64, repeat: u32, csv: Option<&Path>) -> Result<()> {
 
     let n = usize::try_from(mib.checked_mul(1 << 20).context("--mib is too large")?)?;
     let data = fips::xorshift_bytes(0x5EED, n);
-    let file = TempFile(
-        std::env::temp_dir().join(format!("throttlebench-fips-{}.bin", std::process::id())),
-    );
-    std::fs::write(&file.0, &data).with_context(|| format!("writing {}", file.0.display()))?;
+    // rngtest reads the bytes from a file, as `rngtest < FILE` would. The file is unlinked
+    // as soon as it is made, so nothing stays in the temp folder however this ends.
+    let path = std::env::temp_dir().join(format!("throttlebench-fips-{}.bin", std::process::id()));
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .with_context(|| format!("making {}", path.display()))?;
+    std::fs::remove_file(&path).with_context(|| format!("unlinking {}", path.display()))?;
+    {
+        use std::io::Write;
+        file.write_all(&data)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     let mibits = n as f64 * 8.0 / (1u64 << 20) as f64;
     let row = |tool, best: f64, c: fips::FipsCounts| FipsSpeed {
         tool,
@@ -247,7 +250,12 @@ fn fips_bench(mib: u64, repeat: u32, csv: Option<&Path>) -> Result<()> {
     let mut own_speed = String::new();
     let mut best = f64::INFINITY;
     for _ in 0..repeat {
-        let stdin = std::fs::File::open(&file.0)?;
+        // The child's stdin shares this file's offset: rewind it for each run.
+        {
+            use std::io::Seek;
+            file.rewind()?;
+        }
+        let stdin = file.try_clone()?;
         let t = Instant::now();
         let out = match Command::new("rngtest")
             .stdin(stdin)

@@ -24,7 +24,7 @@ use std::path::PathBuf;
     name = "throttlebench",
     version,
     about = "Run workloads under CPU limiters, sample the kernel's throttling counters, and write results",
-    after_help = "Exit codes: 0 ok, 1 error, 2 bad flags, 3 bad scenario, 4 missing privileges, 5 missing controller, 6 workload failed, 128+N interrupted by signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP). check and compare (for git bisect run and CI): 0 good, 1 bad, 125 cannot test here (skip), 128 the tool's own error, 129 workload failed, 130 interrupted."
+    after_help = "Exit codes: 0 ok, 1 error, 2 bad flags, 3 bad scenario, 4 missing privileges, 5 missing controller, 6 workload failed, 7 cannot write results (read-only or full disk, folder of a live run), 128+N interrupted by signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP). check and compare (for git bisect run and CI): 0 good, 1 bad, 125 cannot test here (skip), 128 the tool's own error, 129 workload failed, 130 interrupted."
 )]
 pub struct Cli {
     /// Root of the cgroup file systems (a delegated subtree, or a fake one in tests).

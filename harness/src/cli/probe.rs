@@ -121,12 +121,22 @@ pub fn own_cpu_stat(cgroup_root: &Path, proc_root: &Path) -> Option<PathBuf> {
     None
 }
 
-fn out_dir(out: &Option<PathBuf>, what: &str) -> PathBuf {
-    out.clone().unwrap_or_else(|| {
-        PathBuf::from("results")
-            .join(format!("probe-{what}"))
-            .join(utc_now().0)
-    })
+/// The result folder: `--out` (made if missing), or a new one under
+/// `results/probe-<what>/` named by the time (`-2`, `-3`, ... when two probes start in
+/// one second: made with mkdir, never shared).
+fn out_dir(out: &Option<PathBuf>, what: &str) -> Result<PathBuf> {
+    match out {
+        Some(d) => {
+            std::fs::create_dir_all(d).with_context(|| d.display().to_string())?;
+            Ok(d.clone())
+        }
+        None => {
+            let base = PathBuf::from("results")
+                .join(format!("probe-{what}"))
+                .join(utc_now().0);
+            Ok(crate::report::ResultFolder::fresh(&base)?.path)
+        }
+    }
 }
 
 pub fn run(cgroup_root: &Path, proc_root: &Path, args: &ProbeArgs) -> Result<i32> {
@@ -206,8 +216,7 @@ fn finish<S: serde::Serialize>(
         println!("{}", serde_json::to_string(&output)?);
     }
     if !json || out.is_some() {
-        let dir = out_dir(out, what);
-        std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
+        let dir = out_dir(out, what)?;
         write(&dir)?;
         let p = dir.join("summary.json");
         std::fs::write(&p, serde_json::to_string_pretty(summary)? + "\n")

@@ -80,12 +80,19 @@ pub fn run(cgroup_root: &Path, proc_root: &Path, args: &ThresholdArgs) -> Result
         allowed: super::allowed_cpus()?,
     };
     let (stamp, created) = utc_now();
-    let dir = args.out.clone().unwrap_or_else(|| {
-        PathBuf::from("results")
-            .join(format!("threshold-{name}"))
-            .join(stamp)
-    });
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    // A new folder per search (`-2`, ... when two start in one second), or --out.
+    let dir = match &args.out {
+        Some(d) => {
+            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+            d.clone()
+        }
+        None => {
+            let base = PathBuf::from("results")
+                .join(format!("threshold-{name}"))
+                .join(stamp);
+            crate::report::ResultFolder::fresh(&base)?.path
+        }
+    };
     let budget = args.budget.0;
     let params = SearchParams {
         cycle: args.cycle.0,

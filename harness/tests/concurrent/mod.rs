@@ -195,3 +195,32 @@ fn a_second_run_into_the_folder_of_a_live_run_is_refused_with_exit_7() {
     assert_eq!(rows[0]["scenario"], "long");
     assert_eq!(rows[0]["outcome"], "interrupted");
 }
+
+#[test]
+fn two_probes_started_at_once_get_their_own_result_folders() {
+    let _x = exclusive();
+    let dir = TempDir::new("probe-pair");
+    let start = || {
+        tb().current_dir(dir.path())
+            .args(["probe", "steal", "--duration", "200ms", "--cpus", "0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (start(), start());
+    for c in [a, b] {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let folders: Vec<PathBuf> = std::fs::read_dir(dir.path().join("results/probe-steal"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(folders.len(), 2, "{folders:?}");
+    for f in &folders {
+        let rows = read_csv(&f.join("steal.csv"));
+        assert_eq!(rows.len(), 2, "{}: {rows:?}", f.display());
+    }
+}

@@ -374,6 +374,23 @@ pub fn run(cfg: &StealConfig, stop: &dyn Fn() -> bool) -> Result<StealReport> {
             })
             .transpose()?,
     };
+    // A cpu.stat without throttling counters (a v2 group without the cpu controller, a
+    // kernel without CFS bandwidth) would make every stall look unthrottled: say so and
+    // leave the split empty instead.
+    if let Some((path, f)) = sources.cgroup.as_mut() {
+        let text = f
+            .read()
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let has = CpuStat::parse(text).map(|s| s.has).unwrap_or_default();
+        if !has.bandwidth {
+            eprintln!(
+                "note: {} has no throttling counters (no cpu controller or CFS bandwidth \
+                 there): stalls are not split into throttling and other",
+                path.display()
+            );
+            sources.cgroup = None;
+        }
+    }
     // Steal with the CPUs idle, first.
     let mut idle = None;
     if !cfg.idle.is_zero() {

@@ -163,6 +163,35 @@ fn a_probe_stopped_by_sigterm_writes_what_it_measured_and_exits_143() {
 }
 
 #[test]
+fn a_cgroup_stat_without_throttling_counters_leaves_the_split_empty_not_zero() {
+    let _x = exclusive();
+    let dir = TempDir::new("probe-nocpu");
+    let out_dir = dir.path().join("out");
+    // A real v2 cpu.stat of a group whose parent did not enable the cpu controller.
+    let stat = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/sample/fixtures/linux-6.1-v2/nocpu-cpu.stat"
+    );
+    let out = tb()
+        .args(["probe", "steal", "--duration", "200ms", "--cpus", "0"])
+        .args(["--cgroup-stat", stat, "--out"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("has no throttling counters"),
+        "{}",
+        text(&out)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("summary.json")).unwrap())
+            .unwrap();
+    assert!(summary["throttle_stall_s"].is_null(), "{summary}");
+    assert!(summary["throttled_s"].is_null(), "{summary}");
+}
+
+#[test]
 fn steal_under_a_quota_tells_throttling_stalls_apart() {
     if !real_cgroups_or_skip("steal under a quota") {
         return;

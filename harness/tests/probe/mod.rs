@@ -4,6 +4,31 @@ use crate::common::*;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+/// Start `probe steal` on CPU 0 for `duration` into `out_dir`; return once its spinning
+/// thread has run 50 ms of CPU (its loop is running, its signal handlers installed).
+fn start_spinning_probe(out_dir: &std::path::Path, duration: &str) -> std::process::Child {
+    let child = tb()
+        .args([
+            "probe",
+            "steal",
+            "--duration",
+            duration,
+            "--cpus",
+            "0",
+            "--out",
+        ])
+        .arg(out_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    wait_for("the probe's loop to spin", Duration::from_secs(20), || {
+        thread_run_ns(pid, "steal-0").is_some_and(|ns| ns > 50_000_000)
+    });
+    child
+}
+
 /// The state letter of the thread named `name` of `pid` ('T' when stopped).
 fn thread_state(pid: u32, name: &str) -> Option<char> {
     for e in std::fs::read_dir(format!("/proc/{pid}/task"))
@@ -39,26 +64,8 @@ fn sigstop_pauses_show_as_observed_stalls_but_not_as_steal() {
     let _x = exclusive();
     let dir = TempDir::new("probe-stop");
     let out_dir = dir.path().join("out");
-    let child = tb()
-        .args([
-            "probe",
-            "steal",
-            "--duration",
-            "3s",
-            "--cpus",
-            "0",
-            "--out",
-            out_dir.to_str().unwrap(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = start_spinning_probe(&out_dir, "3s");
     let pid = child.id();
-    // The spinning thread has been spinning for 50 ms of CPU: its loop is running.
-    wait_for("the probe's loop to spin", Duration::from_secs(20), || {
-        thread_run_ns(pid, "steal-0").is_some_and(|ns| ns > 50_000_000)
-    });
     let target = nix::unistd::Pid::from_raw(pid as i32);
     // Each pause is bracketed: at least from when the spinning thread is seen stopped to
     // the SIGCONT (`inner`), at most from before the SIGSTOP to after the SIGCONT (`outer`).
@@ -131,25 +138,8 @@ fn a_probe_stopped_by_sigterm_writes_what_it_measured_and_exits_143() {
     let _x = exclusive();
     let dir = TempDir::new("probe-term");
     let out_dir = dir.path().join("out");
-    let child = tb()
-        .args([
-            "probe",
-            "steal",
-            "--duration",
-            "60s",
-            "--cpus",
-            "0",
-            "--out",
-        ])
-        .arg(&out_dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = start_spinning_probe(&out_dir, "60s");
     let pid = child.id();
-    wait_for("the probe's loop to spin", Duration::from_secs(20), || {
-        thread_run_ns(pid, "steal-0").is_some_and(|ns| ns > 50_000_000)
-    });
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid as i32),
         nix::sys::signal::Signal::SIGTERM,

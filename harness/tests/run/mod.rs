@@ -480,6 +480,25 @@ fn run_pids(pid: u32) -> Vec<i32> {
         .collect()
 }
 
+/// Start a run of a 60 s spinning workload under `limiter` (one whose off-phase holds
+/// it: a test then kills the harness there), its output discarded.
+fn start_held_run(dir: &TempDir, limiter: &str) -> std::process::Child {
+    let file = dir.file(
+        "s.toml",
+        &scenario(
+            "held",
+            limiter,
+            "kind = \"duty\"\non = \"60s\"\noff = \"0ms\"\nduration = \"60s\"",
+        ),
+    );
+    tb().args(["run", file.to_str().unwrap(), "--out"])
+        .arg(dir.path().join("out"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// State letter of /proc/<pid>/stat ('T' when stopped), if the process exists.
 fn proc_state(pid: i32) -> Option<char> {
     let t = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -495,21 +514,10 @@ fn a_run_sigkilled_while_its_workload_is_stopped_leaves_nothing_stopped_and_clea
     let _x = exclusive();
     let dir = TempDir::new("kill-stopped");
     // Seed 000's shape: a short on-phase, a long off-phase in which the job is stopped.
-    let file = dir.file(
-        "s.toml",
-        &scenario(
-            "stopped",
-            "kind = \"signal\"\nby = \"group\"\non = \"100ms\"\noff = \"30s\"",
-            "kind = \"duty\"\non = \"60s\"\noff = \"0ms\"\nduration = \"60s\"",
-        ),
+    let mut child = start_held_run(
+        &dir,
+        "kind = \"signal\"\nby = \"group\"\non = \"100ms\"\noff = \"30s\"",
     );
-    let mut child = tb()
-        .args(["run", file.to_str().unwrap(), "--out"])
-        .arg(dir.path().join("out"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
     let pid = child.id();
     let mine = || run_pids(pid);
     wait_for(
@@ -570,21 +578,7 @@ fn a_run_sigkilled_while_the_freezer_holds_its_workload_frozen_is_thawed_and_rem
     }
     let _x = exclusive();
     let dir = TempDir::new("kill-frozen");
-    let file = dir.file(
-        "s.toml",
-        &scenario(
-            "frozen",
-            "kind = \"freezer\"\non = \"100ms\"\noff = \"30s\"",
-            "kind = \"duty\"\non = \"60s\"\noff = \"0ms\"\nduration = \"60s\"",
-        ),
-    );
-    let mut child = tb()
-        .args(["run", file.to_str().unwrap(), "--out"])
-        .arg(dir.path().join("out"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = start_held_run(&dir, "kind = \"freezer\"\non = \"100ms\"\noff = \"30s\"");
     let pid = child.id();
     let freezer_state = || {
         std::fs::read_dir("/sys/fs/cgroup/freezer/throttlebench")

@@ -391,8 +391,15 @@ impl Runner {
                 s.arm_process(&self.proc_root, r.guard.pid())?;
             }
         }
-        let mains: Vec<i32> = running.iter().map(|r| r.guard.pid()).collect();
-        let scope = || scope_pids(&self.proc_root, top, &mains);
+        // Only main processes not yet waited for are roots: a reaped one's pid may be
+        // reused by a process that is none of the run's.
+        let live = |running: &[Running]| -> Vec<i32> {
+            running
+                .iter()
+                .filter(|r| r.status.is_none())
+                .map(|r| r.guard.pid())
+                .collect()
+        };
         let mut active = limiter::ActiveLimiter::start(
             &run.limiter,
             &limiter::Target {
@@ -440,7 +447,10 @@ impl Runner {
                 seen_child_events = events;
                 if active.as_mut().is_some_and(|a| a.poll()) {
                     // The external limiter died: nothing would continue what it stopped.
-                    let orphaned = leaks::check(&scope(), &self.proc_root);
+                    let orphaned = leaks::check(
+                        &scope_pids(&self.proc_root, top, &live(&running)),
+                        &self.proc_root,
+                    );
                     leaks::repair(&orphaned);
                     left_stopped.extend(orphaned.stopped);
                 }
@@ -481,7 +491,10 @@ impl Runner {
         // The limiter goes first (it leaves the workload running). What it left stopped
         // is recorded before anything else touches the processes.
         let limiter_report = active.map(|a| a.stop()).unwrap_or_default();
-        let mut leaks = leaks::check(&scope(), &self.proc_root);
+        let mut leaks = leaks::check(
+            &scope_pids(&self.proc_root, top, &live(&running)),
+            &self.proc_root,
+        );
         leaks.escaped.clear();
         leaks.stopped.extend(left_stopped);
         // Repair: continue what the limiter left stopped, so it can end.
@@ -490,7 +503,10 @@ impl Runner {
         // workload: reported as escaped (then ended like the rest).
         let workload_running = running.iter().any(|r| r.status.is_none());
         if !workload_running {
-            let after = leaks::check(&scope(), &self.proc_root);
+            let after = leaks::check(
+                &scope_pids(&self.proc_root, top, &live(&running)),
+                &self.proc_root,
+            );
             leaks.escaped = after
                 .escaped
                 .into_iter()
@@ -500,19 +516,21 @@ impl Runner {
         // Then whatever still runs ends, in seed 004's order: stop all, SIGTERM all,
         // continue all (the workloads the harness stops at their duration, all of them
         // after an interrupt or a time-out, and what outlived them).
-        let teardown = (!scope().is_empty() || workload_running).then(|| {
-            teardown::stop_term_cont(
-                &mut RunProcs {
-                    cgroup: top,
-                    proc_root: &self.proc_root,
-                    mains: running
-                        .iter_mut()
-                        .map(|r| (&mut r.guard, &mut r.status))
-                        .collect(),
-                },
-                Duration::from_secs(2),
-            )
-        });
+        let teardown = (!scope_pids(&self.proc_root, top, &live(&running)).is_empty()
+            || workload_running)
+            .then(|| {
+                teardown::stop_term_cont(
+                    &mut RunProcs {
+                        cgroup: top,
+                        proc_root: &self.proc_root,
+                        mains: running
+                            .iter_mut()
+                            .map(|r| (&mut r.guard, &mut r.status))
+                            .collect(),
+                    },
+                    Duration::from_secs(2),
+                )
+            });
         // Descendants of the workload or the limiter that outlived them were orphaned to
         // this process (a child subreaper): reap them, and kill and report the live ones.
         if signals::is_subreaper() {
@@ -598,7 +616,13 @@ struct RunProcs<'a> {
 
 impl teardown::Procs for RunProcs<'_> {
     fn list(&mut self) -> Vec<i32> {
-        let mains: Vec<i32> = self.mains.iter().map(|(g, _)| g.pid()).collect();
+        // Only those not yet waited for (a reaped one's pid may belong to another now).
+        let mains: Vec<i32> = self
+            .mains
+            .iter()
+            .filter(|(_, st)| st.is_none())
+            .map(|(g, _)| g.pid())
+            .collect();
         let mut pids = scope_pids(self.proc_root, self.cgroup, &mains);
         pids.retain(|&p| {
             crate::limiter::procs::read(self.proc_root, p).is_some_and(|i| i.state != 'Z')

@@ -8,7 +8,6 @@ pub mod cgroup;
 pub mod cli;
 pub mod error;
 pub mod limiter;
-pub mod lock;
 pub mod probe;
 pub mod report;
 pub mod result;

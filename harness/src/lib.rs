@@ -6,15 +6,16 @@
 
 pub mod cgroup;
 pub mod cli;
+pub mod clock;
 pub mod error;
 pub mod limiter;
 pub mod probe;
+pub mod process;
 pub mod report;
 pub mod result;
 pub mod runner;
 pub mod sample;
 pub mod scenario;
 pub mod signals;
-pub mod teardown;
 pub mod threshold;
 pub mod vm;

@@ -2,8 +2,8 @@
 //! the samples, the workload's records and how the run ended. Nothing here is computed;
 //! `report::summary` derives the figures.
 
-use crate::limiter::leaks::LeakReport;
 use crate::limiter::LimiterReport;
+use crate::process::leaks::LeakReport;
 use crate::sample::Sample;
 use crate::scenario::PlannedRun;
 use fibtest::record::{DutyPeriod, End, Header, Record, ThreadReport, UnitLatency};
@@ -118,7 +118,7 @@ pub struct RunResult {
     pub leaks: LeakReport,
     /// How the harness ended workload processes that were still running (stop all,
     /// SIGTERM all, continue all), if any were.
-    pub teardown: Option<crate::teardown::StopReport>,
+    pub teardown: Option<crate::process::teardown::StopReport>,
 }
 
 /// One group of a run: its cgroup's samples and its workload's records.

@@ -5,12 +5,15 @@
 //! panics, runs it.
 
 use crate::cgroup::{Cgroup, CgroupError, Controller, Hierarchy, Version};
-use crate::limiter::{self, leaks};
+use crate::clock::{monotonic_ns, sleep_until};
+use crate::limiter;
+use crate::process::affinity::AffinityGuard;
+use crate::process::{describe_status, leaks, teardown};
 use crate::result::{GroupResult, Outcome, RunResult, WorkloadOutput};
-use crate::sample::{monotonic_ns, sleep_until, Sampler, SamplerSources};
+use crate::sample::{Sampler, SamplerSources};
 use crate::scenario::{Limiter, PlannedRun, Workload};
 use crate::signals;
-use crate::teardown;
+
 use anyhow::{Context, Result};
 use fibtest::cpulist::CpuList;
 use std::ffi::OsString;
@@ -85,40 +88,6 @@ pub fn extra_controllers(run: &PlannedRun) -> &'static [Controller] {
         Limiter::Cpuset { .. } => &[Controller::Cpuset],
         Limiter::Freezer { .. } => &[Controller::Freezer],
         _ => &[],
-    }
-}
-
-/// Pins the calling thread to `cpus` until dropped, then restores its old affinity.
-struct AffinityGuard {
-    old: Option<libc::cpu_set_t>,
-}
-
-impl AffinityGuard {
-    fn pin(cpus: &CpuList) -> AffinityGuard {
-        // SAFETY: sched_{get,set}affinity on this thread with sets we own.
-        unsafe {
-            let mut old: libc::cpu_set_t = std::mem::zeroed();
-            if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut old) != 0 {
-                return AffinityGuard { old: None };
-            }
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            for c in cpus.iter() {
-                libc::CPU_SET(c as usize, &mut set);
-            }
-            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-                return AffinityGuard { old: None };
-            }
-            AffinityGuard { old: Some(old) }
-        }
-    }
-}
-
-impl Drop for AffinityGuard {
-    fn drop(&mut self) {
-        if let Some(old) = self.old {
-            // SAFETY: restoring the set read in `pin`.
-            unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &old) };
-        }
     }
 }
 
@@ -589,7 +558,7 @@ fn scope_pids(proc_root: &std::path::Path, top: Option<&Cgroup>, mains: &[i32]) 
     if let Some(cg) = top {
         return cg.pids_recursive();
     }
-    let all = crate::limiter::procs::all(proc_root);
+    let all = crate::process::procs::all(proc_root);
     let me = std::process::id() as i32;
     let mut roots: Vec<i32> = mains.to_vec();
     roots.extend(
@@ -599,7 +568,7 @@ fn scope_pids(proc_root: &std::path::Path, top: Option<&Cgroup>, mains: &[i32]) 
     );
     let mut pids: Vec<i32> = roots
         .iter()
-        .flat_map(|r| crate::limiter::procs::tree(&all, *r))
+        .flat_map(|r| crate::process::procs::tree(&all, *r))
         .filter(|p| all.iter().any(|i| i.pid == *p))
         .collect();
     pids.sort_unstable();
@@ -625,12 +594,12 @@ impl teardown::Procs for RunProcs<'_> {
             .collect();
         let mut pids = scope_pids(self.proc_root, self.cgroup, &mains);
         pids.retain(|&p| {
-            crate::limiter::procs::read(self.proc_root, p).is_some_and(|i| i.state != 'Z')
+            crate::process::procs::read(self.proc_root, p).is_some_and(|i| i.state != 'Z')
         });
         pids
     }
     fn stopped_or_gone(&mut self, pid: i32) -> bool {
-        crate::limiter::procs::read(self.proc_root, pid)
+        crate::process::procs::read(self.proc_root, pid)
             .is_none_or(|i| i.is_stopped() || i.state == 'Z' || i.exiting)
     }
     fn signal(&mut self, pid: i32, sig: i32) {
@@ -654,18 +623,6 @@ impl teardown::Procs for RunProcs<'_> {
     }
     fn pause(&mut self) {
         std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-pub fn describe_status(st: Option<std::process::ExitStatus>) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match st {
-        None => "no exit status".into(),
-        Some(st) => match (st.code(), st.signal()) {
-            (Some(c), _) => format!("exited with code {c}"),
-            (None, Some(s)) => format!("was killed by signal {s}"),
-            _ => format!("ended with status {st}"),
-        },
     }
 }
 

@@ -405,14 +405,7 @@ pub fn self_start_time() -> u64 {
 
 /// A process's start time in clock ticks since boot, or None if it does not exist.
 pub fn process_start_time(pid: u32) -> Option<u64> {
-    start_time_of(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
-}
-
-/// Field 22 (starttime) of a /proc/<pid>/stat text. The command name (field 2) is in
-/// parentheses and may hold spaces and parentheses: fields are counted from the last ')'.
-pub fn start_time_of(stat: &str) -> Option<u64> {
-    let after = stat.get(stat.rfind(')')? + 1..)?;
-    after.split_whitespace().nth(19)?.parse().ok()
+    crate::process::procs::start_time(Path::new("/proc"), pid)
 }
 
 /// One run's cgroup: a folder in each controller hierarchy it uses. Dropping it kills

@@ -7,8 +7,8 @@
 //! the same.
 
 use crate::cgroup::{Hierarchy, Version};
-use crate::sample::sampler::thread_cpu_ns;
-use crate::sample::{monotonic_ns, sleep_until, Sampler, SamplerSources};
+use crate::clock::{monotonic_ns, sleep_until, thread_cpu_ns};
+use crate::sample::{Sampler, SamplerSources};
 use crate::scenario::Span;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};

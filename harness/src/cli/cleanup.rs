@@ -50,7 +50,7 @@ pub fn find_leftovers(parents: &[std::path::PathBuf], proc_root: &Path, me: i32)
         }
     }
     l.cgroups.sort();
-    let mut procs = crate::limiter::procs::all(proc_root);
+    let mut procs = crate::process::procs::all(proc_root);
     procs.sort_by_key(|p| p.pid);
     for info in procs {
         if info.pid == me || info.state == 'Z' {
@@ -65,7 +65,7 @@ pub fn find_leftovers(parents: &[std::path::PathBuf], proc_root: &Path, me: i32)
                 "{} ({}) {}",
                 info.pid,
                 info.name,
-                crate::limiter::procs::cmdline(proc_root, info.pid)
+                crate::process::procs::cmdline(proc_root, info.pid)
             )
         };
         // A program of ours whose file was replaced by a rebuild reads "name (deleted)".

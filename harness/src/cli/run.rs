@@ -3,8 +3,9 @@
 use super::RunArgs;
 use crate::cgroup::{self, Hierarchy};
 use crate::error::RunStop;
-use crate::report::{utc_now, Host, ResultFolder, ResultWriter, ResultsError, SummaryRow};
+use crate::report::{utc_now, ResultFolder, ResultWriter, ResultsError, SummaryRow};
 use crate::runner::{self, Runner, WorkloadProgram};
+use crate::sample::Host;
 use crate::scenario::{self, Plan};
 use crate::signals;
 use anyhow::{Context, Result};

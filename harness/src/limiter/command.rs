@@ -163,7 +163,7 @@ impl CommandLimiter {
         let lines: Vec<&str> = err.lines().collect();
         CommandReport {
             command: self.command.clone(),
-            status: crate::runner::describe_status(status),
+            status: crate::process::describe_status(status),
             ran_to_the_end,
             exited_after_s,
             needed_sigkill,

@@ -6,13 +6,12 @@
 pub mod command;
 pub mod credits;
 pub mod duty;
-pub mod leaks;
-pub mod procs;
 pub mod signal;
 
 use crate::cgroup::{Cgroup, CgroupError, FreezerHandle};
+use crate::clock::{monotonic_ns, sleep_until};
+use crate::process::procs;
 use crate::sample::file::{parse_u64, RereadFile};
-use crate::sample::{monotonic_ns, sleep_until};
 use crate::scenario::plan::{DutyControl, Limiter, PlannedRun};
 use crate::scenario::schema::SignalBy;
 use duty::{Actuator, Clock, CpuUsage, DutyStats};

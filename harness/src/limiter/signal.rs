@@ -11,7 +11,7 @@
 //!   now in the tree.
 
 use super::duty::Actuator;
-use super::procs;
+use crate::process::procs;
 use crate::scenario::schema::SignalBy;
 use std::io;
 use std::path::PathBuf;

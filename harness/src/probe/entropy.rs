@@ -341,7 +341,7 @@ fn install_wake() {
 }
 
 fn monotonic_ns() -> u64 {
-    crate::sample::monotonic_ns()
+    crate::clock::monotonic_ns()
 }
 
 /// One reader's tallies.
@@ -449,7 +449,7 @@ fn read_for(
         if now >= deadline || stop.load(Ordering::Relaxed) || crate::signals::received().is_some() {
             break;
         }
-        crate::sample::sleep_until(deadline.min(now + 10_000_000));
+        crate::clock::sleep_until(deadline.min(now + 10_000_000));
     }
     stop.store(true, Ordering::SeqCst);
     while threads.iter().any(|(_, d)| !d.load(Ordering::SeqCst)) {
@@ -460,7 +460,7 @@ fn read_for(
             }
         }
         // A retry period for a signal that arrived just before a read began.
-        crate::sample::sleep_until(monotonic_ns() + 5_000_000);
+        crate::clock::sleep_until(monotonic_ns() + 5_000_000);
     }
     let tallies = threads
         .into_iter()

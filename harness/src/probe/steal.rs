@@ -16,10 +16,10 @@
 //! attributed to throttling and the rest to everything else (hypervisor, interrupts,
 //! other tasks): `throttle_stall_s` and `other_stall_s`.
 
+use crate::clock::sleep_until;
 use crate::sample::cpustat::CpuStat;
 use crate::sample::file::RereadFile;
 use crate::sample::procstat::{clock_ticks_per_s, ProcStat, ProcStatReader};
-use crate::sample::sleep_until;
 use anyhow::{Context, Result};
 use fibtest::cpulist::{pin_current_thread, CpuList};
 use hdrhistogram::Histogram;

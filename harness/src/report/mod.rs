@@ -10,4 +10,4 @@ pub mod summary;
 pub mod writer;
 
 pub use summary::{summarize, SummaryRow};
-pub use writer::{utc_now, Host, ResultFolder, ResultWriter, ResultsError};
+pub use writer::{utc_now, ResultFolder, ResultWriter, ResultsError};

@@ -512,7 +512,7 @@ fn summarize_group(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::limiter::leaks::{LeakReport, LeakedProcess};
+    use crate::process::leaks::{LeakReport, LeakedProcess};
     use crate::result::{GroupResult, Outcome, RunResult, WorkloadOutput};
     use crate::sample::cpustat::Has;
     use crate::scenario;

@@ -54,15 +54,18 @@
 
 use super::cpustat::{CpuStat, Has};
 use super::file::parse_u64;
+use super::host::{kernel_config, Host};
 use super::pressure::Pressure;
 use super::procstat::{CpuTimes, ProcStat};
 use super::sampler::{Sampler, SamplerSources};
-use crate::cgroup::start_time_of;
-use crate::limiter::procs::parse_stat;
-use crate::report::writer::{kernel_config, Host};
+use crate::process::{PidStat, ProcInfo};
 use std::fs;
 use std::path::Path;
 use std::time::Duration;
+
+fn start_time_of_text(text: &str) -> Option<u64> {
+    PidStat::parse(text)?.start_time()
+}
 
 macro_rules! fixture {
     ($path:literal) => {
@@ -359,13 +362,13 @@ fn pid_stat_with_parentheses_and_spaces_in_the_name() {
             77_575,
         ),
     ] {
-        let p = parse_stat(text).unwrap_or_else(|| panic!("{name}"));
+        let p = ProcInfo::parse(text).unwrap_or_else(|| panic!("{name}"));
         assert_eq!(p.pid, pid, "{name}");
         assert_eq!(p.name, "a) (b c) d", "{name}");
         assert_eq!(p.state, 'S', "{name}");
         assert_eq!(p.ppid, ppid, "{name}");
         assert!(!p.exiting, "{name}");
-        assert_eq!(start_time_of(text), Some(start), "{name}");
+        assert_eq!(start_time_of_text(text), Some(start), "{name}");
     }
 }
 
@@ -376,15 +379,15 @@ fn pid_stat_field_counts() {
     assert_eq!(count(fixture!("linux-6.18-v1/pid-stat-self")), 52);
     assert_eq!(count(fixture!("linux-6.1-v2/pid-stat-self")), 52);
     assert_eq!(count(fixture!("linux-2.6.18/pid-stat-comm")), 42);
-    let p = parse_stat(fixture!("linux-6.1-v2/pid-stat-self")).unwrap();
+    let p = ProcInfo::parse(fixture!("linux-6.1-v2/pid-stat-self")).unwrap();
     assert_eq!((p.pid, p.name.as_str(), p.state), (151, "cat", 'R'));
     assert_eq!(
-        start_time_of(fixture!("linux-6.1-v2/pid-stat-self")),
+        start_time_of_text(fixture!("linux-6.1-v2/pid-stat-self")),
         Some(2783)
     );
     // Cut short after the name: no field 22, and no panic.
-    assert_eq!(start_time_of("1 (x)"), None);
-    assert_eq!(start_time_of("1 (x) S 0"), None);
+    assert_eq!(start_time_of_text("1 (x)"), None);
+    assert_eq!(start_time_of_text("1 (x) S 0"), None);
 }
 
 // ---- Host ----

@@ -1,6 +1,7 @@
 //! Reading processes from /proc (the root is a parameter, so fixtures can stand in):
-//! state, parent and name of a pid, and the tree below a pid.
+//! state, parent and name of a pid, its start time, and the tree below a pid.
 
+use super::stat::PidStat;
 use std::fs;
 use std::path::Path;
 
@@ -23,31 +24,30 @@ impl ProcInfo {
     }
 }
 
-/// Parse the text of /proc/<pid>/stat. The name is in parentheses and may hold spaces
-/// and parentheses, so fields are counted from the last ')'.
-pub fn parse_stat(text: &str) -> Option<ProcInfo> {
-    let open = text.find('(')?;
-    let close = text.rfind(')')?;
-    let pid = text[..open].trim().parse().ok()?;
-    let name = text[open + 1..close].to_string();
-    let mut rest = text[close + 1..].split_whitespace();
-    let state = rest.next()?.chars().next()?;
-    let ppid = rest.next()?.parse().ok()?;
-    // pgrp, session, tty_nr, tpgid, then flags.
-    let flags: u64 = rest.nth(4).and_then(|f| f.parse().ok()).unwrap_or(0);
-    const PF_EXITING: u64 = 0x4;
-    Some(ProcInfo {
-        pid,
-        name,
-        state,
-        ppid,
-        exiting: flags & PF_EXITING != 0,
-    })
+impl ProcInfo {
+    /// From the text of /proc/<pid>/stat; None when it has no pid, name, state or parent.
+    pub fn parse(text: &str) -> Option<ProcInfo> {
+        let s = PidStat::parse(text)?;
+        Some(ProcInfo {
+            pid: s.pid,
+            name: s.comm.to_string(),
+            state: s.state,
+            ppid: s.ppid()?,
+            exiting: s.exiting(),
+        })
+    }
 }
 
 /// One process, or None if it is gone.
 pub fn read(proc_root: &Path, pid: i32) -> Option<ProcInfo> {
-    parse_stat(&fs::read_to_string(proc_root.join(pid.to_string()).join("stat")).ok()?)
+    ProcInfo::parse(&fs::read_to_string(proc_root.join(pid.to_string()).join("stat")).ok()?)
+}
+
+/// A process's start time in clock ticks since boot (field 22 of its stat), or None if
+/// it does not exist.
+pub fn start_time(proc_root: &Path, pid: u32) -> Option<u64> {
+    let text = fs::read_to_string(proc_root.join(pid.to_string()).join("stat")).ok()?;
+    PidStat::parse(&text)?.start_time()
 }
 
 /// Every process under `proc_root`.
@@ -98,10 +98,10 @@ mod tests {
 
     #[test]
     fn parses_names_with_spaces_and_parens() {
-        let p = parse_stat("42 (my (odd) name) T 7 42 42 0 -1 4194560 0 0").unwrap();
+        let p = ProcInfo::parse("42 (my (odd) name) T 7 42 42 0 -1 4194560 0 0").unwrap();
         assert!(!p.exiting);
         assert!(
-            parse_stat("43 (x) R 7 42 42 0 -1 4194564 0 0")
+            ProcInfo::parse("43 (x) R 7 42 42 0 -1 4194564 0 0")
                 .unwrap()
                 .exiting
         );
@@ -109,7 +109,7 @@ mod tests {
         assert_eq!(p.name, "my (odd) name");
         assert!(p.is_stopped());
         assert_eq!(p.ppid, 7);
-        assert!(parse_stat("garbage").is_none());
+        assert!(ProcInfo::parse("garbage").is_none());
     }
 
     #[test]

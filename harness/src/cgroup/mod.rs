@@ -12,12 +12,21 @@ mod stale;
 pub use files::{read_trimmed, write_file};
 pub use stale::{remove_stale, StaleCgroup};
 
-use crate::scenario::CfsLimit;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+
+/// CFS bandwidth settings in µs, as the kernel takes them (v1 cpu.cfs_quota_us,
+/// cpu.cfs_period_us and cpu.cfs_burst_us; v2 cpu.max and cpu.max.burst).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct CfsLimit {
+    /// Run time per period; None is "max" (no limit).
+    pub quota_us: Option<u64>,
+    pub period_us: u64,
+    pub burst_us: u64,
+}
 
 /// Name of the parent folder of every cgroup the tool makes.
 pub const PARENT: &str = "throttlebench";

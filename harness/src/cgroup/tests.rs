@@ -1,7 +1,7 @@
 //! The cgroup layer against a fake root: folders and files made by the test.
 
+use super::CfsLimit;
 use super::*;
-use crate::scenario::CfsLimit;
 
 struct FakeRoot(PathBuf);
 

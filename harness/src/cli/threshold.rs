@@ -49,7 +49,7 @@ pub fn run(cgroup_root: &Path, proc_root: &Path, args: &ThresholdArgs) -> Result
             let (sc, text) = scenario::load(p)?;
             let source = p.display().to_string();
             let allowed = super::allowed_cpus()?;
-            let l = scenario::plan::resolve_limiter(&sc.limiter, &source, &allowed)
+            let l = scenario::resolve::resolve_limiter(&sc.limiter, &source, &allowed)
                 .map_err(|e| scenario::locate(e, &text))?;
             (l, sc.name)
         }

@@ -1,44 +1,11 @@
 //! An external limiter to validate: a command template with `{pid}`, `{pgid}`,
 //! `{percent}` and `{share}`, started after the workload (in its own session, outside the
 //! workload's cgroup) and stopped after it: SIGTERM to its process group, then SIGKILL.
+//! The template itself is checked and filled in `scenario::template`.
 
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-const PLACEHOLDERS: [&str; 4] = ["{pid}", "{pgid}", "{percent}", "{share}"];
-
-/// Check a template: braces only in the known placeholders.
-pub fn check_template(t: &str) -> Result<(), String> {
-    let mut rest = t;
-    while let Some(i) = rest.find('{') {
-        let tail = &rest[i..];
-        match PLACEHOLDERS.iter().find(|p| tail.starts_with(**p)) {
-            Some(p) => rest = &tail[p.len()..],
-            None => {
-                let word: String = tail
-                    .chars()
-                    .take_while(|c| *c != '}')
-                    .chain(['}'])
-                    .collect();
-                return Err(format!(
-                    "unknown placeholder `{word}`: the command may use {}",
-                    PLACEHOLDERS.join(", ")
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Fill the placeholders. `share` is in CPUs; `{percent}` is 100 × share, rounded.
-pub fn substitute(t: &str, pid: i32, pgid: i32, share: Option<f64>) -> String {
-    let share = share.unwrap_or(1.0);
-    t.replace("{pid}", &pid.to_string())
-        .replace("{pgid}", &pgid.to_string())
-        .replace("{percent}", &format!("{}", (share * 100.0).round() as i64))
-        .replace("{share}", &format!("{share}"))
-}
 
 /// A running external limiter.
 pub struct CommandLimiter {
@@ -201,28 +168,6 @@ impl Drop for CommandLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn placeholders_are_filled() {
-        assert_eq!(
-            substitute(
-                "cpulimit -l {percent} -p {pid} # {pgid} {share}",
-                42,
-                41,
-                Some(0.4)
-            ),
-            "cpulimit -l 40 -p 42 # 41 0.4"
-        );
-        assert_eq!(substitute("x {pid}{pid}", 1, 1, None), "x 11");
-    }
-
-    #[test]
-    fn unknown_placeholders_are_named() {
-        assert!(check_template("cpulimit -l {percent} -p {pid}").is_ok());
-        let e = check_template("limit {cpu} now").unwrap_err();
-        assert!(e.contains("{cpu}"), "{e}");
-        assert!(check_template("no braces").is_ok());
-    }
 
     #[test]
     fn a_stubborn_limiter_is_killed() {

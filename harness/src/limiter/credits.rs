@@ -11,26 +11,12 @@
 //! exactly what it spends) is not let loose by rounding.
 
 use super::duty::{Clock, CpuUsage};
+use crate::cgroup::CfsLimit;
 use crate::cgroup::CgroupError;
-use crate::scenario::CfsLimit;
+use crate::scenario::plan::CreditModel;
 use serde::Serialize;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
-
-/// The credit model's parameters.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct CreditModel {
-    /// Share of one CPU earned per second, and held to when out of credits.
-    pub baseline: f64,
-    /// Largest balance, in CPU-seconds.
-    pub balance_max_s: f64,
-    /// Balance at the start, in CPU-seconds.
-    pub balance_start_s: f64,
-    /// How often the balance is updated, in ns.
-    pub tick_ns: u64,
-    /// CFS period used to hold the baseline, in µs.
-    pub period_us: u64,
-}
 
 /// Sets the CFS limit (a cgroup in production, a fake in tests).
 pub trait QuotaSink {

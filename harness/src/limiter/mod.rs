@@ -129,7 +129,7 @@ impl ActiveLimiter {
                 )
             }
             Limiter::Command { template, share } => {
-                let cmd = command::substitute(template, t.pid, t.pid, *share);
+                let cmd = crate::scenario::template::substitute(template, t.pid, t.pid, *share);
                 return Ok(Some(ActiveLimiter {
                     stop,
                     thread: None,

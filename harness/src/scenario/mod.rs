@@ -1,12 +1,16 @@
-//! Scenarios: the TOML schema (`schema`), durations as text (`duration`), and resolving
-//! a scenario into a `Plan` of runs (`plan`). Errors name the file, line and field.
+//! Scenarios: the TOML schema (`schema`), durations as text (`duration`), the `Plan` of
+//! runs (`plan`) and resolving a scenario into one (`resolve`), and external limiters'
+//! command templates (`template`). Errors name the file, line and field.
 
 pub mod duration;
 pub mod plan;
+pub mod resolve;
 pub mod schema;
+pub mod template;
 
 pub use duration::{Quota, Span};
-pub use plan::{resolve, CfsLimit, Limiter, PeriodPhase, Plan, PlannedRun, Workload};
+pub use plan::{CfsLimit, Limiter, PeriodPhase, Plan, PlannedRun, Workload};
+pub use resolve::resolve;
 pub use schema::Scenario;
 
 use std::fmt;

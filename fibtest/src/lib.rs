@@ -11,5 +11,6 @@ pub mod export;
 pub mod fib;
 pub mod record;
 pub mod span;
+pub mod stats;
 pub mod stop;
 pub mod work;

@@ -18,4 +18,5 @@ pub mod sample;
 pub mod scenario;
 pub mod signals;
 pub mod threshold;
+pub mod units;
 pub mod vm;

@@ -5,8 +5,8 @@
 
 use crate::error::{exit_with, EXIT_BAD, EXIT_TOOL};
 use crate::report::compare::{compare, parse_fail_on, FailOn};
-use crate::report::expect::human;
 use crate::report::read::ResultDir;
+use crate::units::human;
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
 use std::path::PathBuf;

@@ -3,11 +3,12 @@
 use super::RunArgs;
 use crate::cgroup::{self, Hierarchy};
 use crate::error::RunStop;
-use crate::report::{utc_now, ResultFolder, ResultWriter, ResultsError, SummaryRow};
+use crate::report::{ResultFolder, ResultWriter, ResultsError, SummaryRow};
 use crate::runner::{self, Runner, WorkloadProgram};
 use crate::sample::Host;
 use crate::scenario::{self, Plan};
 use crate::signals;
+use crate::units::utc_now;
 use anyhow::{Context, Result};
 use fibtest::cpulist::CpuList;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};

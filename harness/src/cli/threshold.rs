@@ -3,12 +3,12 @@
 
 use crate::cgroup::{self, Hierarchy};
 use crate::error::RunStop;
-use crate::report::utc_now;
 use crate::runner::{Runner, WorkloadProgram};
 use crate::scenario::{self, Limiter, Span};
 use crate::signals;
 use crate::threshold::cgroup_prober::CgroupProber;
 use crate::threshold::search::{search, ProbeRecord, SearchParams};
+use crate::units::utc_now;
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};

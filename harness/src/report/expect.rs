@@ -30,8 +30,9 @@
 //!   failed by that much), absolutely and relative to the limit.
 
 use super::read::{run_label, Table};
-use super::stats::{mean, median, percentile, sorted};
+use crate::units::{human, signed};
 use fibtest::span::Span;
+use fibtest::stats::{mean, median, percentile, sorted, std_dev, t_quantile};
 use std::fmt;
 
 /// A parsed expectation.
@@ -591,130 +592,6 @@ pub fn evaluate(e: &Expectation, t: &Table, also: &[Condition]) -> Result<Verdic
     })
 }
 
-/// Sample standard deviation (n − 1).
-fn std_dev(v: &[f64]) -> f64 {
-    let n = v.len() as f64;
-    let m = v.iter().sum::<f64>() / n;
-    (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
-}
-
-/// ln Γ(x) for x > 0 (Lanczos, g = 7).
-fn ln_gamma(x: f64) -> f64 {
-    const C: [f64; 9] = [
-        0.999_999_999_999_809_9,
-        676.520_368_121_885_1,
-        -1_259.139_216_722_402_8,
-        771.323_428_777_653_1,
-        -176.615_029_162_140_6,
-        12.507_343_278_686_905,
-        -0.138_571_095_265_720_12,
-        9.984_369_578_019_572e-6,
-        1.505_632_735_149_311_6e-7,
-    ];
-    if x < 0.5 {
-        return (std::f64::consts::PI / (std::f64::consts::PI * x).sin()).ln() - ln_gamma(1.0 - x);
-    }
-    let x = x - 1.0;
-    let mut a = C[0];
-    let t = x + 7.5;
-    for (i, c) in C.iter().enumerate().skip(1) {
-        a += c / (x + i as f64);
-    }
-    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + a.ln()
-}
-
-/// Regularized incomplete beta I_x(a, b) (continued fraction, Numerical Recipes' betacf).
-fn incomplete_beta(a: f64, b: f64, x: f64) -> f64 {
-    if x <= 0.0 {
-        return 0.0;
-    }
-    if x >= 1.0 {
-        return 1.0;
-    }
-    let front =
-        (ln_gamma(a + b) - ln_gamma(a) - ln_gamma(b) + a * x.ln() + b * (1.0 - x).ln()).exp();
-    if x > (a + 1.0) / (a + b + 2.0) {
-        return 1.0 - incomplete_beta(b, a, 1.0 - x);
-    }
-    let tiny = 1e-300;
-    let (mut c, mut d) = (1.0, 1.0 - (a + b) * x / (a + 1.0));
-    if d.abs() < tiny {
-        d = tiny;
-    }
-    d = 1.0 / d;
-    let mut h = d;
-    for m in 1..300 {
-        let m = m as f64;
-        let m2 = 2.0 * m;
-        let aa = m * (b - m) * x / ((a + m2 - 1.0) * (a + m2));
-        d = 1.0 + aa * d;
-        d = if d.abs() < tiny { tiny } else { d };
-        c = 1.0 + aa / c;
-        c = if c.abs() < tiny { tiny } else { c };
-        d = 1.0 / d;
-        h *= d * c;
-        let aa = -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1.0));
-        d = 1.0 + aa * d;
-        d = if d.abs() < tiny { tiny } else { d };
-        c = 1.0 + aa / c;
-        c = if c.abs() < tiny { tiny } else { c };
-        d = 1.0 / d;
-        let del = d * c;
-        h *= del;
-        if (del - 1.0).abs() < 1e-15 {
-            break;
-        }
-    }
-    front * h / a
-}
-
-/// Student's t distribution function with `df` degrees of freedom.
-pub fn t_cdf(t: f64, df: f64) -> f64 {
-    let tail = 0.5 * incomplete_beta(df / 2.0, 0.5, df / (df + t * t));
-    if t >= 0.0 {
-        1.0 - tail
-    } else {
-        tail
-    }
-}
-
-/// The `p` quantile (0.5 <= p < 1) of Student's t with `df` degrees of freedom.
-pub fn t_quantile(p: f64, df: f64) -> f64 {
-    let (mut lo, mut hi) = (0.0, 1e4);
-    for _ in 0..200 {
-        let mid = 0.5 * (lo + hi);
-        if t_cdf(mid, df) < p {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    0.5 * (lo + hi)
-}
-
-/// A value in a column's unit, for people: seconds as s/ms/µs, percent with %.
-pub fn human(column: &str, v: f64) -> String {
-    if v == 0.0 {
-        return "0".to_string();
-    }
-    if column.ends_with("_s") && !column.ends_with("_per_s") {
-        let a = v.abs();
-        if a != 0.0 && a < 1e-3 {
-            format!("{:.1} µs", v * 1e6)
-        } else if a != 0.0 && a < 1.0 {
-            format!("{:.2} ms", v * 1e3)
-        } else {
-            format!("{v:.4} s")
-        }
-    } else if column.ends_with("_pct") {
-        format!("{v:.2}%")
-    } else if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{v:.0}")
-    } else {
-        format!("{v:.4}")
-    }
-}
-
 /// One line for a verdict: "PASS  median(latency_p99_s) < 500ms  value ... margin ...".
 pub fn report_line(e: &Expectation, v: &Verdict) -> String {
     let name = e
@@ -755,24 +632,6 @@ pub fn report_line(e: &Expectation, v: &Verdict) -> String {
         ));
     }
     line
-}
-
-/// A margin: like `human`, but a difference of percentages is in percentage points.
-fn signed(column: &str, v: f64) -> String {
-    // -0.0 (an equality that holds) reads as 0.
-    let v = v + 0.0;
-    if v == 0.0 {
-        return "0".to_string();
-    }
-    if column.ends_with("_pct") {
-        return format!("{v:+.2} points");
-    }
-    let h = human(column, v);
-    if v >= 0.0 {
-        format!("+{h}")
-    } else {
-        h
-    }
 }
 
 #[cfg(test)]
@@ -928,20 +787,6 @@ mod tests {
             (lo - (80.0 - 2.919986 * 2.0 / 3f64.sqrt())).abs() < 1e-4,
             "{lo}"
         );
-    }
-
-    #[test]
-    fn t_quantiles_match_tables() {
-        for (p, df, t) in [
-            (0.95, 1.0, 6.313752),
-            (0.95, 4.0, 2.131847),
-            (0.975, 2.0, 4.302653),
-            (0.99, 10.0, 2.763769),
-            (0.95, 1000.0, 1.646379),
-        ] {
-            let q = t_quantile(p, df);
-            assert!((q - t).abs() < 1e-4, "t({p}, {df}) = {q}, not {t}");
-        }
     }
 
     #[test]

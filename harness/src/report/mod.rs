@@ -5,9 +5,9 @@ pub mod compare;
 pub mod expect;
 pub mod plot;
 pub mod read;
-pub mod stats;
+
 pub mod summary;
 pub mod writer;
 
 pub use summary::{summarize, SummaryRow};
-pub use writer::{utc_now, ResultFolder, ResultWriter, ResultsError};
+pub use writer::{ResultFolder, ResultWriter, ResultsError};

@@ -1,11 +1,11 @@
 //! The summary row of a run: what `summary.csv` holds, one row per run.
 
-use super::stats::{percentile, sorted};
 use crate::probe::ProbeOutput;
 use crate::result::{GroupResult, RunResult};
 use crate::sample::Sample;
 use crate::scenario::{Limiter, Workload};
 use fibtest::record::{Role, UnitKind};
+use fibtest::stats::{percentile, sorted};
 use serde::Serialize;
 
 /// One run in numbers. Times in s, shares in CPUs (1.0 = one CPU fully busy).

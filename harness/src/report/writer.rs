@@ -606,35 +606,6 @@ impl ResultWriter {
     }
 }
 
-/// UTC now as `YYYYmmddTHHMMSSZ` (for folder names) and ISO 8601.
-pub fn utc_now() -> (String, String) {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    utc_from_unix(secs)
-}
-
-fn utc_from_unix(secs: u64) -> (String, String) {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(mo <= 2);
-    (
-        format!("{y:04}{mo:02}{d:02}T{h:02}{m:02}{s:02}Z"),
-        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}Z"),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -659,12 +630,5 @@ mod tests {
         let again = ResultFolder::named(&base).unwrap();
         assert!(!again.made);
         let _ = fs::remove_dir_all(&d);
-    }
-
-    #[test]
-    fn utc_formatting() {
-        assert_eq!(utc_from_unix(0).1, "1970-01-01T00:00:00Z");
-        assert_eq!(utc_from_unix(1795349214).0, "20261122T120654Z");
-        assert_eq!(utc_from_unix(951_782_400).1, "2000-02-29T00:00:00Z");
     }
 }

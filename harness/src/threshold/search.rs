@@ -20,6 +20,7 @@
 //!    more to confirm.
 
 use fibtest::record::DutyPeriod;
+use fibtest::stats;
 use serde::Serialize;
 use std::time::Duration;
 
@@ -122,22 +123,15 @@ pub struct SearchParams {
 /// Below this share of the calibrated rate a slice is throttled.
 const COLLAPSE: f64 = 0.5;
 
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+/// The median of rates (the mean of the middle two for an even count; 0 for none).
+fn median(v: Vec<f64>) -> f64 {
+    stats::median(&v).unwrap_or(0.0)
 }
 
-/// The median, taking the lower middle of an even count: of two on-periods, one held and
-/// one free (a limiter that alternates), the held one decides.
-fn lower_median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(f64::total_cmp);
-    v[(v.len() - 1) / 2]
+/// The lower middle of on-period rates: of two on-periods, one held and one free (a
+/// limiter that alternates), the held one decides (`stats::lower_median` says why).
+fn lower_median(v: Vec<f64>) -> f64 {
+    stats::lower_median(&v).unwrap_or(0.0)
 }
 
 /// Work rate of each slice of an on-period. The last slice is shorter when the on-time is

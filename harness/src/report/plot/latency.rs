@@ -3,10 +3,9 @@
 //! 99.9%...) and a log latency axis when the values span more than a factor of 20. For
 //! requests under a CFS quota, seed 003's conceptual model is drawn as a dashed line.
 
-use super::{
-    color, draw_legend, fmt_seconds, font, footer, frame, DrawResult, Figure, LegendEntry, Mark,
-};
+use super::{color, draw_legend, font, footer, frame, DrawResult, Figure, LegendEntry, Mark};
 use crate::report::read::{group_of, run_label, ResultDir, Table};
+use crate::units::fmt_seconds;
 use fibtest::span::Span;
 use plotters::coord::Shift;
 use plotters::prelude::*;

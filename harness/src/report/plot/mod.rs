@@ -312,50 +312,6 @@ pub(crate) fn footer(dir: &ResultDir) -> String {
     s
 }
 
-/// Seconds for an axis label: "440 ms", "2.5 s", "120 µs".
-pub(crate) fn fmt_seconds(v: f64) -> String {
-    let a = v.abs();
-    let trim = |x: f64| {
-        let s = format!("{x:.3}");
-        let s = s.trim_end_matches('0').trim_end_matches('.');
-        s.to_string()
-    };
-    if a == 0.0 {
-        "0".to_string()
-    } else if a < 1e-3 {
-        format!("{} µs", trim(v * 1e6))
-    } else if a < 1.0 {
-        format!("{} ms", trim(v * 1e3))
-    } else {
-        format!("{} s", trim(v))
-    }
-}
-
-/// A plain number for an axis label, without trailing zeros; k, M, G for large ones.
-pub(crate) fn fmt_number(v: f64) -> String {
-    let a = v.abs();
-    let trim = |x: f64| {
-        let s = format!("{x:.3}");
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    };
-    if a >= 1e9 {
-        format!("{} G", trim(v / 1e9))
-    } else if a >= 1e6 {
-        format!("{} M", trim(v / 1e6))
-    } else if a >= 1e4 {
-        format!("{} k", trim(v / 1e3))
-    } else if a != 0.0 && a < 1e-3 {
-        format!("{v:.1e}")
-    } else {
-        trim(v)
-    }
-}
-
-/// Whether a column is in seconds (`_s`, but not a rate `_per_s`).
-pub(crate) fn is_seconds(column: &str) -> bool {
-    column.ends_with("_s") && !column.ends_with("_per_s")
-}
-
 /// Axis range [lo, hi] with some room, never empty.
 pub(crate) fn padded(lo: f64, hi: f64, from_zero: bool) -> (f64, f64) {
     let (mut lo, mut hi) = if lo.is_finite() && hi.is_finite() {
@@ -389,14 +345,7 @@ mod tests {
     }
 
     #[test]
-    fn axis_text() {
-        assert_eq!(fmt_seconds(0.44), "440 ms");
-        assert_eq!(fmt_seconds(0.0001), "100 µs");
-        assert_eq!(fmt_seconds(2.5), "2.5 s");
-        assert_eq!(fmt_number(0.4), "0.4");
-        assert_eq!(fmt_number(3.5e9), "3.5 G");
-        assert_eq!(fmt_number(12345.0), "12.345 k");
-        assert!(is_seconds("latency_p99_s") && !is_seconds("fast_iters_per_s"));
+    fn axis_room() {
         assert_eq!(padded(1.0, 1.0, true).0, 0.0);
         assert!(padded(1.0, 1.0, true).1 > 1.0);
     }

@@ -5,10 +5,10 @@
 //! side by side. Every run is a marker; the line joins the medians over repeats.
 
 use super::{
-    color, draw_legend, fmt_number, fmt_seconds, font, footer, frame, padded, DrawResult, Figure,
-    LegendEntry, Mark,
+    color, draw_legend, font, footer, frame, padded, DrawResult, Figure, LegendEntry, Mark,
 };
 use crate::report::read::{group_of, ResultDir, Table};
+use crate::units::{fmt_number, fmt_seconds, is_seconds};
 use fibtest::span::Span;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -80,7 +80,7 @@ pub fn metric_desc(m: &str) -> String {
         " (%)"
     } else if m.ends_with("_per_s") {
         " (per s)"
-    } else if super::is_seconds(m) {
+    } else if is_seconds(m) {
         " (s)"
     } else if m.ends_with("_share") || m == "share_error" {
         " (CPUs)"
@@ -115,8 +115,8 @@ pub fn prepare(dir: &ResultDir, metrics: &[String]) -> Option<SweepFigure> {
         .iter()
         .find(|p| (0..s.len()).all(|r| as_number(s.text(r, p)).is_some()));
     let (x, x_param, xs): (XAxis, Option<&String>, Vec<f64>) = if let Some(p) = numeric_param {
-        let seconds = (0..s.len()).any(|r| as_number(s.text(r, p)).is_some_and(|v| v.1))
-            || super::is_seconds(p);
+        let seconds =
+            (0..s.len()).any(|r| as_number(s.text(r, p)).is_some_and(|v| v.1)) || is_seconds(p);
         let xs = (0..s.len())
             .map(|r| as_number(s.text(r, p)).expect("checked").0)
             .collect();
@@ -269,7 +269,7 @@ fn series(
     while i < points.len() {
         let x = points[i].0;
         let at: Vec<f64> = points.iter().filter(|p| p.0 == x).map(|p| p.1).collect();
-        medians.push((x, crate::report::stats::median(&at).expect("non-empty")));
+        medians.push((x, fibtest::stats::median(&at).expect("non-empty")));
         i += at.len();
     }
     SweepSeries {
@@ -340,7 +340,7 @@ impl Figure for SweepFigure {
                 .x_label_area_size(50)
                 .y_label_area_size(90)
                 .build_cartesian_2d(x_lo..x_hi, lo..hi)?;
-            let metric_seconds = super::is_seconds(&panel.metric);
+            let metric_seconds = is_seconds(&panel.metric);
             let names = names.clone();
             let x_fmt = move |x: &f64| -> String {
                 if !names.is_empty() {

@@ -2,10 +2,9 @@
 //! every probe, sustainable or throttled, with the bracket found; and each probe's work
 //! rate against the calibrated one, with the half-rate line that counts as throttled.
 
-use super::{
-    color, draw_legend, fmt_number, font, footer, frame, DrawResult, Figure, LegendEntry, Mark,
-};
+use super::{color, draw_legend, font, footer, frame, DrawResult, Figure, LegendEntry, Mark};
 use crate::report::read::ResultDir;
+use crate::units::fmt_number;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 

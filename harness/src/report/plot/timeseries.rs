@@ -4,11 +4,9 @@
 //! folder has a `stall_s` column). Rates are means over one CFS period (100 ms without a
 //! quota), the time scale the throttling happens on.
 
-use super::{
-    draw_legend, fmt_number, fmt_seconds, font, footer, frame, padded, DrawResult, Figure,
-    LegendEntry, Mark,
-};
+use super::{draw_legend, font, footer, frame, padded, DrawResult, Figure, LegendEntry, Mark};
 use crate::report::read::{group_of, run_label, ResultDir, Table};
+use crate::units::{fmt_number, fmt_seconds};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 

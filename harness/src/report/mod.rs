@@ -3,11 +3,14 @@
 
 pub mod compare;
 pub mod expect;
+pub mod files;
+pub mod folder;
 pub mod plot;
 pub mod read;
 
 pub mod summary;
 pub mod writer;
 
+pub use folder::{ResultFolder, ResultsError};
 pub use summary::{summarize, SummaryRow};
-pub use writer::{ResultFolder, ResultWriter, ResultsError};
+pub use writer::ResultWriter;

@@ -2,6 +2,7 @@
 //! sampler that reads them all each tick; and the facts of the host.
 
 pub mod cpustat;
+pub mod delta;
 pub mod file;
 pub mod host;
 #[cfg(test)]
@@ -11,5 +12,6 @@ pub mod pressure;
 pub mod procstat;
 pub mod sampler;
 
+pub use delta::Delta;
 pub use host::Host;
 pub use sampler::{Sample, Sampler, SamplerSources};

@@ -7,8 +7,8 @@
 pub mod cgroup;
 pub mod cli;
 pub mod clock;
-pub mod error;
 pub mod limiter;
+pub mod plot;
 pub mod probe;
 pub mod process;
 pub mod report;

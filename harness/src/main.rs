@@ -1,8 +1,8 @@
 //! The `throttlebench` binary: parse flags, run, turn errors into one message and an exit code.
 
 use clap::Parser;
+use throttlebench::cli::exit::{exit_code, EXIT_USAGE};
 use throttlebench::cli::{self, Cli};
-use throttlebench::error::{exit_code, EXIT_USAGE};
 
 fn main() {
     // Like other Unix tools, end quietly when a reader such as `head` closes the pipe.

@@ -7,7 +7,7 @@
 //! same code `--from` uses: `check --from DIR` gives the answer the run that made DIR gave.
 
 use super::RunArgs;
-use crate::error::{
+use crate::cli::exit::{
     bisect_code, exit_with, EXIT_BAD, EXIT_CHECK_WORKLOAD, EXIT_INTERRUPTED, EXIT_TOOL,
 };
 use crate::report::expect::{self, Condition, Expectation};

@@ -3,7 +3,7 @@
 //! `compare.csv`. Exit codes: 0 nothing regressed past `--fail-on`, 1 something did,
 //! 128 the tool's own error (unreadable folder, bad rule).
 
-use crate::error::{exit_with, EXIT_BAD, EXIT_TOOL};
+use crate::cli::exit::{exit_with, EXIT_BAD, EXIT_TOOL};
 use crate::report::compare::{compare, parse_fail_on, FailOn};
 use crate::report::read::ResultDir;
 use crate::units::human;

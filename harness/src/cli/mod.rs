@@ -5,6 +5,7 @@ pub mod bench;
 pub mod check;
 pub mod cleanup;
 pub mod compare;
+pub mod exit;
 pub mod plot;
 pub mod probe;
 mod run;

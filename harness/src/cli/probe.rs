@@ -2,7 +2,7 @@
 //! workload (`workload.kind = "steal"` / `"entropy"`) by starting this same command with
 //! `--json` inside the run's cgroup.
 
-use crate::error::{exit_with, EXIT_INTERRUPTED, EXIT_USAGE};
+use crate::cli::exit::{exit_with, EXIT_INTERRUPTED, EXIT_USAGE};
 use crate::probe::entropy::{self, EntropyConfig, Source};
 use crate::probe::fips;
 use crate::probe::steal::{self, StealConfig, DEFAULT_THRESHOLD_NS};

@@ -2,7 +2,7 @@
 
 use super::RunArgs;
 use crate::cgroup::{self, Hierarchy};
-use crate::error::RunStop;
+use crate::cli::exit::RunStop;
 use crate::report::{ResultFolder, ResultWriter, ResultsError, SummaryRow};
 use crate::runner::{self, Runner, WorkloadProgram};
 use crate::sample::Host;

@@ -2,7 +2,7 @@
 //! budget and the throttled rate under a scenario's limiter (none: the bare machine).
 
 use crate::cgroup::{self, Hierarchy};
-use crate::error::RunStop;
+use crate::cli::exit::RunStop;
 use crate::runner::{Runner, WorkloadProgram};
 use crate::scenario::{self, Limiter, Span};
 use crate::signals;

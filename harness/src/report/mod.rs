@@ -5,7 +5,6 @@ pub mod compare;
 pub mod expect;
 pub mod files;
 pub mod folder;
-pub mod plot;
 pub mod read;
 
 pub mod summary;

@@ -18,7 +18,7 @@ mod sweep;
 mod threshold;
 mod timeseries;
 
-use super::read::ResultDir;
+use crate::report::read::ResultDir;
 use anyhow::{Context, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 /// The font every plot uses, bundled with its license (assets/DejaVuSans-LICENSE.txt).
-const FONT: &[u8] = include_bytes!("../../../assets/DejaVuSans.ttf");
+const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 /// The family name plots ask for; the bundled font is registered under it.
 const FAMILY: &str = "sans-serif";
 

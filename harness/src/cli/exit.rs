@@ -19,6 +19,7 @@
 
 use crate::cgroup::CgroupError;
 use crate::report::ResultsError;
+use crate::scenario::resolve::PlaceError;
 use crate::scenario::ScenarioError;
 
 pub const EXIT_ERROR: i32 = 1;
@@ -123,6 +124,14 @@ fn interrupted(err: &anyhow::Error) -> bool {
     })
 }
 
+fn cgroup_code(c: &CgroupError) -> i32 {
+    match c {
+        CgroupError::Permission { .. } => EXIT_PERMISSION,
+        CgroupError::MissingController { .. } => EXIT_MISSING,
+        _ => EXIT_ERROR,
+    }
+}
+
 /// The exit code for an error, from the first error in its chain that has one.
 pub fn exit_code(err: &anyhow::Error) -> i32 {
     for cause in err.chain() {
@@ -133,11 +142,11 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
             return EXIT_SCENARIO;
         }
         if let Some(c) = cause.downcast_ref::<CgroupError>() {
-            return match c {
-                CgroupError::Permission { .. } => EXIT_PERMISSION,
-                CgroupError::MissingController { .. } => EXIT_MISSING,
-                _ => EXIT_ERROR,
-            };
+            return cgroup_code(c);
+        }
+        // A transparent wrapper: its CgroupError is not in the chain of its own.
+        if let Some(PlaceError::Cgroup(c)) = cause.downcast_ref::<PlaceError>() {
+            return cgroup_code(c);
         }
         if let Some(s) = cause.downcast_ref::<RunStop>() {
             return match s {

@@ -4,7 +4,7 @@ use super::RunArgs;
 use crate::cgroup::{self, Hierarchy};
 use crate::cli::exit::RunStop;
 use crate::report::{ResultFolder, ResultWriter, ResultsError, SummaryRow};
-use crate::runner::{self, Runner, WorkloadProgram};
+use crate::runner::{Runner, WorkloadProgram};
 use crate::sample::Host;
 use crate::scenario::{self, Plan};
 use crate::signals;
@@ -124,20 +124,14 @@ pub fn run_scenario(cgroup_root: &Path, proc_root: &Path, args: &RunArgs) -> Res
     }
     // What would fail anyway fails before the result folder is made, so a run that
     // cannot start leaves no empty folder: the controllers each run needs, the right to
-    // make cgroups, the workload program.
-    // Without the right to make cgroups, runs whose limiter needs none go on without one.
-    for r in &plan.runs {
-        match hierarchy.check_can_create(runner::extra_controllers(r)) {
-            Ok(()) => {}
-            Err(cgroup::CgroupError::Permission { .. }) if runner::runs_without_cgroup(r) => {}
-            Err(e @ cgroup::CgroupError::Permission { .. }) => {
-                return Err(anyhow::Error::from(e).context(format!(
-                    "the `{}` limiter needs a cgroup of its own",
-                    r.limiter.name()
-                )))
-            }
-            Err(e) => return Err(e.into()),
-        }
+    // make cgroups (without it, runs whose limiter needs none go on without one), the
+    // workload program.
+    let mut plan = plan;
+    if let Some(why) = scenario::resolve::place(&mut plan, &hierarchy)? {
+        eprintln!(
+            "throttlebench: no cgroup ({why}); measuring the workload's processes \
+             from /proc instead: CPU time in clock ticks, no throttling counters"
+        );
     }
     let workload = WorkloadProgram::locate()?;
     signals::install();

@@ -8,6 +8,7 @@
 //!
 //! The processes come from the run's cgroups, so nothing outside the run is signalled.
 
+use nix::sys::signal::Signal;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ pub trait Procs {
     fn list(&mut self) -> Vec<i32>;
     /// Whether `pid` is stopped, or gone (exited, a zombie): true when it cannot run.
     fn stopped_or_gone(&mut self, pid: i32) -> bool;
-    fn signal(&mut self, pid: i32, sig: i32);
+    fn signal(&mut self, pid: i32, sig: Signal);
     /// Reap what has exited; true when the workload's main processes have all exited.
     fn mains_exited(&mut self) -> bool;
     fn now_ns(&mut self) -> u64;
@@ -56,7 +57,7 @@ pub fn stop_term_cont(p: &mut impl Procs, grace: Duration) -> StopReport {
             break;
         }
         for &pid in &new {
-            p.signal(pid, libc::SIGSTOP);
+            p.signal(pid, Signal::SIGSTOP);
             seen.insert(pid);
         }
     }
@@ -72,10 +73,10 @@ pub fn stop_term_cont(p: &mut impl Procs, grace: Duration) -> StopReport {
         p.pause();
     };
     for &pid in &seen {
-        p.signal(pid, libc::SIGTERM);
+        p.signal(pid, Signal::SIGTERM);
     }
     for &pid in &seen {
-        p.signal(pid, libc::SIGCONT);
+        p.signal(pid, Signal::SIGCONT);
     }
     let deadline = p.now_ns() + grace.as_nanos() as u64;
     loop {
@@ -95,8 +96,8 @@ pub fn stop_term_cont(p: &mut impl Procs, grace: Duration) -> StopReport {
             break;
         }
         for &pid in &left {
-            p.signal(pid, libc::SIGKILL);
-            p.signal(pid, libc::SIGCONT);
+            p.signal(pid, Signal::SIGKILL);
+            p.signal(pid, Signal::SIGCONT);
         }
         killed.extend(&left);
         report.killed = killed.len();
@@ -119,7 +120,7 @@ mod tests {
     struct Fake {
         t: u64,
         procs: BTreeMap<i32, P>,
-        log: Vec<(i32, i32)>,
+        log: Vec<(i32, Signal)>,
         /// Processes that fork a child the first time they are listed while running.
         forks: BTreeMap<i32, i32>,
         /// Stops that take effect only after this many pauses.
@@ -200,21 +201,21 @@ mod tests {
         fn stopped_or_gone(&mut self, pid: i32) -> bool {
             self.procs.get(&pid).is_none_or(|p| p.stopped || p.gone)
         }
-        fn signal(&mut self, pid: i32, sig: i32) {
+        fn signal(&mut self, pid: i32, sig: Signal) {
             self.log.push((pid, sig));
             let pauses = self.pauses;
             let Some(p) = self.procs.get_mut(&pid) else {
                 return;
             };
             match sig {
-                libc::SIGSTOP => p.stop_pending_since = Some(pauses),
-                libc::SIGTERM => p.term_pending = true,
-                libc::SIGCONT => {
+                Signal::SIGSTOP => p.stop_pending_since = Some(pauses),
+                Signal::SIGTERM => p.term_pending = true,
+                Signal::SIGCONT => {
                     p.stopped = false;
                     p.stop_pending_since = None;
                     self.step();
                 }
-                libc::SIGKILL => p.gone = true,
+                Signal::SIGKILL => p.gone = true,
                 _ => {}
             }
         }
@@ -231,7 +232,7 @@ mod tests {
         }
     }
 
-    fn pos(log: &[(i32, i32)], f: impl Fn(&(i32, i32)) -> bool) -> Vec<usize> {
+    fn pos(log: &[(i32, Signal)], f: impl Fn(&(i32, Signal)) -> bool) -> Vec<usize> {
         log.iter()
             .enumerate()
             .filter(|(_, x)| f(x))
@@ -246,9 +247,9 @@ mod tests {
             f.add(pid);
         }
         let r = stop_term_cont(&mut f, Duration::from_secs(2));
-        let stops = pos(&f.log, |x| x.1 == libc::SIGSTOP);
-        let terms = pos(&f.log, |x| x.1 == libc::SIGTERM);
-        let conts = pos(&f.log, |x| x.1 == libc::SIGCONT);
+        let stops = pos(&f.log, |x| x.1 == Signal::SIGSTOP);
+        let terms = pos(&f.log, |x| x.1 == Signal::SIGTERM);
+        let conts = pos(&f.log, |x| x.1 == Signal::SIGCONT);
         assert_eq!((stops.len(), terms.len(), conts.len()), (3, 3, 3));
         assert!(stops.iter().max() < terms.iter().min());
         assert!(terms.iter().max() < conts.iter().min());
@@ -271,7 +272,7 @@ mod tests {
         let mut g = Fake::default();
         g.add(2).peer = Some(3);
         g.add(3).peer = Some(2);
-        g.signal(3, libc::SIGTERM);
+        g.signal(3, Signal::SIGTERM);
         g.step();
         g.pause();
         assert!(
@@ -290,8 +291,8 @@ mod tests {
         let r = stop_term_cont(&mut f, Duration::from_secs(2));
         assert!(r.rounds >= 2, "{r:?}");
         assert_eq!(r.stopped, 3, "{r:?}");
-        let term_20 = pos(&f.log, |x| *x == (20, libc::SIGTERM));
-        let cont_any = pos(&f.log, |x| x.1 == libc::SIGCONT);
+        let term_20 = pos(&f.log, |x| *x == (20, Signal::SIGTERM));
+        let cont_any = pos(&f.log, |x| x.1 == Signal::SIGCONT);
         assert!(term_20[0] < cont_any[0]);
         assert!(f.procs.values().all(|p| p.gone));
     }

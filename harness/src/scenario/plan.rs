@@ -5,6 +5,7 @@
 use super::duration::Span;
 use super::schema::{Scenario, SignalBy};
 pub use crate::cgroup::CfsLimit;
+use crate::cgroup::Controller;
 use fibtest::cpulist::CpuList;
 use serde::Serialize;
 use std::time::Duration;
@@ -39,6 +40,31 @@ pub struct PlannedRun {
     pub groups: Vec<PlannedGroup>,
     /// Where in the CFS period the workload starts, when the scenario says.
     pub phase: Option<PeriodPhase>,
+    /// Whether the run gets cgroups of its own (decided once against the machine by
+    /// `resolve::place`).
+    #[serde(skip_serializing_if = "Placement::is_cgroup")]
+    pub placement: Placement,
+}
+
+/// Where a run's workloads are measured.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(tag = "in", rename_all = "snake_case")]
+pub enum Placement {
+    /// In cgroups of its own (the normal case).
+    #[default]
+    Cgroup,
+    /// Without a cgroup: making one was refused (an unprivileged user) and the limiter
+    /// needs none, so the workload's processes are measured from /proc.
+    Processes {
+        /// Why there is no cgroup.
+        reason: String,
+    },
+}
+
+impl Placement {
+    pub fn is_cgroup(&self) -> bool {
+        *self == Placement::Cgroup
+    }
 }
 
 /// One workload of a run and its cgroup's settings.
@@ -52,6 +78,25 @@ pub struct PlannedGroup {
 }
 
 impl PlannedRun {
+    /// The controllers the run's cgroups need besides cpu and cpuacct.
+    pub fn extra_controllers(&self) -> &'static [Controller] {
+        match self.limiter {
+            Limiter::Cpuset { .. } => &[Controller::Cpuset],
+            Limiter::Freezer { .. } => &[Controller::Freezer],
+            _ => &[],
+        }
+    }
+
+    /// Whether the run can go without a cgroup of its own: one group, and a limiter that
+    /// acts on processes (or none).
+    pub fn can_run_without_cgroup(&self) -> bool {
+        self.groups.len() == 1
+            && matches!(
+                self.limiter,
+                Limiter::None | Limiter::Signal { .. } | Limiter::Command { .. }
+            )
+    }
+
     /// The first group's workload (the only one unless the scenario has groups).
     pub fn workload(&self) -> &Workload {
         &self.groups[0].workload

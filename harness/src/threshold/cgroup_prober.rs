@@ -8,7 +8,7 @@ use crate::limiter::{ActiveLimiter, LimiterReport, Target};
 use crate::result::Outcome;
 use crate::runner::Runner;
 use crate::sample::cpustat::CpuStat;
-use crate::scenario::plan::{PlannedGroup, PlannedRun};
+use crate::scenario::plan::{Placement, PlannedGroup, PlannedRun};
 use crate::scenario::{Limiter, Span, Workload};
 
 pub struct CgroupProber<'a> {
@@ -64,6 +64,7 @@ impl Prober for CgroupProber<'_> {
                 },
             }],
             phase: None,
+            placement: Placement::Cgroup,
         };
         let before = self.cpu_stat();
         let (outcome, out) = self.runner.run_workload_in(self.cgroup, &run)?;

@@ -3,18 +3,22 @@
 //! can be rejected is rejected here, before any process starts, with the field named.
 //!
 //! One file per part: the limiter table (`limiter`), a workload table (`workload`), the
-//! sweep (`sweep`), and the checks every field shares (`fields`); groups and the period
-//! phase are here.
+//! sweep (`sweep`), the checks every field shares (`fields`), and what this machine can
+//! do (`machine`); groups and the period phase are here.
 
 mod fields;
 mod limiter;
+mod machine;
 mod sweep;
 mod workload;
 
 pub use limiter::resolve_limiter;
+pub use machine::{place, PlaceError};
 
 use crate::scenario::duration::Span;
-use crate::scenario::plan::{Limiter, PeriodPhase, Plan, PlannedGroup, PlannedRun, Workload};
+use crate::scenario::plan::{
+    Limiter, PeriodPhase, Placement, Plan, PlannedGroup, PlannedRun, Workload,
+};
 use crate::scenario::schema::{GroupSpec, Scenario, SignalBy};
 use crate::scenario::ScenarioError;
 use fibtest::cpulist::CpuList;
@@ -50,6 +54,7 @@ pub fn resolve(
                 limiter: limiter.clone(),
                 groups: groups.clone(),
                 phase,
+                placement: Placement::Cgroup,
             });
         }
     }

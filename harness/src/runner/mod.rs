@@ -1,0 +1,201 @@
+//! Running one planned run, in four named steps:
+//!
+//! 1. `RunCgroups::make`: the run's cgroup (and one child per group), with the
+//!    limiter's kernel settings written before any workload starts;
+//! 2. `Live::start`: the samplers open and take their first sample, each group's
+//!    workload starts inside its cgroup (placed there before it execs, so none of its
+//!    work escapes accounting), the limiter starts beside them;
+//! 3. `Live::sample_until_done`: sample every tick until the workloads exit, the
+//!    harness stops them, the user interrupts, or the run times out;
+//! 4. `Live::finish`: stop the limiter, record what it left stopped or running, end
+//!    what still runs (stop all, SIGTERM all, continue all), collect the output.
+//!
+//! Teardown is done by guards (`RunCgroups`' and `Cgroup`'s Drop, `ChildGuard`'s Drop),
+//! so every exit path, including errors and panics, runs it.
+
+mod live;
+mod scope;
+mod spawn;
+
+pub use spawn::WorkloadProgram;
+
+use crate::cgroup::{Cgroup, CgroupError, Hierarchy};
+use crate::limiter;
+use crate::process::{describe_status, teardown};
+use crate::result::{Outcome, RunResult, WorkloadOutput};
+use crate::scenario::{Limiter, Placement, PlannedRun};
+use crate::signals;
+use anyhow::{Context, Result};
+use fibtest::cpulist::CpuList;
+use live::Live;
+use scope::RunProcs;
+use spawn::tail;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub struct Runner {
+    pub hierarchy: Hierarchy,
+    pub proc_root: PathBuf,
+    pub workload: WorkloadProgram,
+    /// CPUs this process may use.
+    pub allowed: CpuList,
+}
+
+impl Drop for Runner {
+    /// The `throttlebench` parent folders go when the last run is done, whatever the
+    /// way out (another tool run still using them keeps them).
+    fn drop(&mut self) {
+        self.hierarchy.remove_parents_if_empty();
+    }
+}
+
+/// A run's cgroups: the run's own (`top`) and, with several groups, a child per group.
+/// Dropped (or `remove`d), they are removed, children first.
+struct RunCgroups {
+    top: Option<Cgroup>,
+    children: Vec<Cgroup>,
+}
+
+impl RunCgroups {
+    /// Make the cgroups of `run` with its limiter's kernel settings. Limits that groups
+    /// inherit (a cpuset) go on before the groups are made; weights go on the groups.
+    fn make(hierarchy: &Hierarchy, run: &PlannedRun) -> Result<RunCgroups, CgroupError> {
+        let top = hierarchy.create_run(run.extra_controllers())?;
+        let mut made = RunCgroups {
+            top: Some(top),
+            children: Vec::new(),
+        };
+        let top = made.top.as_ref().expect("just made");
+        if !matches!(run.limiter, Limiter::Weight) {
+            limiter::apply(run, top, &[])?;
+        }
+        if run.groups.len() > 1 {
+            for g in &run.groups {
+                let child = top.create_child(&g.name)?;
+                made.children.push(child);
+            }
+        }
+        if matches!(run.limiter, Limiter::Weight) {
+            limiter::apply(run, top, &made.groups())?;
+        }
+        Ok(made)
+    }
+
+    fn top(&self) -> &Cgroup {
+        self.top.as_ref().expect("removed only at the end")
+    }
+
+    /// The cgroup of each group, in the plan's order.
+    fn groups(&self) -> Vec<&Cgroup> {
+        if self.children.is_empty() {
+            vec![self.top()]
+        } else {
+            self.children.iter().collect()
+        }
+    }
+
+    /// Remove every folder; returns those still there afterwards, and the error.
+    fn remove(mut self) -> (Vec<String>, Result<(), CgroupError>) {
+        for c in self.children.drain(..) {
+            let _ = c.destroy(Duration::from_secs(5));
+        }
+        let top = self.top.take().expect("removed once");
+        let dirs = top.dirs().to_vec();
+        let removed = top.destroy(Duration::from_secs(5));
+        let left = dirs
+            .iter()
+            .filter(|d| d.exists())
+            .map(|d| d.display().to_string())
+            .collect();
+        (left, removed)
+    }
+}
+
+impl Drop for RunCgroups {
+    fn drop(&mut self) {
+        for c in self.children.drain(..) {
+            let _ = c.destroy(Duration::from_secs(5));
+        }
+        if let Some(top) = self.top.take() {
+            let _ = top.destroy(Duration::from_secs(5));
+        }
+    }
+}
+
+impl Runner {
+    /// Run one planned run to its end (or until interrupted) and return its raw data.
+    pub fn run(&self, run: &PlannedRun) -> Result<RunResult> {
+        if let Placement::Processes { reason } = &run.placement {
+            let mut r = self.run_groups(None, run)?;
+            r.without_cgroup = Some(reason.clone());
+            return Ok(r);
+        }
+        let cgroups = RunCgroups::make(&self.hierarchy, run)?;
+        let result = self.run_groups(Some(&cgroups), run);
+        let name = cgroups.top().name();
+        let (left, removed) = cgroups.remove();
+        self.hierarchy.remove_parents_if_empty();
+        let mut result = result?;
+        result.leaks.cgroups = left;
+        removed.with_context(|| format!("removing cgroup {name}"))?;
+        Ok(result)
+    }
+
+    /// Steps 2 to 4 of a run, in `cgroups` or, without them, as plain children measured
+    /// from /proc.
+    fn run_groups(&self, cgroups: Option<&RunCgroups>, run: &PlannedRun) -> Result<RunResult> {
+        let groups = cgroups.map(RunCgroups::groups).unwrap_or_default();
+        let mut live = Live::start(self, run, cgroups.map(RunCgroups::top), &groups)?;
+        let outcome = live.sample_until_done()?;
+        live.finish(outcome)
+    }
+
+    /// Run the first group's workload of `run` in an existing cgroup `cg` (no sampling,
+    /// no limiter: the caller owns both) until it exits; on a signal to stop, stop it and
+    /// return what it wrote. Used by searches that run many short workloads in one cgroup.
+    pub fn run_workload_in(
+        &self,
+        cg: &Cgroup,
+        run: &PlannedRun,
+    ) -> Result<(Outcome, WorkloadOutput)> {
+        let mut r = spawn::spawn(&self.workload, &self.proc_root, Some(cg), run, 0)?;
+        let outcome = loop {
+            if let Some(st) = r.guard.child.as_mut().expect("set").try_wait()? {
+                break if st.success() {
+                    Outcome::Completed
+                } else {
+                    Outcome::Failed {
+                        status: describe_status(Some(st)),
+                        stderr_tail: String::new(),
+                    }
+                };
+            }
+            if signals::received().is_some() {
+                let mut status = None;
+                teardown::stop_term_cont(
+                    &mut RunProcs {
+                        cgroup: Some(cg),
+                        proc_root: &self.proc_root,
+                        mains: vec![(&mut r.guard, &mut status)],
+                    },
+                    Duration::from_secs(2),
+                );
+                break Outcome::Interrupted;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let stdout = r.out.join().unwrap_or_default();
+        let stderr = r.err.join().unwrap_or_default();
+        let outcome = match outcome {
+            Outcome::Failed { status, .. } => Outcome::Failed {
+                status,
+                stderr_tail: tail(&String::from_utf8_lossy(&stderr), 20),
+            },
+            o => o,
+        };
+        Ok((
+            outcome,
+            WorkloadOutput::parse(&String::from_utf8_lossy(&stdout)),
+        ))
+    }
+}

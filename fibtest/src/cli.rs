@@ -508,8 +508,10 @@ pub fn run(args: Vec<OsString>) -> i32 {
 
 /// Configured CPUs, as Fibtest's get_nprocs_conf() (sysconf(_SC_NPROCESSORS_CONF)).
 fn procs_conf() -> u32 {
-    // SAFETY: sysconf has no preconditions.
-    (unsafe { libc::sysconf(libc::_SC_NPROCESSORS_CONF) }).max(1) as u32
+    match nix::unistd::sysconf(nix::unistd::SysconfVar::_NPROCESSORS_CONF) {
+        Ok(Some(n)) if n > 0 => n as u32,
+        _ => 1,
+    }
 }
 
 fn first_error(out: &RunOutcome) -> Result<()> {

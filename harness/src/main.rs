@@ -1,13 +1,14 @@
 //! The `throttlebench` binary: parse flags, run, turn errors into one message and an exit code.
 
 use clap::Parser;
+use nix::sys::signal::{signal, SigHandler, Signal};
 use throttlebench::cli::exit::{exit_code, EXIT_USAGE};
 use throttlebench::cli::{self, Cli};
 
 fn main() {
     // Like other Unix tools, end quietly when a reader such as `head` closes the pipe.
-    // SAFETY: setting a signal disposition before any thread starts.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    // SAFETY: the default disposition runs no code of ours; set before any thread starts.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

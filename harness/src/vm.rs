@@ -64,7 +64,7 @@ impl Launcher for RealLauncher {
             }
             if std::time::Instant::now() >= end || crate::signals::received().is_some() {
                 // SAFETY: kill takes plain integers; the group is the child's own.
-                unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+                unsafe { nix::libc::kill(-(child.id() as i32), nix::libc::SIGKILL) };
                 let _ = child.wait();
                 return Ok(None);
             }

@@ -12,6 +12,11 @@ mod stale;
 pub use files::{read_trimmed, write_file};
 pub use stale::{remove_stale, StaleCgroup};
 
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag};
+use nix::unistd::{access, AccessFlags, Pid};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -70,7 +75,7 @@ pub enum CgroupError {
 impl CgroupError {
     pub fn io(path: &Path, source: io::Error) -> CgroupError {
         if matches!(source.kind(), io::ErrorKind::PermissionDenied)
-            || source.raw_os_error() == Some(libc::EPERM)
+            || source.raw_os_error() == Some(Errno::EPERM as i32)
         {
             CgroupError::Permission {
                 path: path.to_path_buf(),
@@ -326,21 +331,17 @@ const PARENTS_LOCK_WAIT: Duration = Duration::from_secs(30);
 /// processes (and threads): flock on the hierarchy's root folder. A lock changes nothing
 /// in the folder and goes with the process, so no lock file is left anywhere (cgroupfs
 /// holds no ordinary files anyway). Released when dropped.
-struct ParentsLock(#[allow(dead_code)] fs::File);
+struct ParentsLock(#[allow(dead_code)] Flock<fs::File>);
 
 fn parents_lock(root: &Path) -> Result<ParentsLock, CgroupError> {
-    use std::os::fd::AsRawFd;
-    let f = fs::File::open(root).map_err(|e| CgroupError::io(root, e))?;
+    let mut f = fs::File::open(root).map_err(|e| CgroupError::io(root, e))?;
     let start = Instant::now();
     loop {
-        // SAFETY: flock(2) on a descriptor we own.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-            return Ok(ParentsLock(f));
-        }
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
-            return Err(CgroupError::io(root, e));
-        }
+        f = match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => return Ok(ParentsLock(lock)),
+            Err((f, Errno::EWOULDBLOCK)) => f,
+            Err((_, e)) => return Err(CgroupError::io(root, e.into())),
+        };
         if start.elapsed() >= PARENTS_LOCK_WAIT {
             return Err(CgroupError::Format {
                 path: root.to_path_buf(),
@@ -356,12 +357,7 @@ fn parents_lock(root: &Path) -> Result<ParentsLock, CgroupError> {
 
 /// Whether this process may make folders in `dir` (access(2), which also knows root).
 fn writable(dir: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: access(2) on a NUL-terminated path.
-    unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
+    access(dir, AccessFlags::W_OK | AccessFlags::X_OK).is_ok()
 }
 
 /// v2: enable controllers for the children of `dir` (cgroup.subtree_control), writing
@@ -815,11 +811,9 @@ pub(crate) fn kill_and_remove(dirs: &[PathBuf], timeout: Duration) -> Result<(),
                 break;
             }
             for pid in &pids {
-                // SAFETY: plain kill(2); a pid that is gone gives ESRCH, which is fine.
-                unsafe {
-                    libc::kill(*pid, libc::SIGKILL);
-                    libc::kill(*pid, libc::SIGCONT);
-                }
+                // A pid that is gone gives ESRCH, which is fine.
+                let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
+                let _ = kill(Pid::from_raw(*pid), Signal::SIGCONT);
                 reap_if_child(*pid);
             }
             if Instant::now() > deadline {
@@ -835,7 +829,10 @@ pub(crate) fn kill_and_remove(dirs: &[PathBuf], timeout: Duration) -> Result<(),
                 Ok(()) => break,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => break,
                 // The kernel frees a cgroup shortly after its last task is released.
-                Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                Err(e)
+                    if e.raw_os_error() == Some(Errno::EBUSY as i32)
+                        && Instant::now() < deadline =>
+                {
                     std::thread::sleep(Duration::from_millis(2));
                 }
                 Err(e) => return Err(CgroupError::io(dir, e)),
@@ -861,11 +858,8 @@ fn collect_subdirs(dir: &Path, out: &mut Vec<PathBuf>) {
 
 /// Reap `pid` if it is a child of this process and has exited; otherwise do nothing.
 fn reap_if_child(pid: i32) {
-    let mut status = 0;
-    // SAFETY: waitpid on a specific pid with WNOHANG; ECHILD for non-children is ignored.
-    unsafe {
-        libc::waitpid(pid, &mut status, libc::WNOHANG);
-    }
+    // ECHILD for non-children is ignored.
+    let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ use crate::cgroup::CgroupError;
 use crate::report::ResultsError;
 use crate::scenario::resolve::PlaceError;
 use crate::scenario::ScenarioError;
+use nix::sys::signal::Signal;
 
 pub const EXIT_ERROR: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
@@ -107,9 +108,9 @@ pub enum RunStop {
 /// SIGINT, SIGTERM, SIGHUP by name; others by number.
 pub fn signal_name(signal: i32) -> String {
     match signal {
-        libc::SIGINT => "SIGINT".into(),
-        libc::SIGTERM => "SIGTERM".into(),
-        libc::SIGHUP => "SIGHUP".into(),
+        s if s == Signal::SIGINT as i32 => "SIGINT".into(),
+        s if s == Signal::SIGTERM as i32 => "SIGTERM".into(),
+        s if s == Signal::SIGHUP as i32 => "SIGHUP".into(),
         n => format!("signal {n}"),
     }
 }
@@ -182,18 +183,20 @@ mod tests {
 
     #[test]
     fn an_interrupted_run_exits_with_128_plus_the_signal() {
-        assert_eq!(exit_code(&stopped_by(libc::SIGINT)), 130);
-        assert_eq!(exit_code(&stopped_by(libc::SIGTERM)), 143);
-        assert_eq!(exit_code(&stopped_by(libc::SIGHUP)), 129);
+        assert_eq!(exit_code(&stopped_by(Signal::SIGINT as i32)), 130);
+        assert_eq!(exit_code(&stopped_by(Signal::SIGTERM as i32)), 143);
+        assert_eq!(exit_code(&stopped_by(Signal::SIGHUP as i32)), 129);
         // No signal recorded: Ctrl-C's code.
         assert_eq!(exit_code(&stopped_by(0)), EXIT_INTERRUPTED);
-        assert!(format!("{:#}", stopped_by(libc::SIGTERM)).contains("interrupted by SIGTERM"));
+        assert!(
+            format!("{:#}", stopped_by(Signal::SIGTERM as i32)).contains("interrupted by SIGTERM")
+        );
     }
 
     #[test]
     fn check_answers_130_to_any_interruption_so_a_bisect_stops() {
         // 129 would read as "the workload failed" to check's callers.
-        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP].map(|s| s as i32) {
             assert_eq!(bisect_code(&stopped_by(sig)), EXIT_INTERRUPTED);
         }
         assert_eq!(

@@ -3,6 +3,9 @@
 //! workload's cgroup) and stopped after it: SIGTERM to its process group, then SIGKILL.
 //! The template itself is checked and filled in `scenario::template`.
 
+use nix::sys::prctl;
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::{setsid, Pid};
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -44,8 +47,8 @@ impl CommandLimiter {
         // SAFETY: setsid and prctl are async-signal-safe; nothing allocates.
         unsafe {
             cmd.pre_exec(|| {
-                libc::setsid();
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+                setsid()?;
+                prctl::set_pdeathsig(Signal::SIGKILL)?;
                 Ok(())
             });
         }
@@ -99,11 +102,10 @@ impl CommandLimiter {
                 .as_secs_f64()
         });
         let mut needed_sigkill = false;
-        // SAFETY: signalling the limiter's own process group (it called setsid).
-        unsafe {
-            libc::kill(-pid, libc::SIGCONT);
-            libc::kill(-pid, libc::SIGTERM);
-        }
+        // The limiter's own process group (it called setsid).
+        let group = Pid::from_raw(pid);
+        let _ = killpg(group, Signal::SIGCONT);
+        let _ = killpg(group, Signal::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(2);
         let status = loop {
             if let Some((st, _)) = self.exited {
@@ -114,15 +116,14 @@ impl CommandLimiter {
             }
             if Instant::now() > deadline {
                 needed_sigkill = true;
-                // SAFETY: as above.
-                unsafe { libc::kill(-pid, libc::SIGKILL) };
+                let _ = killpg(group, Signal::SIGKILL);
                 break child.wait().ok();
             }
             std::thread::sleep(Duration::from_millis(5));
         };
         // Anything left in its group (a limiter's own children) goes too.
-        // SAFETY: as above; ESRCH when the group is empty.
-        unsafe { libc::kill(-pid, libc::SIGKILL) };
+        // ESRCH when the group is empty.
+        let _ = killpg(group, Signal::SIGKILL);
         let mut err = String::new();
         if let Some(mut e) = child.stderr.take() {
             let _ = e.read_to_string(&mut err);

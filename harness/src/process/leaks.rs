@@ -5,6 +5,9 @@
 //! reaped with the cgroup.
 
 use super::procs;
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
 use serde::Serialize;
 use std::path::Path;
 
@@ -68,15 +71,12 @@ pub fn reap_orphans(proc_root: &Path) -> Vec<LeakedProcess> {
                 name: p.name.clone(),
                 cmdline: procs::cmdline(proc_root, p.pid),
             });
-            // SAFETY: kill(2) on our own child.
-            unsafe {
-                libc::kill(p.pid, libc::SIGKILL);
-                libc::kill(p.pid, libc::SIGCONT);
-            }
+            // Our own child (adopted as a subreaper).
+            let _ = kill(Pid::from_raw(p.pid), Signal::SIGKILL);
+            let _ = kill(Pid::from_raw(p.pid), Signal::SIGCONT);
         }
-        let mut status = 0;
-        // SAFETY: waiting for our own child; it has exited or was just killed.
-        unsafe { libc::waitpid(p.pid, &mut status, 0) };
+        // Our own child; it has exited or was just killed.
+        let _ = waitpid(Pid::from_raw(p.pid), None);
     }
     alive
 }
@@ -84,8 +84,8 @@ pub fn reap_orphans(proc_root: &Path) -> Vec<LeakedProcess> {
 /// Continue every process found stopped, so the teardown can kill and reap it.
 pub fn repair(r: &LeakReport) {
     for p in &r.stopped {
-        // SAFETY: kill(2) on a process of the run's own cgroup.
-        unsafe { libc::kill(p.pid, libc::SIGCONT) };
+        // A process of the run's own cgroup (ESRCH if it has gone since).
+        let _ = kill(Pid::from_raw(p.pid), Signal::SIGCONT);
     }
 }
 

@@ -2,6 +2,8 @@
 //! taken over, and locked (flock on the folder) while written. Errors name the path and
 //! say a full disk plainly.
 
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -27,36 +29,30 @@ impl ResultsError {
 /// An I/O error in words, with the cases of a full disk said plainly.
 fn describe(e: &io::Error) -> String {
     match e.raw_os_error() {
-        Some(libc::ENOSPC) => format!("the disk is full ({e})"),
-        Some(libc::EDQUOT) => format!("the disk quota is used up ({e})"),
+        Some(n) if n == Errno::ENOSPC as i32 => format!("the disk is full ({e})"),
+        Some(n) if n == Errno::EDQUOT as i32 => format!("the disk quota is used up ({e})"),
         _ => e.to_string(),
     }
 }
 
 /// A lock on a result folder (flock on the folder itself), held while a run writes it.
 #[derive(Debug)]
-pub struct FolderLock(#[allow(dead_code)] File);
+pub struct FolderLock(#[allow(dead_code)] Flock<File>);
 
 impl FolderLock {
     /// Lock `dir`; `InUse` if another process holds it.
     fn take(dir: &Path) -> Result<FolderLock, ResultsError> {
-        use std::os::unix::io::AsRawFd;
         let f = File::open(dir).map_err(ResultsError::io(dir))?;
-        // SAFETY: flock(2) on a descriptor we own.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            let e = io::Error::last_os_error();
-            return Err(if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-                ResultsError::InUse {
-                    path: dir.to_path_buf(),
-                }
-            } else {
-                ResultsError::Io {
-                    path: dir.to_path_buf(),
-                    error: e,
-                }
-            });
+        match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => Ok(FolderLock(lock)),
+            Err((_, Errno::EWOULDBLOCK)) => Err(ResultsError::InUse {
+                path: dir.to_path_buf(),
+            }),
+            Err((_, e)) => Err(ResultsError::Io {
+                path: dir.to_path_buf(),
+                error: e.into(),
+            }),
         }
-        Ok(FolderLock(f))
     }
 }
 

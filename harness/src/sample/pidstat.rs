@@ -58,7 +58,7 @@ impl ProcessUsage {
                 Ok(self.last_ns)
             }
             // The process is gone (ESRCH on a reread of its file).
-            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(self.last_ns),
+            Err(e) if e.raw_os_error() == Some(nix::errno::Errno::ESRCH as i32) => Ok(self.last_ns),
             Err(e) => Err(e),
         }
     }

@@ -81,7 +81,7 @@ pub fn text(out: &Output) -> String {
 /// Outside CI a test without them prints why and passes; in CI (CI=true) it fails, so a
 /// CI machine that lost its cgroups cannot turn the suite green by skipping.
 pub fn real_cgroups_or_skip(test: &str) -> bool {
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = nix::unistd::geteuid().is_root();
     let cpu = Path::new(CGROUP_ROOT).join("cpu/cpu.cfs_quota_us").exists()
         || std::fs::read_to_string(Path::new(CGROUP_ROOT).join("cgroup.controllers"))
             .map(|c| c.split_whitespace().any(|x| x == "cpu"))
@@ -270,12 +270,10 @@ pub struct TmpfsMount(pub PathBuf);
 
 impl Drop for TmpfsMount {
     fn drop(&mut self) {
-        let c = std::ffi::CString::new(self.0.to_str().unwrap()).unwrap();
-        // SAFETY: umount2(2) on a NUL-terminated path; a lazy unmount if it is busy.
-        unsafe {
-            if libc::umount2(c.as_ptr(), 0) != 0 {
-                libc::umount2(c.as_ptr(), libc::MNT_DETACH);
-            }
+        use nix::mount::{umount2, MntFlags};
+        // A lazy unmount if it is busy.
+        if umount2(&self.0, MntFlags::empty()).is_err() {
+            let _ = umount2(&self.0, MntFlags::MNT_DETACH);
         }
     }
 }

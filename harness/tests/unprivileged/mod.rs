@@ -12,8 +12,7 @@ const NOBODY: u32 = 65534;
 /// Whether the tests can switch to `nobody` (they need root and setpriv); under CI a
 /// missing capability is a failure.
 fn can_drop_privileges(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = nix::unistd::geteuid().is_root();
     let setpriv = std::path::Path::new("/usr/bin/setpriv").exists();
     if root && setpriv {
         return true;

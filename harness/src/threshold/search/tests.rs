@@ -10,13 +10,14 @@ struct Sim {
     balance: f64,
     max: f64,
     limited: bool,
-    clock: f64,
+    /// Simulated time, in s; shared with the search's clock.
+    clock: std::rc::Rc<std::cell::Cell<f64>>,
     noise: f64,
 }
 
 impl Sim {
     fn step(&mut self, want: bool, dt: f64) -> f64 {
-        self.clock += dt;
+        self.clock.set(self.clock.get() + dt);
         if !want {
             self.balance = (self.balance + self.baseline * dt).min(self.max);
             return 0.0;
@@ -87,13 +88,8 @@ fn params(cycle_s: u64) -> SearchParams {
 }
 
 fn find(sim: &mut Sim, p: &SearchParams) -> Findings {
-    let clock = std::cell::Cell::new(0.0);
-    let ptr: *const Sim = sim;
-    let mut now = || {
-        // SAFETY: only reads the simulated clock while no probe runs.
-        clock.set(unsafe { (*ptr).clock });
-        clock.get()
-    };
+    let clock = sim.clock.clone();
+    let mut now = || clock.get();
     search(sim, p, &mut now, &mut |_, _| {}).unwrap().0
 }
 
@@ -105,7 +101,7 @@ fn finds_the_t2_micro_threshold_of_a_simulated_credit_machine() {
             balance,
             max: balance,
             limited: false,
-            clock: 0.0,
+            clock: Default::default(),
             noise: 0.03,
         };
         let f = find(&mut sim, &params(10));
@@ -144,7 +140,7 @@ fn noise_alone_is_not_throttling() {
         balance: 0.0,
         max: 0.0,
         limited: false,
-        clock: 0.0,
+        clock: Default::default(),
         noise: 0.05,
     });
     let (f, records) = search(&mut free, &params(10), &mut || 0.0, &mut |_, _| {}).unwrap();
@@ -185,7 +181,7 @@ fn the_search_is_bounded() {
         balance: 30.0,
         max: 30.0,
         limited: false,
-        clock: 0.0,
+        clock: Default::default(),
         noise: 0.03,
     };
     let f = find(&mut sim, &params(10));

@@ -1,8 +1,30 @@
 //! throttlebench: run workloads under CPU limiters, sample the kernel's counters, and
 //! write results that people and scripts can read.
 //!
-//! Data flows one way: `scenario` (parse, resolve into a `Plan`) → `runner` (cgroup,
-//! limiter, workload, `sample`) → `result::RunResult` → `report` (files, statistics).
+//! Data flows one way: a scenario is parsed and resolved into a `Plan` (`scenario`), the
+//! runner runs each planned run (`runner`: cgroups, `limiter`, workload, `sample`) into
+//! a `result::RunResult`, and `report` writes it; plots, `check` and `compare` read the
+//! stored files back.
+//!
+//! The modules form layers. A module uses modules of its own layer or of layers below,
+//! never above, and no two modules (nor two files) use each other, directly or through
+//! others. `tests/architecture` reads the table below and the sources, and fails on an
+//! import that breaks these rules.
+//!
+//! | layer | modules | what |
+//! | --- | --- | --- |
+//! | 1 | `process`, `cgroup`, `signals`, `clock`, `units` | /proc facts and signals, cgroup files, this process's signal handlers, clocks, units and formatting |
+//! | 2 | `sample` | the sampler and the sources it reads; host facts |
+//! | 3 | `probe` | the steal and entropy probes |
+//! | 4 | `scenario` | the schema, the plan, resolving one into the other |
+//! | 5 | `limiter` | kernel settings and control loops that hold a workload back |
+//! | 6 | `result`, `runner` | a run's raw data, and running a planned run |
+//! | 7 | `report` | result files, summaries, expectations, comparisons |
+//! | 8 | `plot` | plots of stored result folders |
+//! | 9 | `threshold`, `vm` | the threshold search, running a command in a guest kernel |
+//! | 10 | `cli` | flags, wiring of each command, exit codes |
+//!
+//! Statistics live in `fibtest::stats`, the crate both binaries build on.
 
 pub mod cgroup;
 pub mod cli;

@@ -1,6 +1,7 @@
 //! Integration tests of the throttlebench harness: one binary, a module per area.
 //! Tests that need root and real cgroups say so and skip outside CI (see common).
 
+mod architecture;
 mod bad_input;
 mod common;
 mod concurrent;

@@ -81,7 +81,7 @@ pub enum Command {
 
 #[derive(Debug, Default, Args)]
 pub struct RunArgs {
-    /// Scenario file (TOML). Without one, a short form of seed 003's conceptual model runs.
+    /// Scenario file (TOML). Without one, a short form of Indeed's conceptual model [Unthrottled] runs.
     pub scenario: Option<PathBuf>,
     /// Result folder (default: a new results/<scenario>/<UTC time>/, with -2, -3, ...
     /// added when taken). A folder that another run is writing is refused (exit 7).

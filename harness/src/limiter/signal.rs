@@ -1,13 +1,14 @@
 //! SIGSTOP/SIGCONT duty cycles, by name, by process group, or by process tree.
 //!
-//! - `name`: like `pkill -STOP -x NAME` then `pkill -CONT -x NAME` (seed 000's first
-//!   design), restricted to the run's cgroup so nothing else on the machine is touched.
-//!   A child stopped between fork and exec is renamed by the exec and never continued:
-//!   the race the seed describes.
+//! - `name`: like `pkill -STOP -x NAME` then `pkill -CONT -x NAME` (the first design of
+//!   "EC2 Micro Instance Throttling" [EC2 Micro]), restricted to the run's cgroup so
+//!   nothing else on the machine is touched. A child stopped between fork and exec is
+//!   renamed by the exec and never continued: the race that article describes.
 //! - `group`: `kill(-pgid)`: the workload runs in its own session (setsid), so one signal
-//!   reaches every process of it, whenever it was forked (seed 000's fix).
+//!   reaches every process of it, whenever it was forked (that article's fix).
 //! - `tree`: walk the tree below the workload's pid, stop every process, and rescan until
-//!   no new process appears (seed 004); continue every process stopped and every process
+//!   no new process appears ("Practical resource limiting" [Practical Limiting]); continue
+//!   every process stopped and every process
 //!   now in the tree.
 
 use super::duty::Actuator;

@@ -1,7 +1,7 @@
 //! Latency by percentile: every request's or slow unit's latency (latency.csv), one line
 //! per run (and group and kind), on a percentile axis that spreads the tail (0%, 90%, 99%,
 //! 99.9%...) and a log latency axis when the values span more than a factor of 20. For
-//! requests under a CFS quota, seed 003's conceptual model is drawn as a dashed line.
+//! requests under a CFS quota, Indeed's conceptual model [Unthrottled] is drawn as a dashed line.
 
 use super::{color, draw_legend, font, footer, frame, DrawResult, Figure, LegendEntry, Mark};
 use crate::report::read::{group_of, run_label, ResultDir, Table};
@@ -37,7 +37,7 @@ pub struct LatencyFigure {
     pub models: Vec<ModelLine>,
 }
 
-/// Seed 003's conceptual model: a request needing `work_s` of CPU, alone in a cgroup with
+/// Indeed's conceptual model [Unthrottled]: a request needing `work_s` of CPU, alone in a cgroup with
 /// `quota_s` per `period_s`, starting `phase_s` after a period boundary with that period's
 /// quota unused, runs until the quota is spent, waits for the next period, and so on. From
 /// a boundary it takes ceil(W/Q) − 1 full periods plus the remainder: 200 ms under
@@ -159,7 +159,7 @@ pub fn prepare(dir: &ResultDir) -> Option<LatencyFigure> {
     if all_same {
         if let Some((_, _, m)) = per_run_model.first() {
             models.push(ModelLine {
-                label: format!("conceptual model (seed 003): {}", fmt_seconds(*m)),
+                label: format!("conceptual model [Unthrottled]: {}", fmt_seconds(*m)),
                 latency_s: *m,
                 color: None,
             });
@@ -167,7 +167,10 @@ pub fn prepare(dir: &ResultDir) -> Option<LatencyFigure> {
     } else {
         for (i, label, m) in &per_run_model {
             models.push(ModelLine {
-                label: format!("conceptual model (seed 003), {label}: {}", fmt_seconds(*m)),
+                label: format!(
+                    "conceptual model [Unthrottled], {label}: {}",
+                    fmt_seconds(*m)
+                ),
                 latency_s: *m,
                 color: Some(*i),
             });
@@ -342,7 +345,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn seed_003_model() {
+    fn indeeds_conceptual_model() {
         let m = |w, q, p, ph| model_latency(w, q, p, ph).unwrap();
         assert!((m(0.2, 0.04, 0.1, 0.0) - 0.44).abs() < 1e-9);
         // Later in the period: 20 ms less for every 20 ms while the quota still fits.

@@ -8,7 +8,7 @@
 //!
 //! | file | kind | made when |
 //! | --- | --- | --- |
-//! | `latency` | request / slow-unit latency by percentile, per run, log axes; seed 003's conceptual model for requests under a CFS quota | latency.csv has rows |
+//! | `latency` | request / slow-unit latency by percentile, per run, log axes; Indeed's conceptual model [Unthrottled] for requests under a CFS quota | latency.csv has rows |
 //! | `timeseries-run<N>` | CPU usage, throttled share per period, throttled time, steal / PSI / stalls over time, one file per run | timeseries.csv has rows |
 //! | `sweep` | summary columns against the swept parameter (or the target share), one line per limiter | the folder has more than one configuration |
 //! | `threshold` | a threshold search's probes and bracket | probes.csv exists |

@@ -1,4 +1,5 @@
-//! Ending a workload that is still running: seed 004's order. Every process is stopped
+//! Ending a workload that is still running, in the order of "Practical resource
+//! limiting" [Practical Limiting]. Every process is stopped
 //! first (listing again until no new process appears), then each is sent SIGTERM, then
 //! all are continued. Processes joined by pipes then all see their SIGTERM before any of
 //! them runs again, so none dies of a broken pipe because its peer went first (which

@@ -1,5 +1,5 @@
 //! The parsers of kernel text against what kernels other than this machine's print
-//! (issue 8): missing fields, extra fields, v1 and v2 units, offline CPUs, odd names.
+//! (so the suite runs on them): missing fields, extra fields, v1 and v2 units, offline CPUs, odd names.
 //!
 //! Fixtures are under `fixtures/<kernel>/`, one file per kernel file, included verbatim.
 //!

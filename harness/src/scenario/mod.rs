@@ -55,11 +55,11 @@ impl fmt::Display for ScenarioError {
 
 impl std::error::Error for ScenarioError {}
 
-/// The scenario `throttlebench run` uses when given none: a short form of seed 003's
+/// The scenario `throttlebench run` uses when given none: a short form of Indeed's
 /// conceptual model (0.4 CPU, requests of 200 ms CPU), about 5 s long.
 pub const BUILTIN_DEFAULT: &str = r#"
 name = "default"
-description = "Short form of the conceptual model of seed 003: requests of 200 ms CPU under a 40 ms / 100 ms CFS quota, each starting at a period boundary. Each should take about 440 ms and spend 4 periods (240 ms) throttled."
+description = "Short form of the conceptual model of Indeed's \"Unthrottled: Fixing CPU Limits in the Cloud\" [Unthrottled]: requests of 200 ms CPU under a 40 ms / 100 ms CFS quota, each starting at a period boundary. Each should take about 440 ms and spend 4 periods (240 ms) throttled."
 sample_interval = "10ms"
 
 [limiter]

@@ -142,11 +142,12 @@ pub struct LimiterSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SignalBy {
-    /// Processes whose name matches exactly, like `pkill -x` (seed 000's first design).
+    /// Processes whose name matches exactly, like `pkill -x` (the first design of "EC2 Micro Instance Throttling" [EC2 Micro]).
     Name,
-    /// The workload's process group (seed 000's setsid fix).
+    /// The workload's process group (that article's fix, a process group made with setsid).
     Group,
-    /// Every process of the workload's tree, rescanned until no new one appears (seed 004).
+    /// Every process of the workload's tree, rescanned until no new one appears ("Practical resource
+    /// limiting" [Practical Limiting]).
     Tree,
 }
 

@@ -1,5 +1,5 @@
 //! Limiters on real cgroups and real processes: duty cycles reach their targets, weights
-//! share the CPUs, the name race of seed 000 is caught and repaired, and no limiter,
+//! share the CPUs, the name race of "EC2 Micro Instance Throttling" [EC2 Micro] is caught and repaired, and no limiter,
 //! stopped process or cgroup is left behind.
 
 use crate::common::*;

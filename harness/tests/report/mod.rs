@@ -165,7 +165,7 @@ fn requests_run(p99: f64, throttled_pct: f64) -> Run {
     }
 }
 
-/// The seed 003 model run: one run, p99 439 ms, 66% of periods throttled.
+/// The run of Indeed's conceptual model [Unthrottled]: one run, p99 439 ms, 66% of periods throttled.
 fn model_folder(tmp: &TempDir, expect: &[(&str, &str)]) -> PathBuf {
     let d = tmp.path().join("model");
     write_folder(
@@ -541,7 +541,7 @@ fn plots_of_a_requests_run_show_the_model() {
     }
     let svg = std::fs::read_to_string(d.join("plots/latency.svg")).unwrap();
     assert!(
-        svg.contains("conceptual model (seed 003): 440 ms"),
+        svg.contains("conceptual model [Unthrottled]: 440 ms"),
         "no model line"
     );
     assert!(

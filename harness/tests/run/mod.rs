@@ -53,7 +53,7 @@ fn unlimited_run_is_never_throttled() {
 }
 
 #[test]
-fn conceptual_model_requests_match_seed_003() {
+fn conceptual_model_requests_match_indeeds_model() {
     if !real_cgroups_or_skip("conceptual_model") {
         return;
     }
@@ -297,8 +297,8 @@ fn start_long_run(dir: &TempDir) -> (std::process::Child, std::path::PathBuf) {
     (child, res)
 }
 
-/// A workload whose two ends of a pipe are in different sessions (seed 004's case, and
-/// seed 000's: a job that detaches a child). Each process writes to `$1` when it is
+/// A workload whose two ends of a pipe are in different sessions (the case of "Practical
+/// resource limiting", and of "EC2 Micro Instance Throttling": a job that detaches a child). Each process writes to `$1` when it is
 /// ready and how it ended: `yes` dying of SIGPIPE (141) instead of SIGTERM (143) would
 /// be the spurious error a careless stop causes; `reader-eof` would mean the reader got
 /// no SIGTERM at all (a process-group kill misses it).
@@ -382,21 +382,21 @@ fn interrupt_a_pipeline_with(sig: Signal) {
 }
 
 #[test]
-fn sigint_stops_a_pipeline_in_seed_004s_order_writes_partial_results_and_exits_130() {
+fn sigint_stops_a_pipeline_in_stop_first_order_writes_partial_results_and_exits_130() {
     if real_cgroups_or_skip("SIGINT") {
         interrupt_a_pipeline_with(Signal::SIGINT);
     }
 }
 
 #[test]
-fn sigterm_stops_a_pipeline_in_seed_004s_order_writes_partial_results_and_exits_143() {
+fn sigterm_stops_a_pipeline_in_stop_first_order_writes_partial_results_and_exits_143() {
     if real_cgroups_or_skip("SIGTERM") {
         interrupt_a_pipeline_with(Signal::SIGTERM);
     }
 }
 
 #[test]
-fn sighup_stops_a_pipeline_in_seed_004s_order_writes_partial_results_and_exits_129() {
+fn sighup_stops_a_pipeline_in_stop_first_order_writes_partial_results_and_exits_129() {
     if real_cgroups_or_skip("SIGHUP") {
         interrupt_a_pipeline_with(Signal::SIGHUP);
     }
@@ -515,7 +515,7 @@ fn a_run_sigkilled_while_its_workload_is_stopped_leaves_nothing_stopped_and_clea
     }
     let _x = exclusive();
     let dir = TempDir::new("kill-stopped");
-    // Seed 000's shape: a short on-phase, a long off-phase in which the job is stopped.
+    // The shape of "EC2 Micro Instance Throttling": a short on-phase, a long off-phase in which the job is stopped.
     let mut child = start_held_run(
         &dir,
         "kind = \"signal\"\nby = \"group\"\non = \"100ms\"\noff = \"30s\"",

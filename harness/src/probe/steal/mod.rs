@@ -49,7 +49,7 @@ pub struct StealConfig {
     pub proc_root: PathBuf,
     /// The cgroup's cpu.stat, when the probe runs under a quota.
     pub cgroup_stat: Option<PathBuf>,
-    /// Before spinning, measure steal this long with the probe's CPUs left idle (seed 001:
+    /// Before spinning, measure steal this long with the probe's CPUs left idle (the question of "CPU Time stolen from a virtual machine?" [Steal]:
     /// does the hypervisor's steal count idle time too?). Zero: skip.
     pub idle: Duration,
 }

@@ -238,7 +238,7 @@ fn entropy_cmd(proc_root: &Path, a: &EntropyArgs) -> Result<i32> {
     if let Some(file) = &a.fips_file {
         let mut f = std::fs::File::open(file).with_context(|| file.display().to_string())?;
         let counts = fips::test_reader(&mut f).with_context(|| file.display().to_string())?;
-        print!("{counts}");
+        println!("{counts}");
         if let Some(dir) = &a.out {
             std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
             let name = file.display().to_string();

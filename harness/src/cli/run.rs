@@ -3,7 +3,8 @@
 use super::RunArgs;
 use crate::cgroup::{self, Hierarchy};
 use crate::cli::exit::RunStop;
-use crate::report::{ResultFolder, ResultWriter, ResultsError, SummaryRow};
+use crate::report::console::run_line;
+use crate::report::{ResultFolder, ResultWriter, ResultsError};
 use crate::runner::{Runner, WorkloadProgram};
 use crate::sample::Host;
 use crate::scenario::{self, Plan};
@@ -45,57 +46,6 @@ fn describe_run(plan: &Plan, i: usize) -> String {
     }
     if plan.scenario.repeats > 1 {
         s.push_str(&format!(" repeat {}", r.repeat + 1));
-    }
-    s
-}
-
-fn human_row(r: &SummaryRow) -> String {
-    let ms = |v: Option<f64>| {
-        v.map(|x| format!("{:.0}ms", x * 1e3))
-            .unwrap_or_else(|| "-".into())
-    };
-    let mut s = match (r.nr_throttled, r.nr_periods, r.throttled_s) {
-        (Some(n), Some(p), Some(t)) => format!(
-            "cpu {:.3} CPUs, throttled {n}/{p} periods ({}), {t:.3}s throttled",
-            r.cpu_share,
-            r.throttled_pct
-                .map(|p| format!("{p:.0}%"))
-                .unwrap_or_else(|| "-".into()),
-        ),
-        _ => format!(
-            "cpu {:.3} CPUs, throttling not reported by the kernel",
-            r.cpu_share
-        ),
-    };
-    if r.latency_p50_s.is_some() {
-        s.push_str(&format!(
-            ", latency p50 {} p99 {} max {}",
-            ms(r.latency_p50_s),
-            ms(r.latency_p99_s),
-            ms(r.latency_max_s)
-        ));
-    }
-    if let Some(n) = r.throttled_per_request {
-        s.push_str(&format!(
-            ", per request {:.1} throttled periods / {:.0}ms",
-            n,
-            r.throttled_s_per_request.unwrap_or(0.0) * 1e3
-        ));
-    }
-    if let Some(f) = r.fast_iters_per_s {
-        s.push_str(&format!(", fast {:.0} M steps/s", f / 1e6));
-    }
-    if let Some(t) = r.target_share {
-        s.push_str(&format!(", target {t:.3} (error {:+.3})", r.cpu_share - t));
-    }
-    if let Some(p) = r.group_share_pct {
-        s.push_str(&format!(", {p:.1}% of the groups' CPU"));
-    }
-    if r.leaked_stopped + r.leaked_escaped + r.leaked_cgroups > 0 {
-        s.push_str(&format!(
-            ", LEFT BEHIND: {} stopped, {} escaped, {} cgroups",
-            r.leaked_stopped, r.leaked_escaped, r.leaked_cgroups
-        ));
     }
     s
 }
@@ -206,9 +156,13 @@ pub fn run_scenario(cgroup_root: &Path, proc_root: &Path, args: &RunArgs) -> Res
         bar.suspend(|| {
             for row in &rows {
                 if rows.len() > 1 {
-                    eprintln!("{what} group {}: {}", row.group, human_row(row));
+                    eprintln!(
+                        "{what} group {}: {}",
+                        row.group,
+                        run_line(row, &plan.runs[i])
+                    );
                 } else {
-                    eprintln!("{what}: {}", human_row(row));
+                    eprintln!("{what}: {}", run_line(row, &plan.runs[i]));
                 }
             }
             for f in &limiter_faults {

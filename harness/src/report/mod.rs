@@ -2,6 +2,7 @@
 //! knows nothing of how the data was measured.
 
 pub mod compare;
+pub mod console;
 pub mod expect;
 pub mod files;
 pub mod folder;

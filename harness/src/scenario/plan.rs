@@ -415,6 +415,55 @@ impl Workload {
         a
     }
 
+    /// How much CPU the workload asks for when nothing holds it back, in CPUs, where its
+    /// plan says: requests need `work` per `interval` (at most their threads), Fibtest's
+    /// fast threads spin (its slow threads add little), a duty cycle runs `on` of every
+    /// `on + off` on each thread, the steal probe spins on its CPUs. None for a command
+    /// or the entropy probe, whose demand only running tells.
+    pub fn demand_cpus(&self) -> Option<f64> {
+        let pinned = |cpus: &Option<CpuList>, n: f64| match cpus {
+            Some(c) => n.min(c.len() as f64),
+            None => n,
+        };
+        match self {
+            Workload::Requests {
+                work,
+                interval,
+                threads,
+                cpus,
+                ..
+            } => {
+                let threads = *threads as f64;
+                let d = if interval.is_zero() {
+                    threads
+                } else {
+                    (work.as_secs_f64() / interval.as_secs_f64()).min(threads)
+                };
+                Some(pinned(cpus, d))
+            }
+            Workload::Fibtest {
+                fast, fast_cpus, ..
+            } => Some((*fast as f64).min(fast_cpus.len() as f64)),
+            Workload::Duty {
+                on,
+                off,
+                threads,
+                cpus,
+                ..
+            } => {
+                let cycle = on.as_secs_f64() + off.as_secs_f64();
+                let share = if cycle > 0.0 {
+                    on.as_secs_f64() / cycle
+                } else {
+                    1.0
+                };
+                Some(pinned(cpus, *threads as f64 * share))
+            }
+            Workload::Steal { cpus, .. } => cpus.as_ref().map(|c| c.len() as f64),
+            Workload::Command { .. } | Workload::Entropy { .. } => None,
+        }
+    }
+
     /// CPUs the workload pins itself to, if it pins.
     pub fn cpus(&self) -> Option<CpuList> {
         match self {

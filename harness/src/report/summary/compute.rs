@@ -184,6 +184,7 @@ fn summarize_group(
         wall_s,
         cpu_usage_s: total.usage_s,
         cpu_share,
+        demand_cpus: workload.demand_cpus(),
         target_share,
         share_error: target_share.map(|t| cpu_share - t),
         group_share_pct: None,

@@ -80,6 +80,9 @@ columns! {
     cpu_usage_s: f64,
     /// cpu_usage_s / wall_s, in CPUs.
     cpu_share: f64,
+    /// The CPU the workload asks for when nothing holds it back, from its plan, in
+    /// CPUs (empty for a command or the entropy probe).
+    demand_cpus: Option<f64>,
     /// The share the limiter aims at, in CPUs (empty when it has none).
     target_share: Option<f64>,
     /// cpu_share - target_share, in CPUs.

@@ -2,6 +2,8 @@
 
 use super::CfsLimit;
 use super::*;
+use std::fs;
+use std::time::Duration;
 
 struct FakeRoot(PathBuf);
 

@@ -160,7 +160,8 @@ fn paths_after(code: &str, prefix: &str) -> Vec<Vec<String>> {
                 }
             }
         }
-        if !segs.is_empty() {
+        // A glob (`use super::*`) uses the module it names.
+        if !segs.is_empty() || s.starts_with('*') {
             out.push(segs);
         }
     }
@@ -299,7 +300,9 @@ fn layers_import_only_downward_and_nothing_imports_in_a_loop() {
             targets.push(base.iter().cloned().chain(p).collect());
         }
         for t in targets {
-            let other = &t[0];
+            let Some(other) = t.first() else {
+                continue; // `crate::*`
+            };
             if let Some(&l) = layers.of.get(other) {
                 if other != &top {
                     module_graph

@@ -8,7 +8,7 @@
 
 use crate::cgroup::{Hierarchy, Version};
 use crate::clock::{monotonic_ns, sleep_until, thread_cpu_ns};
-use crate::sample::{Sampler, SamplerSources};
+use crate::sample::{GroupSources, Sampler};
 use crate::scenario::Span;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
@@ -127,13 +127,13 @@ pub fn sampler_cost(
     let cg = h.create_run(&[])?;
     let usage = cg.usage_path();
     let ticks_wanted = (duration.as_nanos() / interval.as_nanos().max(1)) as u64;
+    let stat = cg.cpu_stat_path();
     let mut sampler = Sampler::open(
-        &SamplerSources {
-            cpu_stat: Some(&cg.cpu_stat_path()),
+        &[GroupSources {
+            cpu_stat: Some(&stat),
             usage: (cg.version == Version::V1).then_some(usage.as_path()),
-            proc_root,
-        },
-        ticks_wanted as usize,
+        }],
+        proc_root,
         interval,
     )?;
     // A child to check on each tick, as the run loop checks on the workload.

@@ -9,7 +9,7 @@ use crate::runner::{Runner, WorkloadProgram};
 use crate::sample::Host;
 use crate::scenario::{self, Plan};
 use crate::signals;
-use crate::units::utc_now;
+use crate::units::{fmt_seconds, utc_now};
 use anyhow::{Context, Result};
 use fibtest::cpulist::CpuList;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -48,6 +48,30 @@ fn describe_run(plan: &Plan, i: usize) -> String {
         s.push_str(&format!(" repeat {}", r.repeat + 1));
     }
     s
+}
+
+/// What to say when the sampler missed ticks: its own reads were too slow for the
+/// interval (then an interval it can keep), or the machine did not run it in time.
+fn missed_ticks_line(t: &crate::result::TickStats, groups: usize) -> String {
+    let missed = format!(
+        "the sampler missed {} of {} ticks of {}",
+        t.missed,
+        t.ticks + t.missed,
+        fmt_seconds(t.interval_s)
+    );
+    let keep = t.interval_it_can_keep_s();
+    if keep > t.interval_s {
+        format!(
+            "{missed}: a tick's reads took {} on average with {groups} group(s), too long for the interval; sample_interval = \"{}\" keeps up",
+            fmt_seconds(t.busy_mean_s),
+            fmt_seconds(keep).replace(' ', "")
+        )
+    } else {
+        format!(
+            "{missed}, though a tick's reads took only {} on average: the machine did not run the sampler in time (other load, stalls); the next sample covers the gap",
+            fmt_seconds(t.busy_mean_s)
+        )
+    }
 }
 
 /// `throttlebench run`.
@@ -142,10 +166,23 @@ pub fn run_scenario(cgroup_root: &Path, proc_root: &Path, args: &RunArgs) -> Res
     for i in 0..plan.runs.len() {
         let what = describe_run(&plan, i);
         bar.set_message(what.clone());
-        let result = runner.run(&plan.runs[i])?;
+        let run = &plan.runs[i];
+        let measured = runner.run(run, &mut writer.begin_run(run));
+        let result = match measured {
+            Ok(r) => r,
+            Err(e) => {
+                bar.abandon();
+                // A write that failed (a full disk) is why the run stopped: say so.
+                return Err(match writer.abort_run(run) {
+                    Some(written) => stopped(written, writer.runs_written()).into(),
+                    None => e,
+                });
+            }
+        };
         let outcome = result.outcome.clone();
         let limiter_faults = result.limiter.faults();
-        let rows = match writer.append(&plan, result) {
+        let ticks = result.ticks;
+        let rows = match writer.end_run(&plan, result) {
             Ok(rows) => rows,
             Err(e) => {
                 bar.abandon();
@@ -167,6 +204,9 @@ pub fn run_scenario(cgroup_root: &Path, proc_root: &Path, args: &RunArgs) -> Res
             }
             for f in &limiter_faults {
                 eprintln!("{what}: LIMITER FAULT: {f}");
+            }
+            if ticks.missed > 0 {
+                eprintln!("{what}: {}", missed_ticks_line(&ticks, run.groups.len()));
             }
         });
         match outcome {

@@ -7,15 +7,27 @@ use super::{color, draw_legend, font, footer, frame, DrawResult, Figure, LegendE
 use crate::report::read::{group_of, run_label, ResultDir, Table};
 use crate::units::fmt_seconds;
 use fibtest::span::Span;
+use hdrhistogram::Histogram;
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use std::collections::HashMap;
 
-/// One line: sorted latencies in s.
+/// One line: the latencies of a run (group, kind) as a histogram, in ns.
 #[derive(Debug, Clone)]
 pub struct Series {
     pub label: String,
     pub color: usize,
-    pub sorted_s: Vec<f64>,
+    /// Every latency, at 3 significant digits (memory does not grow with their number).
+    pub hist: Histogram<u64>,
+    /// The largest, exactly, in s.
+    pub max_s: f64,
+}
+
+/// The longest latency told apart (longer ones count as this), in ns.
+const MAX_NS: u64 = 24 * 3600 * 1_000_000_000;
+
+fn new_hist() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_NS, 3).expect("valid histogram bounds")
 }
 
 /// A model prediction to draw, in s.
@@ -82,34 +94,77 @@ fn model_for(dir: &ResultDir, s: &Table, row: usize) -> Option<f64> {
     model_latency(work.as_secs_f64(), quota, period, phase_us / 1e6)
 }
 
-pub fn prepare(dir: &ResultDir) -> Option<LatencyFigure> {
-    let lat = dir.latency.as_ref()?;
-    if lat.is_empty() {
-        return None;
-    }
-    // Series in file order, keyed by run, group and kind.
-    let mut keys: Vec<(String, String, String)> = Vec::new();
-    let mut values: Vec<Vec<f64>> = Vec::new();
-    for r in 0..lat.len() {
-        let Some(v) = lat.num(r, "latency_s") else {
+/// A series' run, group and kind.
+type Key = (String, String, String);
+
+/// Read latency.csv once, row by row, into a histogram per run, group and kind.
+fn scan(path: &std::path::Path) -> csv::Result<Vec<(Key, Series)>> {
+    let mut r = csv::ReaderBuilder::new().flexible(true).from_path(path)?;
+    let h = r.byte_headers()?.clone();
+    let col = |n: &str| h.iter().position(|c| c == n.as_bytes());
+    let (c_run, c_group, c_kind, c_lat) = (col("run"), col("group"), col("kind"), col("latency_s"));
+    let mut keys: HashMap<Vec<u8>, usize> = HashMap::new();
+    let mut out: Vec<(Key, Series)> = Vec::new();
+    let mut key = Vec::new();
+    let mut rec = csv::ByteRecord::new();
+    while r.read_byte_record(&mut rec)? {
+        let Some(v) = c_lat
+            .and_then(|i| rec.get(i))
+            .and_then(|b| std::str::from_utf8(b).ok()?.parse::<f64>().ok())
+        else {
             continue;
         };
-        let key = (
-            lat.text(r, "run").to_string(),
-            group_of(lat, r),
-            lat.text(r, "kind").to_string(),
+        let field = |c: Option<usize>, default: &'static [u8]| -> &[u8] {
+            c.and_then(|i| rec.get(i)).unwrap_or(default)
+        };
+        let (run, group, kind) = (
+            field(c_run, b"0"),
+            field(c_group, b"main"),
+            field(c_kind, b""),
         );
-        match keys.iter().position(|k| *k == key) {
-            Some(i) => values[i].push(v),
-            None => {
-                keys.push(key);
-                values.push(vec![v]);
-            }
+        key.clear();
+        for part in [run, group, kind] {
+            key.extend_from_slice(part);
+            key.push(0);
         }
+        let i = match keys.get(key.as_slice()) {
+            Some(i) => *i,
+            None => {
+                let text = |b: &[u8]| String::from_utf8_lossy(b).to_string();
+                out.push((
+                    (text(run), text(group), text(kind)),
+                    Series {
+                        label: String::new(),
+                        color: out.len(),
+                        hist: new_hist(),
+                        max_s: 0.0,
+                    },
+                ));
+                keys.insert(key.clone(), out.len() - 1);
+                out.len() - 1
+            }
+        };
+        let s = &mut out[i].1;
+        s.hist
+            .saturating_record(((v.max(0.0) * 1e9) as u64).clamp(1, MAX_NS));
+        s.max_s = s.max_s.max(v);
     }
-    if keys.is_empty() {
+    Ok(out)
+}
+
+pub fn prepare(dir: &ResultDir) -> Option<LatencyFigure> {
+    let found = match scan(dir.latency.as_ref()?) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("throttlebench: cannot read latency.csv for the plot: {e}");
+            return None;
+        }
+    };
+    if found.is_empty() {
         return None;
     }
+    let keys: Vec<(String, String, String)> = found.iter().map(|(k, _)| k.clone()).collect();
+    let values: Vec<Series> = found.into_iter().map(|(_, s)| s).collect();
     let summary = dir.summary.as_ref();
     let summary_row = |run: &str, group: &str| {
         summary.and_then(|s| {
@@ -125,14 +180,13 @@ pub fn prepare(dir: &ResultDir) -> Option<LatencyFigure> {
     let mut series = Vec::new();
     let mut per_run_model: Vec<(usize, String, f64)> = Vec::new();
     for (i, ((run, group, kind), mut v)) in keys.iter().zip(values).enumerate() {
-        v.sort_by(|a, b| a.total_cmp(b));
         let mut label = match (summary, summary_row(run, group)) {
             (Some(s), Some(row)) => run_label(s, row),
             _ => format!("run {run}"),
         };
         label.push_str(&format!(
             ": {} {}",
-            v.len(),
+            v.hist.len(),
             if kind == "slow" {
                 "slow units"
             } else {
@@ -146,11 +200,9 @@ pub fn prepare(dir: &ResultDir) -> Option<LatencyFigure> {
                 }
             }
         }
-        series.push(Series {
-            label,
-            color: i,
-            sorted_s: v,
-        });
+        v.label = label;
+        v.color = i;
+        series.push(v);
     }
     let mut models = Vec::new();
     let all_same = per_run_model
@@ -219,27 +271,27 @@ fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
     }
 }
 
-/// Step points of a sorted series on the percentile axis, at most about 2000 steps.
-fn steps(sorted: &[f64]) -> Vec<(f64, f64)> {
-    let n = sorted.len();
+/// Points of a series on the percentile axis: its latency at about 2000 percentiles
+/// spread evenly over the axis (nearest rank over the histogram, never above the
+/// largest latency), then the largest at the end.
+fn steps(s: &Series) -> Vec<(f64, f64)> {
+    let n = s.hist.len().max(1);
     let end = px(1.0 - 0.5 / n as f64);
-    let dx = end / 2000.0;
     let mut pts = Vec::new();
-    let mut last = f64::NEG_INFINITY;
-    for (i, v) in sorted.iter().enumerate() {
-        let x0 = px(i as f64 / n as f64);
-        let x1 = if i + 1 < n {
-            px((i + 1) as f64 / n as f64)
-        } else {
-            end
-        };
-        if x0 - last >= dx || i + 1 == n || i == 0 {
-            pts.push((x0, *v));
-            pts.push((x1, *v));
-            last = x0;
-        }
+    let k = 2000;
+    for i in 0..=k {
+        let x = end * i as f64 / k as f64;
+        let p = 1.0 - 10f64.powf(-x);
+        let v = (s.hist.value_at_quantile(p) as f64 / 1e9).min(s.max_s);
+        pts.push((x, v));
     }
+    pts.push((end, s.max_s));
     pts
+}
+
+/// The smallest latency of a series, in s.
+fn min_s(s: &Series) -> f64 {
+    s.hist.min() as f64 / 1e9
 }
 
 macro_rules! latency_chart {
@@ -264,7 +316,7 @@ macro_rules! latency_chart {
             .draw()?;
         for s in &fig.series {
             let c = color(s.color);
-            chart.draw_series(LineSeries::new(steps(&s.sorted_s), c.stroke_width(3)))?;
+            chart.draw_series(LineSeries::new(steps(s), c.stroke_width(3)))?;
         }
         for m in &fig.models {
             let c = m.color.map(color).unwrap_or(BLACK);
@@ -308,17 +360,12 @@ impl Figure for LatencyFigure {
             )
         }));
         draw_legend(&legend, Some(&self.scenario), &entries)?;
-        let n_max = self
-            .series
-            .iter()
-            .map(|s| s.sorted_s.len())
-            .max()
-            .unwrap_or(1);
+        let n_max = self.series.iter().map(|s| s.hist.len()).max().unwrap_or(1);
         let xmax = px(1.0 - 0.5 / n_max as f64).ceil().max(1.0);
         let all = self
             .series
             .iter()
-            .flat_map(|s| s.sorted_s.iter().copied())
+            .flat_map(|s| [min_s(s), s.max_s])
             .chain(self.models.iter().map(|m| m.latency_s));
         let (lo, hi) = all.fold((f64::INFINITY, 0f64), |(lo, hi), v| {
             (if v > 0.0 { lo.min(v) } else { lo }, hi.max(v))
@@ -364,11 +411,30 @@ mod tests {
         assert_eq!(percentile_label(1.0), "90%");
         assert_eq!(percentile_label(2.0), "99%");
         assert_eq!(percentile_label(3.0), "99.9%");
-        let s = steps(&[1.0, 2.0, 3.0, 4.0]);
-        assert_eq!(s.len(), 8);
-        assert_eq!(s[0], (0.0, 1.0));
-        assert!((s[7].0 - px(1.0 - 0.125)).abs() < 1e-12);
-        assert!(steps(&vec![1.0; 100_000]).len() <= 4004);
+        let series = |values: &[f64]| {
+            let mut hist = new_hist();
+            for v in values {
+                hist.record((v * 1e9) as u64).unwrap();
+            }
+            Series {
+                label: String::new(),
+                color: 0,
+                hist,
+                max_s: values.iter().copied().fold(0.0, f64::max),
+            }
+        };
+        // Four latencies: the curve starts at the smallest, ends at the largest at the
+        // position of the last rank, and steps through each (within 0.1%).
+        let s = steps(&series(&[1.0, 2.0, 3.0, 4.0]));
+        assert!((s[0].1 - 1.0).abs() < 1e-3, "{:?}", s[0]);
+        let last = s.last().unwrap();
+        assert_eq!(last.1, 4.0);
+        assert!((last.0 - px(1.0 - 0.125)).abs() < 1e-12);
+        for v in [2.0, 3.0] {
+            assert!(s.iter().any(|p| (p.1 - v).abs() < v * 1e-3), "{v}");
+        }
+        // A hundred thousand: still about 2000 points.
+        assert!(steps(&series(&vec![1.0; 100_000])).len() <= 2002);
         let t = log_ticks(3e-5, 5e-3);
         assert_eq!(t.len(), 7);
         assert!((t[0] - 5e-5).abs() < 1e-12 && (t[6] - 5e-3).abs() < 1e-12);

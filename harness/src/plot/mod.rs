@@ -14,6 +14,7 @@
 //! | `threshold` | a threshold search's probes and bracket | probes.csv exists |
 
 mod latency;
+mod reduce;
 mod sweep;
 mod threshold;
 mod timeseries;

@@ -4,17 +4,22 @@
 //! folder has a `stall_s` column). Rates are means over one CFS period (100 ms without a
 //! quota), the time scale the throttling happens on.
 
+use super::reduce::{Reduced, Windowed};
 use super::{draw_legend, font, footer, frame, padded, DrawResult, Figure, LegendEntry, Mark};
-use crate::report::read::{group_of, run_label, ResultDir, Table};
+use crate::report::read::{group_of, run_label, ResultDir};
 use crate::units::{fmt_number, fmt_seconds};
+use fibtest::span::Span;
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use std::collections::HashMap;
 
 #[derive(Debug, Clone)]
 pub struct Line {
     pub label: String,
     pub color: Option<usize>,
     pub dashed: bool,
+    /// Drawn as marks, not joined (the gaps of missed ticks).
+    pub marks: bool,
     pub points: Vec<(f64, f64)>,
 }
 
@@ -35,76 +40,222 @@ pub struct TimeseriesFigure {
     pub t_max: f64,
 }
 
-/// Sums of each column over consecutive samples until `window_s` is covered, divided by
-/// the time covered; points at the window's end.
-fn windowed(t: &Table, rows: &[usize], column: &str, window_s: f64) -> Vec<(f64, f64)> {
-    let mut out = Vec::new();
-    let (mut sum, mut dt) = (0.0, 0.0);
-    for &r in rows {
-        let (Some(ts), Some(d)) = (t.num(r, "t_s"), t.num(r, "dt_s")) else {
-            continue;
-        };
-        sum += t.num(r, column).unwrap_or(0.0);
-        dt += d;
-        if dt >= window_s * 0.999 {
-            out.push((ts, if dt > 0.0 { sum / dt } else { 0.0 }));
-            sum = 0.0;
-            dt = 0.0;
-        }
-    }
-    out
+/// The interval a run was sampled at, from the plan in run.json (10 ms if unknown).
+fn sample_interval(dir: &ResultDir, run: usize) -> f64 {
+    dir.planned_run(run)
+        .and_then(|r| r.get("sample_interval")?.as_str()?.parse::<Span>().ok())
+        .map(|s| s.as_secs_f64())
+        .unwrap_or(0.01)
 }
 
-fn cumulative(t: &Table, rows: &[usize], column: &str) -> Vec<(f64, f64)> {
-    let mut acc = 0.0;
-    let mut out = vec![(0.0, 0.0)];
-    for &r in rows {
-        if let Some(ts) = t.num(r, "t_s") {
-            acc += t.num(r, column).unwrap_or(0.0);
-            out.push((ts, acc));
+/// One group of one run, accumulated while timeseries.csv is read.
+struct GroupAcc {
+    name: String,
+    usage: Windowed,
+    throttled: Windowed,
+    throttled_total: f64,
+    throttled_periods: u64,
+    cumulative: Reduced,
+    steal: Windowed,
+    psi: Windowed,
+    stall: Windowed,
+    probe_stall: Windowed,
+}
+
+/// One run, accumulated while timeseries.csv is read.
+struct RunAcc {
+    run: String,
+    window_s: f64,
+    interval_s: f64,
+    groups: Vec<GroupAcc>,
+    index: HashMap<Vec<u8>, usize>,
+    t_max: f64,
+    /// Samples that came more than 1.5 intervals after the one before: missed ticks.
+    gaps: Reduced,
+    gap_count: u64,
+}
+
+impl RunAcc {
+    fn group(&mut self, name: &[u8]) -> &mut GroupAcc {
+        let i = match self.index.get(name) {
+            Some(i) => *i,
+            None => {
+                let w = self.window_s;
+                self.groups.push(GroupAcc {
+                    name: String::from_utf8_lossy(name).to_string(),
+                    usage: Windowed::new(w),
+                    throttled: Windowed::new(w),
+                    throttled_total: 0.0,
+                    throttled_periods: 0,
+                    cumulative: Reduced::new(w),
+                    steal: Windowed::new(w),
+                    psi: Windowed::new(w),
+                    stall: Windowed::new(w),
+                    probe_stall: Windowed::new(w),
+                });
+                self.index.insert(name.to_vec(), self.groups.len() - 1);
+                self.groups.len() - 1
+            }
+        };
+        &mut self.groups[i]
+    }
+}
+
+fn col(headers: &csv::ByteRecord, name: &str) -> Option<usize> {
+    headers.iter().position(|h| h == name.as_bytes())
+}
+
+fn num(rec: &csv::ByteRecord, i: Option<usize>) -> Option<f64> {
+    let v = rec.get(i?)?;
+    if v.is_empty() {
+        return None;
+    }
+    std::str::from_utf8(v).ok()?.parse().ok()
+}
+
+/// Read timeseries.csv (and the steal probe's stall series) once, row by row, into each
+/// run's reduced series: memory is bounded by runs × groups, whatever their length.
+fn scan(dir: &ResultDir) -> csv::Result<Vec<RunAcc>> {
+    let Some(path) = dir.timeseries.as_ref() else {
+        return Ok(Vec::new());
+    };
+    let summary = dir.summary.as_ref();
+    let mut runs: Vec<RunAcc> = Vec::new();
+    let mut run_index: HashMap<Vec<u8>, usize> = HashMap::new();
+    let mut r = csv::ReaderBuilder::new().flexible(true).from_path(path)?;
+    let h = r.byte_headers()?.clone();
+    let (c_run, c_group, c_t, c_dt) = (
+        col(&h, "run"),
+        col(&h, "group"),
+        col(&h, "t_s"),
+        col(&h, "dt_s"),
+    );
+    let (c_usage, c_thr, c_nthr) = (
+        col(&h, "usage_s"),
+        col(&h, "throttled_s"),
+        col(&h, "nr_throttled"),
+    );
+    let (c_steal, c_psi, c_stall) = (
+        col(&h, "steal_s"),
+        col(&h, "psi_some_s"),
+        col(&h, "stall_s"),
+    );
+    let mut rec = csv::ByteRecord::new();
+    while r.read_byte_record(&mut rec)? {
+        let (Some(t), Some(dt)) = (num(&rec, c_t), num(&rec, c_dt)) else {
+            continue;
+        };
+        let run = c_run.and_then(|i| rec.get(i)).unwrap_or(b"0");
+        let ri = match run_index.get(run) {
+            Some(i) => *i,
+            None => {
+                let name = String::from_utf8_lossy(run).to_string();
+                let n: usize = name.parse().unwrap_or(0);
+                let period = summary.and_then(|s| {
+                    (0..s.len())
+                        .find(|&i| s.text(i, "run") == name)
+                        .and_then(|i| s.num(i, "period_s"))
+                        .filter(|p| *p > 0.0)
+                });
+                let window_s = period.unwrap_or(0.1);
+                runs.push(RunAcc {
+                    run: name,
+                    window_s,
+                    interval_s: sample_interval(dir, n),
+                    groups: Vec::new(),
+                    index: HashMap::new(),
+                    t_max: 0.0,
+                    gaps: Reduced::new(window_s),
+                    gap_count: 0,
+                });
+                run_index.insert(run.to_vec(), runs.len() - 1);
+                runs.len() - 1
+            }
+        };
+        let acc = &mut runs[ri];
+        acc.t_max = acc.t_max.max(t);
+        let first_group = acc.groups.is_empty()
+            || c_group
+                .and_then(|i| rec.get(i))
+                .is_none_or(|g| g == acc.groups[0].name.as_bytes());
+        if first_group && dt > 1.5 * acc.interval_s {
+            acc.gap_count += 1;
+            acc.gaps.push(t - dt, 1.0);
+        }
+        let group = c_group.and_then(|i| rec.get(i)).unwrap_or(b"main");
+        let g = acc.group(group);
+        g.usage.push(t, dt, num(&rec, c_usage));
+        let thr = num(&rec, c_thr);
+        g.throttled.push(t, dt, thr);
+        if let Some(x) = thr {
+            g.throttled_total += x;
+            g.cumulative.push(t, g.throttled_total);
+        }
+        g.throttled_periods += num(&rec, c_nthr).unwrap_or(0.0) as u64;
+        g.steal.push(t, dt, num(&rec, c_steal));
+        g.psi.push(t, dt, num(&rec, c_psi));
+        if c_stall.is_some() {
+            g.stall.push(t, dt, num(&rec, c_stall));
         }
     }
-    out
+    // A steal probe's stalls, all its CPUs together, from steal_timeseries.csv.
+    if let Some(path) = dir.stalls.as_ref() {
+        let mut r = csv::ReaderBuilder::new().flexible(true).from_path(path)?;
+        let h = r.byte_headers()?.clone();
+        let (c_run, c_group, c_cpu) = (col(&h, "run"), col(&h, "group"), col(&h, "cpu"));
+        let (c_t, c_dt, c_s) = (col(&h, "t_s"), col(&h, "dt_s"), col(&h, "stall_s"));
+        while r.read_byte_record(&mut rec)? {
+            if c_cpu.and_then(|i| rec.get(i)) != Some(b"all") {
+                continue;
+            }
+            let run = c_run.and_then(|i| rec.get(i)).unwrap_or(b"0");
+            let Some(&ri) = run_index.get(run) else {
+                continue;
+            };
+            let group = c_group.and_then(|i| rec.get(i)).unwrap_or(b"main");
+            let (Some(t), Some(dt)) = (num(&rec, c_t), num(&rec, c_dt)) else {
+                continue;
+            };
+            let s = num(&rec, c_s);
+            runs[ri].group(group).probe_stall.push(t, dt, s);
+        }
+    }
+    Ok(runs)
 }
 
 pub fn prepare(dir: &ResultDir) -> Vec<TimeseriesFigure> {
-    let Some(ts) = dir.timeseries.as_ref().filter(|t| !t.is_empty()) else {
-        return Vec::new();
-    };
-    let mut runs: Vec<String> = (0..ts.len())
-        .map(|r| ts.text(r, "run").to_string())
-        .collect();
-    runs.dedup();
-    let mut seen = Vec::new();
-    runs.retain(|r| {
-        let new = !seen.contains(r);
-        seen.push(r.clone());
-        new
-    });
-    runs.into_iter().map(|run| figure(dir, ts, &run)).collect()
-}
-
-fn figure(dir: &ResultDir, ts: &Table, run: &str) -> TimeseriesFigure {
-    let rows = ts.rows_where("run", run);
-    let mut groups: Vec<String> = Vec::new();
-    for &r in &rows {
-        let g = group_of(ts, r);
-        if !groups.contains(&g) {
-            groups.push(g);
+    match scan(dir) {
+        Ok(runs) => runs.into_iter().map(|r| figure(dir, r)).collect(),
+        Err(e) => {
+            eprintln!("throttlebench: cannot read timeseries.csv for the plot: {e}");
+            Vec::new()
         }
     }
+}
+
+fn line(label: String, color: Option<usize>, points: Vec<(f64, f64)>) -> Line {
+    Line {
+        label,
+        color,
+        dashed: false,
+        marks: false,
+        points,
+    }
+}
+
+fn figure(dir: &ResultDir, acc: RunAcc) -> TimeseriesFigure {
+    let run = acc.run.clone();
     let summary = dir.summary.as_ref();
     let srow = |g: &str| {
         summary.and_then(|s| (0..s.len()).find(|&i| s.text(i, "run") == run && group_of(s, i) == g))
     };
-    let first = groups.first().cloned().unwrap_or_else(|| "main".into());
-    let period = summary
-        .zip(srow(&first))
-        .and_then(|(s, i)| s.num(i, "period_s"))
-        .filter(|p| *p > 0.0);
-    let window = period.unwrap_or(0.1);
-    let window_text = fmt_seconds(window);
-    let multi = groups.len() > 1;
+    let first = acc
+        .groups
+        .first()
+        .map(|g| g.name.clone())
+        .unwrap_or_else(|| "main".into());
+    let window_text = fmt_seconds(acc.window_s);
+    let multi = acc.groups.len() > 1;
     let name = |g: &str, what: &str| {
         if multi {
             format!("{g}: {what}")
@@ -114,129 +265,109 @@ fn figure(dir: &ResultDir, ts: &Table, run: &str) -> TimeseriesFigure {
     };
     let (mut usage, mut throttled, mut cum, mut lost) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (gi, g) in groups.iter().enumerate() {
-        let grows: Vec<usize> = rows
-            .iter()
-            .copied()
-            .filter(|&r| group_of(ts, r) == *g)
-            .collect();
-        usage.push(Line {
-            label: name(g, &format!("CPU usage, mean per {window_text}")),
-            color: Some(gi),
-            dashed: false,
-            points: windowed(ts, &grows, "usage_s", window),
-        });
-        let th = windowed(ts, &grows, "throttled_s", window);
-        let never = th.iter().all(|p| p.1 == 0.0);
-        throttled.push(Line {
-            label: name(
-                g,
-                &format!(
-                    "throttled time per {window_text} period{}",
-                    if never { " (never throttled)" } else { "" }
-                ),
+    let t_max = acc.t_max.max(acc.window_s);
+    for (gi, g) in acc.groups.iter().enumerate() {
+        usage.push(line(
+            name(&g.name, &format!("CPU usage, mean per {window_text}")),
+            Some(gi),
+            g.usage.out.points(),
+        ));
+        let reported = g.throttled.reported;
+        let never = reported && g.throttled.out.max().unwrap_or(0.0) == 0.0;
+        throttled.push(line(
+            name(
+                &g.name,
+                &if !reported {
+                    "throttling not reported by this kernel".to_string()
+                } else {
+                    format!(
+                        "throttled time per {window_text} period{}",
+                        if never { " (never throttled)" } else { "" }
+                    )
+                },
             ),
-            color: Some(gi),
-            dashed: false,
-            points: th,
-        });
-        let c = cumulative(ts, &grows, "throttled_s");
-        let periods: f64 = grows
-            .iter()
-            .filter_map(|&r| ts.num(r, "nr_throttled"))
-            .sum();
-        cum.push(Line {
-            label: name(
-                g,
-                &format!(
-                    "throttled time so far (total {}, {} throttled periods)",
-                    fmt_seconds(c.last().map(|p| p.1).unwrap_or(0.0)),
-                    periods
-                ),
+            Some(gi),
+            g.throttled.out.points(),
+        ));
+        let mut c = vec![(0.0, 0.0)];
+        c.extend(g.cumulative.points());
+        cum.push(line(
+            name(
+                &g.name,
+                &if reported {
+                    format!(
+                        "throttled time so far (total {}, {} throttled periods)",
+                        fmt_seconds(g.throttled_total),
+                        g.throttled_periods
+                    )
+                } else {
+                    "throttled time: not reported by this kernel".to_string()
+                },
             ),
-            color: Some(gi),
-            dashed: false,
-            points: c,
-        });
-        if let Some((s, i)) = summary.zip(srow(g)) {
+            Some(gi),
+            if reported { c } else { Vec::new() },
+        ));
+        if let Some((s, i)) = summary.zip(srow(&g.name)) {
             let limit = s
                 .num(i, "target_share")
                 .or_else(|| Some(s.num(i, "quota_s")? / s.num(i, "period_s")?));
             if let Some(l) = limit {
                 usage.push(Line {
                     label: name(
-                        g,
+                        &g.name,
                         &format!("limit {} CPUs ({})", fmt_number(l), s.text(i, "limiter")),
                     ),
                     color: if multi { Some(gi) } else { None },
                     dashed: true,
-                    points: Vec::new(),
+                    marks: false,
+                    points: vec![(0.0, l), (t_max, l)],
                 });
-                if let Some(last) = usage.last_mut() {
-                    last.points = vec![(0.0, l), (f64::INFINITY, l)];
-                }
             }
         }
         // Steal and PSI are machine-wide: drawn once. Stalls belong to the group.
         if gi == 0 {
-            for (col, what, ci) in [
-                (
-                    "steal_s",
-                    "steal: CPU time the hypervisor took (/proc/stat, all CPUs)",
-                    6,
-                ),
-                (
-                    "psi_some_s",
-                    "PSI cpu some: share of time a task waited for a CPU (throttling included)",
-                    7,
-                ),
-            ] {
-                if ts.has(col) {
-                    lost.push(Line {
-                        label: what.to_string(),
-                        color: Some(ci),
-                        dashed: false,
-                        points: windowed(ts, &grows, col, window),
-                    });
-                }
-            }
+            lost.push(line(
+                "steal: CPU time the hypervisor took (/proc/stat, all CPUs)".into(),
+                Some(6),
+                g.steal.out.points(),
+            ));
+            lost.push(line(
+                if g.psi.reported {
+                    "PSI cpu some: share of time a task waited for a CPU (throttling included)"
+                        .into()
+                } else {
+                    "PSI cpu some: not reported by this kernel".into()
+                },
+                Some(7),
+                g.psi.out.points(),
+            ));
         }
-        if ts.has("stall_s") {
-            lost.push(Line {
-                label: name(g, "observed stalls"),
-                color: Some(gi + 2),
-                dashed: false,
-                points: windowed(ts, &grows, "stall_s", window),
-            });
+        if g.stall.reported {
+            lost.push(line(
+                name(&g.name, "observed stalls"),
+                Some(gi + 2),
+                g.stall.out.points(),
+            ));
         }
-        // A steal probe's stalls, all its CPUs together, from steal_timeseries.csv.
-        if let Some(st) = dir.stalls.as_ref() {
-            let srows: Vec<usize> = st
-                .rows_where("run", run)
-                .into_iter()
-                .filter(|&r| group_of(st, r) == *g && st.text(r, "cpu") == "all")
-                .collect();
-            if !srows.is_empty() {
-                lost.push(Line {
-                    label: name(g, "observed stalls (steal probe, its CPUs together)"),
-                    color: Some(gi + 2),
-                    dashed: false,
-                    points: windowed(st, &srows, "stall_s", window),
-                });
-            }
+        if g.probe_stall.reported {
+            lost.push(line(
+                name(&g.name, "observed stalls (steal probe, its CPUs together)"),
+                Some(gi + 2),
+                g.probe_stall.out.points(),
+            ));
         }
     }
-    let t_max = rows
-        .iter()
-        .filter_map(|&r| ts.num(r, "t_s"))
-        .fold(0.0, f64::max)
-        .max(window);
-    for l in usage.iter_mut().filter(|l| l.dashed) {
-        for p in l.points.iter_mut() {
-            if p.0.is_infinite() {
-                p.0 = t_max;
-            }
-        }
+    if acc.gap_count > 0 {
+        usage.push(Line {
+            label: format!(
+                "{} missed sampler tick(s): gaps in the series",
+                acc.gap_count
+            ),
+            color: Some(3),
+            dashed: false,
+            marks: true,
+            points: acc.gaps.points().iter().map(|&(t, _)| (t, 0.0)).collect(),
+        });
     }
     let label = match summary.zip(srow(&first)) {
         Some((s, i)) => {
@@ -303,11 +434,14 @@ impl Figure for TimeseriesFigure {
                 .iter()
                 .map(|l| {
                     let c = l.color.map(super::color).unwrap_or(BLACK);
-                    LegendEntry::new(
-                        l.label.clone(),
-                        c,
-                        if l.dashed { Mark::Dashed } else { Mark::Line },
-                    )
+                    let mark = if l.marks {
+                        Mark::Dot
+                    } else if l.dashed {
+                        Mark::Dashed
+                    } else {
+                        Mark::Line
+                    };
+                    LegendEntry::new(l.label.clone(), c, mark)
                 })
                 .collect();
             draw_legend(&legend, None, &entries)?;
@@ -348,7 +482,10 @@ impl Figure for TimeseriesFigure {
             for line in &panel.lines {
                 let c = line.color.map(super::color).unwrap_or(BLACK);
                 let style = c.stroke_width(2);
-                if line.dashed {
+                if line.marks {
+                    chart
+                        .draw_series(line.points.iter().map(|&p| Circle::new(p, 5, c.filled())))?;
+                } else if line.dashed {
                     chart.draw_series(DashedLineSeries::new(line.points.clone(), 10, 6, style))?;
                 } else {
                     chart.draw_series(LineSeries::new(line.points.clone(), style))?;
@@ -356,37 +493,5 @@ impl Figure for TimeseriesFigure {
             }
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn windows_cover_one_period() {
-        let cols = ["run", "t_s", "dt_s", "usage_s"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        // 10 ms samples: 4 busy, 6 idle, twice.
-        let rows = (0..20)
-            .map(|i| {
-                let busy = if i % 10 < 4 { "0.01" } else { "0" };
-                vec![
-                    "0".into(),
-                    format!("{}", (i + 1) as f64 * 0.01),
-                    "0.01".into(),
-                    busy.into(),
-                ]
-            })
-            .collect();
-        let t = Table::new(cols, rows);
-        let all: Vec<usize> = (0..20).collect();
-        let w = windowed(&t, &all, "usage_s", 0.1);
-        assert_eq!(w.len(), 2);
-        assert!((w[0].1 - 0.4).abs() < 1e-9 && (w[0].0 - 0.1).abs() < 1e-9);
-        let c = cumulative(&t, &all, "usage_s");
-        assert!((c.last().unwrap().1 - 0.08).abs() < 1e-9);
     }
 }

@@ -7,6 +7,7 @@ pub mod expect;
 pub mod files;
 pub mod folder;
 pub mod read;
+pub mod stream;
 
 pub mod summary;
 pub mod writer;

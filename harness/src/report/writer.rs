@@ -1,22 +1,31 @@
-//! Result folders: `summary.csv`, `timeseries.csv`, `latency.csv` (appended and written to
-//! disk run by run, so an interrupted or failed run keeps what it measured) and `run.json`
-//! (rewritten after every run with everything so far, `complete: false` until the end).
+//! Result folders: `summary.csv` (a row per run and group, written when a run ends),
+//! `timeseries.csv` and `latency.csv` (written while a run runs, through its sink:
+//! `stream`), the probes' tables, the workloads' own output (`workload/`), and `run.json`
+//! (the host, the plan, and each finished run's summary and outcome; written when the
+//! folder is made and rewritten, atomically, after every run, `complete: false` until
+//! the end).
 //!
 //! A folder is written by one run only: a default folder is made new (never reused), and
 //! every folder is locked while written. A run whose write fails (a full disk) loses only
 //! that run: each file is cut back to the end of the run before.
 
+use super::files::appender::Appender;
 use super::files::csv_file::CsvFile;
 use super::files::probes::Tagged;
 use super::files::run_json::{self, RunJson, RunJsonEntry, SCHEMA_VERSION};
 use super::files::{latency, timeseries};
 use super::folder::{FolderLock, ResultFolder, ResultsError};
-use super::summary::{summarize, SummaryRow};
+use super::stream::{workload_file, Failure, RunWriter};
+use super::summary::window::scan;
+use super::summary::{group_specs, summarize, SummaryRow};
 use crate::result::RunResult;
+use crate::runner::Stream;
 use crate::sample::Host;
-use crate::scenario::Plan;
+use crate::scenario::{Plan, PlannedRun};
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// Writes one result folder.
 pub struct ResultWriter {
@@ -26,17 +35,22 @@ pub struct ResultWriter {
     /// Held while the folder is written: another run is refused it.
     _lock: FolderLock,
     summary: CsvFile,
-    timeseries: CsvFile,
-    latency: CsvFile,
+    timeseries: Appender,
+    /// Shared with the thread that reads a running workload's output.
+    latency: Arc<Mutex<Appender>>,
     /// Probe tables (steal.csv, gaps.csv, ...), opened when a probe first reports.
     probe_files: std::collections::BTreeMap<&'static str, CsvFile>,
-    /// Each run's summary rows and raw result, for run.json.
+    /// Each finished run's summary rows and result (small: no samples), for run.json.
     runs: Vec<(Vec<SummaryRow>, RunResult)>,
+    /// The first write of the current run that failed.
+    failed: Failure,
 }
 
 impl ResultWriter {
-    /// Open the CSV files of `folder` with their headers. If that fails and this run made
-    /// the folder, the folder goes again, so a run that cannot start leaves nothing.
+    /// Open the files of `folder` with their headers and write run.json (host, plan, no
+    /// run yet), so even a folder whose first run is killed says what it is. If that
+    /// fails and this run made the folder, the folder goes again, so a run that cannot
+    /// start leaves nothing.
     pub fn create(
         folder: ResultFolder,
         plan: &Plan,
@@ -50,24 +64,23 @@ impl ResultWriter {
         } = folder;
         let opened = (|| {
             let mut summary = CsvFile::create(dir.join("summary.csv"))?;
-            let mut timeseries = CsvFile::create(dir.join("timeseries.csv"))?;
-            let mut latency = CsvFile::create(dir.join("latency.csv"))?;
-            for (f, header) in [
-                (&mut summary, SummaryRow::header(&plan.swept)),
-                (
-                    &mut timeseries,
-                    timeseries::COLUMNS.iter().map(|c| c.to_string()).collect(),
-                ),
-                // Written by hand so a run without units still gets a header.
-                (
-                    &mut latency,
-                    latency::COLUMNS.iter().map(|c| c.to_string()).collect(),
-                ),
+            summary.add(false, |w| w.write_record(SummaryRow::header(&plan.swept)))?;
+            summary.write()?;
+            summary.commit();
+            let mut appenders = Vec::new();
+            for (name, header) in [
+                ("timeseries.csv", timeseries::header()),
+                ("latency.csv", latency::header()),
             ] {
-                f.add(false, |w| w.write_record(&header))?;
-                f.write()?;
-                f.commit();
+                let mut a = Appender::create(&dir.join(name))?;
+                a.row(|b| b.write_all(header.as_bytes()))
+                    .and_then(|_| a.sync())
+                    .map_err(|e| a.error(e))?;
+                a.commit();
+                appenders.push(a);
             }
+            let latency = appenders.pop().expect("two");
+            let timeseries = appenders.pop().expect("two");
             Ok((summary, timeseries, latency))
         })();
         let (summary, timeseries, latency) = match opened {
@@ -79,17 +92,25 @@ impl ResultWriter {
                 return Err(e);
             }
         };
-        Ok(ResultWriter {
+        let w = ResultWriter {
             dir,
             created,
             host,
             _lock: lock,
             summary,
             timeseries,
-            latency,
+            latency: Arc::new(Mutex::new(latency)),
             probe_files: Default::default(),
             runs: Vec::new(),
-        })
+            failed: Arc::new(Mutex::new(None)),
+        };
+        if let Err(e) = w.write_json(plan, false) {
+            if made {
+                let _ = fs::remove_dir_all(&w.dir);
+            }
+            return Err(e);
+        }
+        Ok(w)
     }
 
     pub fn dir(&self) -> &Path {
@@ -106,52 +127,115 @@ impl ResultWriter {
         self.runs.len()
     }
 
-    /// Append one run to every file and to disk; returns its summary rows (one per
-    /// group). All or nothing: if a write fails (a full disk), every file is cut back to
-    /// the previous run and run.json is left as it was (`complete: false`).
-    pub fn append(
+    /// The sink of planned run `run`, to hand to the runner: its samples and its
+    /// workloads' output go to the files as they come.
+    pub fn begin_run(&mut self, run: &PlannedRun) -> RunWriter<'_> {
+        *self.failed.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        RunWriter::new(
+            run.index,
+            run.groups.iter().map(|g| g.name.clone()).collect(),
+            self.host.clock_ticks_per_s,
+            self.dir.clone(),
+            &mut self.timeseries,
+            self.latency.clone(),
+            self.failed.clone(),
+        )
+    }
+
+    /// The run the runner just finished: its rows go to disk, its summary (computed from
+    /// what was written) to summary.csv, its probe tables and run.json are written.
+    /// Returns its summary rows (one per group). All or nothing: if a write fails (a
+    /// full disk), every file is cut back to the previous run and run.json is left as
+    /// it was (`complete: false`).
+    pub fn end_run(
         &mut self,
         plan: &Plan,
         result: RunResult,
     ) -> Result<Vec<SummaryRow>, ResultsError> {
-        let rows = summarize(
-            &plan.scenario.name,
-            &result,
-            self.host.clock_ticks_per_s,
-            self.host.psi,
-        );
-        let written = self.fill(&rows, &result).and_then(|_| {
-            for f in self.files() {
-                f.write()?;
+        let done = self.finish(plan, result);
+        match done {
+            Ok(rows) => {
+                self.commit();
+                Ok(rows)
             }
-            Ok(())
-        });
-        if let Err(e) = written {
-            self.rollback();
+            Err(e) => {
+                self.rollback(None);
+                Err(e)
+            }
+        }
+    }
+
+    /// The run failed (the runner's error): its rows are cut back. Returns the write
+    /// that failed, when that is why the run stopped (a full disk).
+    pub fn abort_run(&mut self, run: &PlannedRun) -> Option<ResultsError> {
+        self.rollback(Some(run));
+        self.failed.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    fn finish(&mut self, plan: &Plan, result: RunResult) -> Result<Vec<SummaryRow>, ResultsError> {
+        if let Some(e) = self.failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
             return Err(e);
+        }
+        self.timeseries
+            .sync()
+            .map_err(|e| self.timeseries.error(e))?;
+        {
+            let mut l = self.latency.lock().unwrap_or_else(|p| p.into_inner());
+            l.sync().map_err(|e| l.error(e))?;
+        }
+        let specs = group_specs(&result);
+        let (windows, shares) = (|| {
+            let mut head = csv::Reader::from_reader(self.timeseries.reader_from(0)?);
+            let header = head.byte_headers()?.clone();
+            let rows = self.timeseries.reader_from(self.timeseries.run_start())?;
+            scan(&header, rows, result.planned.index, &specs)
+        })()
+        .map_err(|e| ResultsError::Io {
+            path: self.timeseries.path.clone(),
+            error: std::io::Error::other(e),
+        })?;
+        let rows = summarize(&plan.scenario.name, &result, &windows, shares);
+        self.summary.add(false, |w| {
+            rows.iter().try_for_each(|row| w.write_record(row.values()))
+        })?;
+        self.probe_tables(&result)?;
+        for f in self.csv_files() {
+            f.write()?;
         }
         self.runs.push((rows.clone(), result));
         if let Err(e) = self.write_json(plan, false) {
             self.runs.pop();
-            self.rollback();
             return Err(e);
-        }
-        for f in self.files() {
-            f.commit();
         }
         Ok(rows)
     }
 
-    fn files(&mut self) -> impl Iterator<Item = &mut CsvFile> {
-        [&mut self.summary, &mut self.timeseries, &mut self.latency]
-            .into_iter()
-            .chain(self.probe_files.values_mut())
+    fn csv_files(&mut self) -> impl Iterator<Item = &mut CsvFile> {
+        std::iter::once(&mut self.summary).chain(self.probe_files.values_mut())
     }
 
-    fn rollback(&mut self) {
-        for f in self.files() {
+    fn commit(&mut self) {
+        for f in self.csv_files() {
+            f.commit();
+        }
+        self.timeseries.commit();
+        self.latency
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .commit();
+    }
+
+    /// Cut every file back to the end of the last whole run; `run`'s workload output
+    /// files go too.
+    fn rollback(&mut self, run: Option<&PlannedRun>) {
+        for f in self.csv_files() {
             f.rollback();
         }
+        self.timeseries.rollback();
+        self.latency
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .rollback();
         // A probe table that this run opened goes again.
         self.probe_files.retain(|_, f| {
             let keep = f.committed > 0;
@@ -160,18 +244,18 @@ impl ResultWriter {
             }
             keep
         });
+        if let Some(run) = run {
+            for g in &run.groups {
+                for s in [Stream::Stdout, Stream::Stderr] {
+                    let _ = fs::remove_file(workload_file(&self.dir, run.index, &g.name, s));
+                }
+            }
+        }
     }
 
-    /// Put one run's rows in every file's pending bytes.
-    fn fill(&mut self, rows: &[SummaryRow], result: &RunResult) -> Result<(), ResultsError> {
-        self.summary.add(false, |w| {
-            rows.iter().try_for_each(|row| w.write_record(row.values()))
-        })?;
+    /// Put a run's probe rows in the probe tables' pending bytes.
+    fn probe_tables(&mut self, result: &RunResult) -> Result<(), ResultsError> {
         let run = result.planned.index;
-        let ticks = self.host.clock_ticks_per_s;
-        self.timeseries
-            .add(false, |w| timeseries::write_run(w, result, ticks))?;
-        self.latency.add(false, |w| latency::write_run(w, result))?;
         for g in &result.groups {
             use crate::probe::ProbeOutput;
             match &g.workload.probe {

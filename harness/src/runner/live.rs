@@ -1,8 +1,11 @@
-//! A run while it is live: its samplers, its groups' workloads and its limiter, from the
-//! first sample to the collected output (steps 2 to 4 of `runner`).
+//! A run while it is live: its sampler, its groups' workloads, the thread reading their
+//! output and its limiter, from the first sample to the collected output (steps 2 to 4
+//! of `runner`). Every tick's samples go to the sink as they are taken.
 
+use super::output::OutputReader;
 use super::scope::{scope_pids, RunProcs};
-use super::spawn::{spawn, tail, Running};
+use super::sink::RunSink;
+use super::spawn::{spawn, Running};
 use super::Runner;
 use crate::cgroup::{Cgroup, Version};
 use crate::clock::{monotonic_ns, sleep_until};
@@ -10,8 +13,8 @@ use crate::limiter::{self, ActiveLimiter};
 use crate::process::affinity::AffinityGuard;
 use crate::process::leaks::{self, LeakReport, LeakedProcess};
 use crate::process::{describe_status, teardown};
-use crate::result::{GroupResult, Outcome, RunResult, WorkloadOutput};
-use crate::sample::{Sampler, SamplerSources};
+use crate::result::{GroupResult, Outcome, RunResult, TickStats};
+use crate::sample::{GroupSources, Sampler};
 use crate::scenario::PlannedRun;
 use crate::signals;
 use anyhow::Result;
@@ -21,11 +24,17 @@ use std::time::Duration;
 pub(super) struct Live<'a> {
     runner: &'a Runner,
     run: &'a PlannedRun,
+    sink: &'a mut dyn RunSink,
     /// The run's cgroup; None for a run measured from /proc.
     top: Option<&'a Cgroup>,
-    /// One per group, in the plan's order, like `running`.
-    samplers: Vec<Sampler>,
+    /// Reads every group's sources at once.
+    sampler: Sampler,
+    /// One per group, in the plan's order.
     running: Vec<Running>,
+    output: Option<OutputReader>,
+    ticks: TickStats,
+    /// Sum of the ticks' busy times, in ns.
+    busy_ns: u64,
     limiter: Option<ActiveLimiter>,
     /// CLOCK_MONOTONIC of the first sample, in ns: sample times count from it.
     t0: u64,
@@ -37,52 +46,55 @@ pub(super) struct Live<'a> {
 }
 
 impl<'a> Live<'a> {
-    /// Open the samplers and take the first sample, start each group's workload in
-    /// `groups[g]` (none without cgroups), then the limiter.
+    /// Open the sampler, start each group's workload in `groups[g]` (none without
+    /// cgroups) and the thread that reads their output, then the limiter; then take the
+    /// first sample, so every group is running before the sampler looks and there is no
+    /// blind spot at the start.
     pub(super) fn start(
         runner: &'a Runner,
         run: &'a PlannedRun,
+        sink: &'a mut dyn RunSink,
         top: Option<&'a Cgroup>,
         groups: &[&'a Cgroup],
     ) -> Result<Live<'a>> {
-        let interval_ns = run.sample_interval.as_micros() * 1000;
-        let expected_samples =
-            (run.expected_duration().as_nanos() as u64 / interval_ns.max(1)) as usize + 64;
-        let mut samplers: Vec<Sampler> = (0..run.groups.len())
-            .map(|g| {
-                let cg = groups.get(g);
-                let stat = cg.map(|c| c.cpu_stat_path());
-                let usage = cg
-                    .filter(|c| c.version == Version::V1)
-                    .map(|c| c.usage_path());
-                Sampler::open(
-                    &SamplerSources {
-                        cpu_stat: stat.as_deref(),
-                        usage: usage.as_deref(),
-                        proc_root: &runner.proc_root,
-                    },
-                    expected_samples,
-                    run.sample_interval.0,
-                )
+        let paths: Vec<(Option<std::path::PathBuf>, Option<std::path::PathBuf>)> =
+            (0..run.groups.len())
+                .map(|g| {
+                    let cg = groups.get(g);
+                    (
+                        cg.map(|c| c.cpu_stat_path()),
+                        cg.filter(|c| c.version == Version::V1)
+                            .map(|c| c.usage_path()),
+                    )
+                })
+                .collect();
+        let sources: Vec<GroupSources> = paths
+            .iter()
+            .map(|(stat, usage)| GroupSources {
+                cpu_stat: stat.as_deref(),
+                usage: usage.as_deref(),
             })
-            .collect::<Result<_, _>>()?;
-        let t0 = monotonic_ns();
-        for s in samplers.iter_mut() {
-            s.tick(0)?;
-        }
+            .collect();
+        let mut sampler = Sampler::open(&sources, &runner.proc_root, run.sample_interval.0)?;
+        let counters: Vec<_> = (0..run.groups.len()).map(|g| sampler.counters(g)).collect();
+        sink.begin(&counters, sampler.system_has())?;
         let mut running: Vec<Running> = Vec::new();
+        let mut pipes = Vec::new();
         for g in 0..run.groups.len() {
-            running.push(spawn(
+            let (r, p) = spawn(
                 &runner.workload,
                 &runner.proc_root,
                 groups.get(g).copied(),
                 run,
                 g,
-            )?);
+            )?;
+            running.push(r);
+            pipes.push(p);
         }
+        let output = OutputReader::start(pipes, sink.output()?)?;
         if top.is_none() {
-            for (s, r) in samplers.iter_mut().zip(&running) {
-                s.arm_process(&runner.proc_root, r.guard.pid())?;
+            for (g, r) in running.iter().enumerate() {
+                sampler.arm_process(g, &runner.proc_root, r.guard.pid())?;
             }
         }
         let limiter = ActiveLimiter::start(
@@ -103,17 +115,39 @@ impl<'a> Live<'a> {
         let spare = used
             .map(|w| runner.allowed.difference(&w))
             .filter(|s| !s.is_empty());
+        let t0 = monotonic_ns();
+        sink.tick(sampler.tick(0)?)?;
         Ok(Live {
             runner,
             run,
+            sink,
             top,
-            samplers,
+            sampler,
             running,
+            output: Some(output),
+            ticks: TickStats {
+                interval_s: run.sample_interval.as_secs_f64(),
+                ticks: 1,
+                ..TickStats::default()
+            },
+            busy_ns: 0,
             limiter,
             t0,
             left_stopped: Vec::new(),
             _pin: spare.as_ref().map(AffinityGuard::pin),
         })
+    }
+
+    /// One tick: read every source and hand the samples to the sink; its busy time is
+    /// counted.
+    fn tick(&mut self, now: u64) -> Result<()> {
+        let samples = self.sampler.tick(now - self.t0)?;
+        self.sink.tick(samples)?;
+        let busy = monotonic_ns().saturating_sub(now);
+        self.ticks.ticks += 1;
+        self.busy_ns += busy;
+        self.ticks.busy_max_s = self.ticks.busy_max_s.max(busy as f64 / 1e9);
+        Ok(())
     }
 
     /// The main processes not yet waited for: only they are roots of the run's process
@@ -149,14 +183,18 @@ impl<'a> Live<'a> {
             next += interval_ns;
             let now = monotonic_ns();
             if next <= now {
-                // Fell behind (a stall or a slow read): skip the missed ticks, keep the grid.
-                next = now + interval_ns - (now - t0) % interval_ns;
+                // Fell behind (a stall or a slow read): skip the missed ticks, keep the
+                // grid, and count them.
+                let skip_to = now + interval_ns - (now - t0) % interval_ns;
+                self.ticks.missed += (skip_to - next) / interval_ns;
+                next = skip_to;
             }
             sleep_until(next);
             let now = monotonic_ns();
-            for s in self.samplers.iter_mut() {
-                s.tick(now - t0)?;
+            if now.saturating_sub(next) > interval_ns / 2 {
+                self.ticks.late += 1;
             }
+            self.tick(now)?;
             // waitpid only after a SIGCHLD (or when no handler is installed).
             let events = signals::child_events();
             if !signals_installed || events != seen_child_events {
@@ -202,10 +240,9 @@ impl<'a> Live<'a> {
     /// what still runs, and collect each group's output.
     pub(super) fn finish(mut self, outcome: Option<Outcome>) -> Result<RunResult> {
         let end = monotonic_ns();
-        for s in self.samplers.iter_mut() {
-            // One more read after the end: the counters are final now.
-            s.tick(end - self.t0)?;
-        }
+        // One more read after the end: the counters are final now.
+        self.tick(end)?;
+        self.ticks.busy_mean_s = self.busy_ns as f64 / 1e9 / self.ticks.ticks.max(1) as f64;
         // The limiter goes first (it leaves the workload running). What it left stopped
         // is recorded before anything else touches the processes.
         let limiter_report = self.limiter.take().map(|a| a.stop()).unwrap_or_default();
@@ -251,30 +288,26 @@ impl<'a> Live<'a> {
                 .escaped
                 .extend(leaks::reap_orphans(&self.runner.proc_root));
         }
+        // Every process is gone now, so the pipes are closed and the reader ends.
+        let (outputs, written) = self.output.take().expect("joined once").join();
+        written?;
         let mut groups = Vec::new();
         let mut failure: Option<Outcome> = None;
-        for ((r, s), g) in self
-            .running
-            .into_iter()
-            .zip(self.samplers)
-            .zip(&self.run.groups)
-        {
-            let stdout = r.out.join().unwrap_or_default();
-            let stderr = r.err.join().unwrap_or_default();
+        for (g, (r, out)) in self.running.iter().zip(outputs).enumerate() {
+            let plan = &self.run.groups[g];
             let harness_stopped = r.stop_at_ns.is_some();
             let ok = harness_stopped || r.status.map(|s| s.success()).unwrap_or(false);
             if !ok && failure.is_none() {
                 failure = Some(Outcome::Failed {
-                    status: format!("group {}: {}", g.name, describe_status(r.status)),
-                    stderr_tail: tail(&String::from_utf8_lossy(&stderr), 20),
+                    status: format!("group {}: {}", plan.name, describe_status(r.status)),
+                    stderr_tail: out.stderr_tail.clone(),
                 });
             }
             groups.push(GroupResult {
-                name: g.name.clone(),
+                name: plan.name.clone(),
                 exit_status: describe_status(r.status),
-                counters: s.counters(),
-                samples: s.into_samples(),
-                workload: WorkloadOutput::parse(&String::from_utf8_lossy(&stdout)),
+                counters: self.sampler.counters(g),
+                workload: out,
             });
         }
         Ok(RunResult {
@@ -284,6 +317,8 @@ impl<'a> Live<'a> {
             outcome: outcome.or(failure).unwrap_or(Outcome::Completed),
             wall_s: (end - self.t0) as f64 / 1e9,
             t0_monotonic_ns: self.t0,
+            ticks: self.ticks,
+            system: self.sampler.system_has(),
             groups,
             limiter: limiter_report,
             leaks,

@@ -2,11 +2,13 @@
 //!
 //! 1. `RunCgroups::make`: the run's cgroup (and one child per group), with the
 //!    limiter's kernel settings written before any workload starts;
-//! 2. `Live::start`: the samplers open and take their first sample, each group's
-//!    workload starts inside its cgroup (placed there before it execs, so none of its
-//!    work escapes accounting), the limiter starts beside them;
-//! 3. `Live::sample_until_done`: sample every tick until the workloads exit, the
-//!    harness stops them, the user interrupts, or the run times out;
+//! 2. `Live::start`: each group's workload starts inside its cgroup (placed there
+//!    before it execs, so none of its work escapes accounting), one thread reads all
+//!    their output, the limiter starts beside them, and the sampler takes its first
+//!    sample;
+//! 3. `Live::sample_until_done`: sample every tick, handing each tick's samples to the
+//!    run's sink, until the workloads exit, the harness stops them, the user interrupts,
+//!    or the run times out;
 //! 4. `Live::finish`: stop the limiter, record what it left stopped or running, end
 //!    what still runs (stop all, SIGTERM all, continue all), collect the output.
 //!
@@ -14,9 +16,12 @@
 //! so every exit path, including errors and panics, runs it.
 
 mod live;
+mod output;
 mod scope;
+mod sink;
 mod spawn;
 
+pub use sink::{Discard, OutputSink, RunSink, Stream};
 pub use spawn::WorkloadProgram;
 
 use crate::cgroup::{Cgroup, CgroupError, Hierarchy};
@@ -28,8 +33,8 @@ use crate::signals;
 use anyhow::{Context, Result};
 use fibtest::cpulist::CpuList;
 use live::Live;
+use output::OutputReader;
 use scope::RunProcs;
-use spawn::tail;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -123,15 +128,16 @@ impl Drop for RunCgroups {
 }
 
 impl Runner {
-    /// Run one planned run to its end (or until interrupted) and return its raw data.
-    pub fn run(&self, run: &PlannedRun) -> Result<RunResult> {
+    /// Run one planned run to its end (or until interrupted), handing its samples and
+    /// its workloads' output to `sink` as they come, and return the rest of its data.
+    pub fn run(&self, run: &PlannedRun, sink: &mut dyn RunSink) -> Result<RunResult> {
         if let Placement::Processes { reason } = &run.placement {
-            let mut r = self.run_groups(None, run)?;
+            let mut r = self.run_groups(None, run, sink)?;
             r.without_cgroup = Some(reason.clone());
             return Ok(r);
         }
         let cgroups = RunCgroups::make(&self.hierarchy, run)?;
-        let result = self.run_groups(Some(&cgroups), run);
+        let result = self.run_groups(Some(&cgroups), run, sink);
         let name = cgroups.top().name();
         let (left, removed) = cgroups.remove();
         self.hierarchy.remove_parents_if_empty();
@@ -143,9 +149,14 @@ impl Runner {
 
     /// Steps 2 to 4 of a run, in `cgroups` or, without them, as plain children measured
     /// from /proc.
-    fn run_groups(&self, cgroups: Option<&RunCgroups>, run: &PlannedRun) -> Result<RunResult> {
+    fn run_groups(
+        &self,
+        cgroups: Option<&RunCgroups>,
+        run: &PlannedRun,
+        sink: &mut dyn RunSink,
+    ) -> Result<RunResult> {
         let groups = cgroups.map(RunCgroups::groups).unwrap_or_default();
-        let mut live = Live::start(self, run, cgroups.map(RunCgroups::top), &groups)?;
+        let mut live = Live::start(self, run, sink, cgroups.map(RunCgroups::top), &groups)?;
         let outcome = live.sample_until_done()?;
         live.finish(outcome)
     }
@@ -158,7 +169,8 @@ impl Runner {
         cg: &Cgroup,
         run: &PlannedRun,
     ) -> Result<(Outcome, WorkloadOutput)> {
-        let mut r = spawn::spawn(&self.workload, &self.proc_root, Some(cg), run, 0)?;
+        let (mut r, pipes) = spawn::spawn(&self.workload, &self.proc_root, Some(cg), run, 0)?;
+        let reader = OutputReader::start(vec![pipes], Box::new(Discard))?;
         let outcome = loop {
             if let Some(st) = r.guard.child.as_mut().expect("set").try_wait()? {
                 break if st.success() {
@@ -184,18 +196,15 @@ impl Runner {
             }
             std::thread::sleep(Duration::from_millis(20));
         };
-        let stdout = r.out.join().unwrap_or_default();
-        let stderr = r.err.join().unwrap_or_default();
+        let (mut outputs, _) = reader.join();
+        let out = outputs.pop().unwrap_or_default();
         let outcome = match outcome {
             Outcome::Failed { status, .. } => Outcome::Failed {
                 status,
-                stderr_tail: tail(&String::from_utf8_lossy(&stderr), 20),
+                stderr_tail: out.stderr_tail.clone(),
             },
             o => o,
         };
-        Ok((
-            outcome,
-            WorkloadOutput::parse(&String::from_utf8_lossy(&stdout)),
-        ))
+        Ok((outcome, out))
     }
 }

@@ -1,7 +1,7 @@
 //! Starting one group's workload: the program (this binary's `fibtest` subcommand, a
 //! probe, or `sh -c` for a command), placed into the group's cgroups before it execs so
 //! none of its work escapes accounting, in a session of its own, and killed if the
-//! harness dies. Its output is read by threads until it closes.
+//! harness dies. Its stdout and stderr are pipes for `output` to read.
 
 use crate::cgroup::{Cgroup, CgroupError};
 use crate::scenario::{PlannedRun, Workload};
@@ -10,11 +10,10 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::thread::JoinHandle;
+use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
 
 /// The program that generates the workload: by default this very binary's `fibtest`
 /// subcommand (so `cargo run` always has a workload generator of the same build; the
@@ -67,8 +66,6 @@ impl Drop for ChildGuard {
 /// One group's workload while it runs.
 pub(super) struct Running {
     pub(super) guard: ChildGuard,
-    pub(super) out: JoinHandle<Vec<u8>>,
-    pub(super) err: JoinHandle<Vec<u8>>,
     pub(super) status: Option<ExitStatus>,
     /// When the harness stops it (command workloads with a duration), in ns after t0.
     pub(super) stop_at_ns: Option<u64>,
@@ -81,14 +78,14 @@ impl Running {
     }
 }
 
-/// Start group `g` of `run`, in `cg` when there is one.
+/// Start group `g` of `run`, in `cg` when there is one; its output pipes come back too.
 pub(super) fn spawn(
     program: &WorkloadProgram,
     proc_root: &Path,
     cg: Option<&Cgroup>,
     run: &PlannedRun,
     g: usize,
-) -> Result<Running> {
+) -> Result<(Running, (ChildStdout, ChildStderr))> {
     // Opened before fork: the child writes "0" (itself) into each, then execs.
     let procs: Vec<File> = cg
         .map(|c| c.procs_files())
@@ -152,34 +149,22 @@ pub(super) fn spawn(
         .with_context(|| format!("starting the workload of group {}", run.groups[g].name))?;
     // The cgroup files the closure held are closed with the command.
     drop(cmd);
-    let out = read_all(child.stdout.take().expect("piped"));
-    let err = read_all(child.stderr.take().expect("piped"));
+    let pipes = (
+        child.stdout.take().expect("piped"),
+        child.stderr.take().expect("piped"),
+    );
     let stop_at_ns = match workload {
         Workload::Command {
             duration: Some(d), ..
         } => Some(d.0.as_nanos() as u64),
         _ => None,
     };
-    Ok(Running {
-        guard: ChildGuard { child: Some(child) },
-        out,
-        err,
-        status: None,
-        stop_at_ns,
-    })
-}
-
-/// Read a pipe to its end on a thread of its own.
-fn read_all(mut pipe: impl Read + Send + 'static) -> JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = pipe.read_to_end(&mut buf);
-        buf
-    })
-}
-
-/// The last `lines` lines of a text.
-pub(super) fn tail(text: &str, lines: usize) -> String {
-    let v: Vec<&str> = text.lines().collect();
-    v[v.len().saturating_sub(lines)..].join("\n")
+    Ok((
+        Running {
+            guard: ChildGuard { child: Some(child) },
+            status: None,
+            stop_at_ns,
+        },
+        pipes,
+    ))
 }

@@ -57,7 +57,7 @@ use super::file::parse_u64;
 use super::host::{kernel_config, Host};
 use super::pressure::Pressure;
 use super::procstat::{CpuTimes, ProcStat};
-use super::sampler::{Sampler, SamplerSources};
+use super::sampler::{GroupSources, Sampler, SystemHas};
 use crate::process::{PidStat, ProcInfo};
 use std::fs;
 use std::path::Path;
@@ -317,7 +317,8 @@ fn proc_stat_with_an_offline_cpu_leaves_a_hole() {
 fn psi_of_4_20_has_no_full_line() {
     let p = Pressure::parse(fixture!("linux-4.20/pressure-cpu")).unwrap();
     assert_eq!(p.some_us, 81_234_567);
-    assert_eq!(p.full_us, 0);
+    // Not reported, which is not the same as 0.
+    assert_eq!(p.full_us, None);
 }
 
 #[test]
@@ -328,11 +329,12 @@ fn psi_of_newer_kernels_has_full_zero_at_the_system_level() {
     ] {
         let p = Pressure::parse(text).unwrap();
         assert_eq!(p.some_us, some, "{name}");
-        assert_eq!(p.full_us, 0, "{name}");
+        // The kernel prints the line, with 0 (the system-level full is always 0).
+        assert_eq!(p.full_us, Some(0), "{name}");
     }
     // A cgroup's cpu.pressure has a real full line.
     let p = Pressure::parse(fixture!("linux-6.1-v2/cgroup-cpu.pressure")).unwrap();
-    assert_eq!((p.some_us, p.full_us), (2_592_543, 2_592_543));
+    assert_eq!((p.some_us, p.full_us), (2_592_543, Some(2_592_543)));
 }
 
 // ---- /proc/<pid>/stat ----
@@ -480,21 +482,22 @@ fn sampler_over_a_v2_group_without_the_cpu_controller_on_a_4_20_kernel() {
     .unwrap();
     let cpu_stat = d.join("cpu.stat");
     let proc_root = d.join("proc");
-    let mut s = Sampler::open(
-        &SamplerSources {
-            cpu_stat: Some(&cpu_stat),
-            usage: None,
-            proc_root: &proc_root,
-        },
-        4,
-        Duration::from_millis(10),
-    )
-    .unwrap();
-    assert!(s.has_pressure());
+    let g = GroupSources {
+        cpu_stat: Some(&cpu_stat),
+        usage: None,
+    };
+    let mut s = Sampler::open(&[g], &proc_root, Duration::from_millis(10)).unwrap();
+    // PSI, but (4.20) no `full` line: that one is not reported.
+    assert_eq!(
+        s.system_has(),
+        SystemHas {
+            psi: true,
+            psi_full: false
+        }
+    );
     // No bandwidth counters: the zeros in the samples are "not reported".
-    assert_eq!(s.counters(), NOTHING);
-    s.tick(1).unwrap();
-    let v = s.samples()[0];
+    assert_eq!(s.counters(0), NOTHING);
+    let v = s.tick(1).unwrap()[0];
     assert_eq!(v.usage_ns, 3_211_250_000);
     assert_eq!(v.nr_periods, 0);
     assert_eq!(v.psi_some_us, 81_234_567);

@@ -14,4 +14,4 @@ pub mod sampler;
 
 pub use delta::Delta;
 pub use host::Host;
-pub use sampler::{Sample, Sampler, SamplerSources};
+pub use sampler::{GroupSources, Sample, Sampler, SystemHas};

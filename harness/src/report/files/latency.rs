@@ -1,9 +1,8 @@
 //! latency.csv: one row per request or slow unit, with when it was due and how long it
-//! took from then.
+//! took from then, written as the workload reports each unit.
 
-use crate::result::RunResult;
-use fibtest::record::UnitKind;
-use serde::Serialize;
+use fibtest::record::{UnitKind, UnitLatency};
+use std::io::{self, Write};
 
 /// Columns of latency.csv: one row per request or slow unit.
 pub const COLUMNS: &[&str] = &[
@@ -18,39 +17,50 @@ pub const COLUMNS: &[&str] = &[
     "group",
 ];
 
-#[derive(Serialize)]
-struct LatencyRow<'a> {
-    run: usize,
-    kind: &'a str,
-    index: u64,
-    due_s: f64,
-    latency_s: f64,
-    thread: u32,
-    start_s: f64,
-    end_s: f64,
-    group: &'a str,
+/// The header line.
+pub fn header() -> String {
+    let mut h = COLUMNS.join(",");
+    h.push('\n');
+    h
 }
 
-/// Write every group's units of one run.
-pub fn write_run<W: std::io::Write>(w: &mut csv::Writer<W>, result: &RunResult) -> csv::Result<()> {
-    let run = result.planned.index;
-    for g in &result.groups {
-        for u in &g.workload.units {
-            w.serialize(LatencyRow {
-                run,
-                kind: match u.kind {
-                    UnitKind::Slow => "slow",
-                    UnitKind::Request => "request",
-                },
-                index: u.index,
-                due_s: u.due_s,
-                latency_s: u.latency_s,
-                thread: u.thread,
-                start_s: u.start_s,
-                end_s: u.end_s,
-                group: &g.name,
-            })?;
-        }
-    }
+/// Write one unit's row into `buf` (no allocation).
+pub fn write_row(buf: &mut Vec<u8>, run: usize, group: &str, u: &UnitLatency) -> io::Result<()> {
+    let kind = match u.kind {
+        UnitKind::Slow => "slow",
+        UnitKind::Request => "request",
+    };
+    write!(
+        buf,
+        "{run},{kind},{},{},{},{},{},{},",
+        u.index, u.due_s, u.latency_s, u.thread, u.start_s, u.end_s
+    )?;
+    super::appender::field(buf, group)?;
+    buf.push(b'\n');
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_per_unit_in_the_documented_columns() {
+        let u = UnitLatency {
+            kind: UnitKind::Request,
+            thread: 1,
+            index: 7,
+            due_s: 1.0,
+            start_s: 1.0,
+            end_s: 1.44,
+            latency_s: 0.44,
+        };
+        let mut buf = Vec::new();
+        write_row(&mut buf, 2, "main", &u).unwrap();
+        let text = format!("{}{}", header(), String::from_utf8(buf).unwrap());
+        assert_eq!(
+            text,
+            "run,kind,index,due_s,latency_s,thread,start_s,end_s,group\n2,request,7,1,0.44,1,1,1.44,main\n"
+        );
+    }
 }

@@ -3,6 +3,7 @@
 //! tables), `run_json` (run.json); summary.csv's row is `report::summary`. `csv_file`
 //! appends a run's rows all or nothing.
 
+pub mod appender;
 pub(crate) mod csv_file;
 pub mod latency;
 pub mod probes;

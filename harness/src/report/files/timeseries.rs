@@ -1,9 +1,11 @@
 //! timeseries.csv: one row per run, group and sample, each counter's change since the
-//! previous sample (times in s), plus two shares over the interval.
+//! previous sample (times in s), plus two shares over the interval. Rows are written as
+//! the sampler takes them (`write_row`, no allocation) and read back as numbers
+//! (`Row::read`), never as a table of text.
 
-use crate::result::RunResult;
 use crate::sample::cpustat::Has;
-use crate::sample::Delta;
+use crate::sample::{Delta, SystemHas};
+use std::io::{self, Write};
 
 /// Columns of timeseries.csv: one row per run and sample, each counter's change since
 /// the previous sample (times in s), plus two shares over the interval.
@@ -26,46 +28,167 @@ pub const COLUMNS: &[&str] = &[
     "psi_full_s",
 ];
 
-/// One row of timeseries.csv; counters the cgroup's cpu.stat does not have (`has`) are
-/// left empty rather than written as 0.
-fn row(run: usize, group: &str, t_s: f64, d: &Delta, has: Has) -> [String; 16] {
+/// Write one row into `buf`; counters the kernel does not report (`has`, `system`) are
+/// left empty rather than written as 0. `t_s` is the sample's time since the run's first
+/// sample. Numbers are written as Rust prints them (the shortest text that reads back
+/// to the same f64); nothing allocates.
+pub fn write_row(
+    buf: &mut Vec<u8>,
+    run: usize,
+    group: &str,
+    t_s: f64,
+    d: &Delta,
+    has: Has,
+    system: SystemHas,
+) -> io::Result<()> {
     let share = |x: f64| if d.dt_s > 0.0 { x / d.dt_s } else { 0.0 };
-    let only = |ok: bool, v: String| if ok { v } else { String::new() };
-    let (bw, burst) = (has.bandwidth, has.burst);
-    [
-        run.to_string(),
-        group.to_string(),
-        t_s.to_string(),
-        d.dt_s.to_string(),
-        d.usage_s.to_string(),
-        share(d.usage_s).to_string(),
-        only(bw, d.nr_periods.to_string()),
-        only(bw, d.nr_throttled.to_string()),
-        only(bw, d.throttled_s.to_string()),
-        only(bw, share(d.throttled_s).to_string()),
-        only(burst, d.nr_bursts.to_string()),
-        only(burst, d.burst_time_s.to_string()),
-        d.steal_s.to_string(),
-        d.busy_s.to_string(),
-        d.psi_some_s.to_string(),
-        d.psi_full_s.to_string(),
-    ]
+    write!(buf, "{run},")?;
+    super::appender::field(buf, group)?;
+    write!(buf, ",{t_s},{},{},{},", d.dt_s, d.usage_s, share(d.usage_s))?;
+    if has.bandwidth {
+        write!(
+            buf,
+            "{},{},{},{},",
+            d.nr_periods,
+            d.nr_throttled,
+            d.throttled_s,
+            share(d.throttled_s)
+        )?;
+    } else {
+        buf.extend_from_slice(b",,,,");
+    }
+    if has.burst {
+        write!(buf, "{},{},", d.nr_bursts, d.burst_time_s)?;
+    } else {
+        buf.extend_from_slice(b",,");
+    }
+    write!(buf, "{},{},", d.steal_s, d.busy_s)?;
+    if system.psi {
+        write!(buf, "{},", d.psi_some_s)?;
+    } else {
+        buf.push(b',');
+    }
+    if system.psi_full {
+        write!(buf, "{}", d.psi_full_s)?;
+    }
+    buf.push(b'\n');
+    Ok(())
 }
 
-/// Write every group's rows of one run; `ticks_per_s` is /proc/stat's unit.
-pub fn write_run<W: std::io::Write>(
-    w: &mut csv::Writer<W>,
-    result: &RunResult,
-    ticks_per_s: u64,
-) -> csv::Result<()> {
-    let run = result.planned.index;
-    for g in &result.groups {
-        let t0 = g.samples.first().map(|s| s.t_ns).unwrap_or(0);
-        for pair in g.samples.windows(2) {
-            let delta = Delta::between(&pair[0], &pair[1], ticks_per_s);
-            let t_s = pair[1].t_ns.saturating_sub(t0) as f64 / 1e9;
-            w.write_record(row(run, &g.name, t_s, &delta, g.counters))?;
+/// The header line.
+pub fn header() -> String {
+    let mut h = COLUMNS.join(",");
+    h.push('\n');
+    h
+}
+
+/// One row read back: the counters as numbers, None where the cell is empty.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Row {
+    pub run: usize,
+    pub t_s: f64,
+    pub dt_s: f64,
+    pub usage_s: f64,
+    pub nr_periods: Option<u64>,
+    pub nr_throttled: Option<u64>,
+    pub throttled_s: Option<f64>,
+    pub nr_bursts: Option<u64>,
+    pub burst_time_s: Option<f64>,
+    pub steal_s: f64,
+    pub psi_some_s: Option<f64>,
+    pub psi_full_s: Option<f64>,
+}
+
+/// Column positions of a timeseries.csv header (older folders may order or lack some).
+#[derive(Debug, Clone)]
+pub struct Columns {
+    idx: [Option<usize>; 16],
+}
+
+impl Columns {
+    pub fn of(header: &csv::ByteRecord) -> Columns {
+        let mut idx = [None; 16];
+        for (i, name) in COLUMNS.iter().enumerate() {
+            idx[i] = header.iter().position(|h| h == name.as_bytes());
         }
+        Columns { idx }
     }
-    Ok(())
+
+    fn cell<'r>(&self, rec: &'r csv::ByteRecord, column: usize) -> Option<&'r str> {
+        let v = rec.get(self.idx[column]?)?;
+        let v = std::str::from_utf8(v).ok()?;
+        (!v.is_empty()).then_some(v)
+    }
+
+    fn num<T: std::str::FromStr>(&self, rec: &csv::ByteRecord, column: usize) -> Option<T> {
+        self.cell(rec, column)?.parse().ok()
+    }
+
+    /// The group of a row, as bytes (compared without allocating).
+    pub fn group<'r>(&self, rec: &'r csv::ByteRecord) -> &'r [u8] {
+        self.idx[1].and_then(|i| rec.get(i)).unwrap_or(b"main")
+    }
+
+    /// A row's numbers; None when its run or time is missing (a torn last line).
+    pub fn row(&self, rec: &csv::ByteRecord) -> Option<Row> {
+        Some(Row {
+            run: self.num(rec, 0)?,
+            t_s: self.num(rec, 2)?,
+            dt_s: self.num(rec, 3)?,
+            usage_s: self.num(rec, 4).unwrap_or(0.0),
+            nr_periods: self.num(rec, 6),
+            nr_throttled: self.num(rec, 7),
+            throttled_s: self.num(rec, 8),
+            nr_bursts: self.num(rec, 10),
+            burst_time_s: self.num(rec, 11),
+            steal_s: self.num(rec, 12).unwrap_or(0.0),
+            psi_some_s: self.num(rec, 14),
+            psi_full_s: self.num(rec, 15),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_reads_back_as_written_with_absent_counters_empty() {
+        let d = Delta {
+            dt_s: 0.01,
+            usage_s: 0.004,
+            nr_periods: 1,
+            nr_throttled: 1,
+            throttled_s: 0.006,
+            steal_s: 0.0,
+            psi_some_s: 0.002,
+            ..Delta::default()
+        };
+        let mut buf = Vec::new();
+        let has = Has {
+            bandwidth: true,
+            burst: false,
+        };
+        let system = SystemHas {
+            psi: true,
+            psi_full: false,
+        };
+        write_row(&mut buf, 3, "main", 1.25, &d, has, system).unwrap();
+        let text = format!("{}{}", header(), String::from_utf8(buf).unwrap());
+        assert!(
+            text.ends_with("3,main,1.25,0.01,0.004,0.4,1,1,0.006,0.6,,,0,0,0.002,\n"),
+            "{text}"
+        );
+        let mut r = csv::Reader::from_reader(text.as_bytes());
+        let cols = Columns::of(r.byte_headers().unwrap());
+        let rec = r.byte_records().next().unwrap().unwrap();
+        let row = cols.row(&rec).unwrap();
+        assert_eq!(row.run, 3);
+        assert_eq!(row.t_s, 1.25);
+        assert_eq!(row.nr_throttled, Some(1));
+        assert_eq!(row.nr_bursts, None);
+        assert_eq!(row.psi_some_s, Some(0.002));
+        assert_eq!(row.psi_full_s, None);
+        assert_eq!(cols.group(&rec), b"main");
+    }
 }

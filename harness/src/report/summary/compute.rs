@@ -1,64 +1,54 @@
-//! A run's summary rows, computed from its raw data (samples and workload records):
-//! the measured window, usage, throttling, latency percentiles, the probes' figures,
-//! and each group's share of the CPU while all groups ran.
+//! A run's summary rows, computed from its stored data (each group's counters over its
+//! window, read back from timeseries.csv) and its workload records: usage, throttling,
+//! latency percentiles, the probes' figures, each group's share of the CPU while all
+//! groups ran, and how the sampler kept its schedule.
 
 use super::row::SummaryRow;
+use super::window::{GroupSpec, GroupWindow};
 use crate::probe::ProbeOutput;
 use crate::result::{GroupResult, RunResult};
-use crate::sample::{Delta, Sample};
+use crate::sample::Delta;
 use crate::scenario::{Limiter, Workload};
-use fibtest::record::{Role, UnitKind};
-use fibtest::stats::{percentile, sorted};
+use fibtest::record::Role;
 
-/// Compute a run's summary rows from its raw data: one per group.
+/// What the scan of timeseries.csv needs to know of each group of `r`: its name, and
+/// its workload's time zero and end relative to the run's first sample.
+pub fn group_specs(r: &RunResult) -> Vec<GroupSpec> {
+    r.groups
+        .iter()
+        .map(|g| {
+            let zero_ns = g
+                .workload
+                .header
+                .as_ref()
+                .map(|h| h.start_monotonic_ns as i128 - r.t0_monotonic_ns as i128);
+            let zero_s = zero_ns.map(|z| z as f64 / 1e9);
+            GroupSpec {
+                name: g.name.clone(),
+                zero_s,
+                end_s: zero_s
+                    .zip(g.workload.end.as_ref())
+                    .map(|(z, e)| z + e.wall_s),
+            }
+        })
+        .collect()
+}
+
+/// Compute a run's summary rows, one per group, from its workload records and each
+/// group's totals over its window (`window::scan` of its timeseries rows).
 pub fn summarize(
     scenario: &str,
     r: &RunResult,
-    ticks_per_s: u64,
-    has_psi: bool,
+    windows: &[GroupWindow],
+    shares: Option<Vec<f64>>,
 ) -> Vec<SummaryRow> {
-    let totals: Vec<Delta> = r
-        .groups
-        .iter()
-        .map(|g| {
-            let first = g.window_start(r.t0_monotonic_ns);
-            match (g.samples.get(first), g.samples.last()) {
-                (Some(a), Some(b)) => Delta::between(a, b, ticks_per_s),
-                _ => Delta::default(),
-            }
-        })
-        .collect();
-    let starts: Vec<usize> = r
-        .groups
-        .iter()
-        .map(|g| g.window_start(r.t0_monotonic_ns))
-        .collect();
-    // Each workload's own end (its time zero plus its wall time), relative to the run's
-    // time zero: the samplers keep ticking until the last group ends.
-    let ends: Vec<Option<u64>> = r
-        .groups
-        .iter()
-        .map(|g| {
-            let h = g.workload.header.as_ref()?;
-            let e = g.workload.end.as_ref()?;
-            Some(h.start_monotonic_ns.saturating_sub(r.t0_monotonic_ns) + (e.wall_s * 1e9) as u64)
-        })
-        .collect();
-    let shares = common_window_shares(
-        &r.groups
-            .iter()
-            .map(|g| g.samples.as_slice())
-            .collect::<Vec<_>>(),
-        &starts,
-        &ends,
-    );
     r.groups
         .iter()
         .zip(&r.planned.groups)
-        .zip(&totals)
+        .zip(windows)
         .enumerate()
-        .map(|(i, ((g, plan), total))| {
-            let mut row = summarize_group(scenario, r, g, &plan.workload, total, has_psi);
+        .map(|(i, ((g, plan), w))| {
+            let mut row = summarize_group(scenario, r, g, &plan.workload, &w.totals);
             if r.groups.len() > 1 {
                 row.group_share_pct = shares.as_ref().map(|s| s[i]);
             }
@@ -67,53 +57,12 @@ pub fn summarize(
         .collect()
 }
 
-/// Each group's CPU usage as a % of all groups' usage, over the window in which every
-/// group's workload was running (from the latest window start to the earliest end: the
-/// workload's own end when known, else its last sample), so that a group that started
-/// late or ended early is not credited with time it had the CPUs to itself. None when
-/// there is no such window or no usage in it.
-pub fn common_window_shares(
-    samples: &[&[Sample]],
-    starts: &[usize],
-    ends: &[Option<u64>],
-) -> Option<Vec<f64>> {
-    let from = samples
-        .iter()
-        .zip(starts)
-        .map(|(s, &i)| s.get(i).map(|x| x.t_ns))
-        .collect::<Option<Vec<u64>>>()?
-        .into_iter()
-        .max()?;
-    let to = samples
-        .iter()
-        .zip(ends)
-        .map(|(s, e)| e.or(s.last().map(|x| x.t_ns)))
-        .collect::<Option<Vec<u64>>>()?
-        .into_iter()
-        .min()?;
-    if to <= from {
-        return None;
-    }
-    let usage: Vec<f64> = samples
-        .iter()
-        .map(|s| {
-            // The first sample at or after `from`, the last at or before `to`.
-            let a = s.iter().find(|x| x.t_ns >= from)?;
-            let b = s.iter().rev().find(|x| x.t_ns <= to)?;
-            Some(b.usage_ns.saturating_sub(a.usage_ns) as f64)
-        })
-        .collect::<Option<Vec<f64>>>()?;
-    let all: f64 = usage.iter().sum();
-    (all > 0.0).then(|| usage.iter().map(|u| 100.0 * u / all).collect())
-}
-
 fn summarize_group(
     scenario: &str,
     r: &RunResult,
     g: &GroupResult,
     workload: &Workload,
     total: &Delta,
-    has_psi: bool,
 ) -> SummaryRow {
     let p = &r.planned;
     let wall_s = total.dt_s;
@@ -126,12 +75,8 @@ fn summarize_group(
         _ => (None, None, None),
     };
     let w = &g.workload;
-    let lat = sorted(w.units.iter().map(|u| u.latency_s));
-    let count_units = |k: UnitKind| w.units.iter().filter(|u| u.kind == k).count() as u64;
-    let requests =
-        matches!(workload, Workload::Requests { .. }).then(|| count_units(UnitKind::Request));
-    let slow_units =
-        matches!(workload, Workload::Fibtest { .. }).then(|| count_units(UnitKind::Slow));
+    let requests = matches!(workload, Workload::Requests { .. }).then_some(w.units.requests);
+    let slow_units = matches!(workload, Workload::Fibtest { .. }).then_some(w.units.slow);
     let fast_iters_per_s = match (workload, &w.end) {
         (Workload::Fibtest { fast, .. }, Some(end)) if *fast > 0 && end.wall_s > 0.0 => {
             let steps: u64 = w
@@ -147,11 +92,8 @@ fn summarize_group(
     let per_request = |x: f64| requests.filter(|n| *n > 0).map(|n| x / n as f64);
     let bw = g.counters.bandwidth;
     let burst = g.counters.burst;
-    let thread0: Vec<_> = w.duty.iter().filter(|d| d.thread == 0).collect();
-    let duty_end_rate_pct = match (thread0.first(), thread0.last()) {
-        (Some(a), Some(b)) if thread0.len() > 1 && a.steps_per_s > 0.0 => {
-            Some(100.0 * b.steps_per_s / a.steps_per_s)
-        }
+    let duty_end_rate_pct = match w.duty_first_last() {
+        Some((a, b)) if a.steps_per_s > 0.0 => Some(100.0 * b.steps_per_s / a.steps_per_s),
         _ => None,
     };
     let cpu_share = if wall_s > 0.0 {
@@ -196,12 +138,12 @@ fn summarize_group(
         nr_bursts: burst.then_some(total.nr_bursts),
         burst_time_s: burst.then_some(total.burst_time_s),
         steal_s: total.steal_s,
-        psi_some_s: has_psi.then_some(total.psi_some_s),
-        latency_p50_s: percentile(&lat, 50.0),
-        latency_p90_s: percentile(&lat, 90.0),
-        latency_p99_s: percentile(&lat, 99.0),
-        latency_p999_s: percentile(&lat, 99.9),
-        latency_max_s: lat.last().copied(),
+        psi_some_s: r.system.psi.then_some(total.psi_some_s),
+        latency_p50_s: w.units.percentile_s(50.0),
+        latency_p90_s: w.units.percentile_s(90.0),
+        latency_p99_s: w.units.percentile_s(99.0),
+        latency_p999_s: w.units.percentile_s(99.9),
+        latency_max_s: w.units.max_s,
         fast_iters_per_s,
         slow_units,
         requests,
@@ -227,5 +169,7 @@ fn summarize_group(
         leaked_escaped: r.leaks.escaped.len(),
         leaked_cgroups: r.leaks.cgroups.len(),
         limiter_faults: r.limiter.faults().len(),
+        late_ticks: r.ticks.late,
+        missed_ticks: r.ticks.missed,
     }
 }

@@ -1,9 +1,11 @@
-//! The summary of a run: its columns (`row`) and how they are computed (`compute`).
+//! The summary of a run: its columns (`row`), the counters over each group's window read
+//! back from timeseries.csv (`window`), and how the columns are computed (`compute`).
 
 mod compute;
 mod row;
+pub mod window;
 
-pub use compute::{common_window_shares, summarize};
+pub use compute::{group_specs, summarize};
 pub use row::{Cell, SummaryRow, COLUMNS};
 
 #[cfg(test)]

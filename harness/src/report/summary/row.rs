@@ -157,6 +157,10 @@ columns! {
     /// What went wrong with the limiter (an external command that exited early or
     /// ignored SIGTERM, a failed control loop): run.json says what.
     limiter_faults: usize,
+    /// Sampler ticks taken more than half an interval late, and ticks skipped because
+    /// the sampler fell more than an interval behind (same on every row of a run).
+    late_ticks: u64,
+    missed_ticks: u64,
 }
 
 impl SummaryRow {

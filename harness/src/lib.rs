@@ -29,6 +29,7 @@
 pub mod cgroup;
 pub mod cli;
 pub mod clock;
+pub mod episodes;
 pub mod limiter;
 pub mod plot;
 pub mod probe;

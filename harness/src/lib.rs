@@ -26,6 +26,7 @@
 //!
 //! Statistics live in `fibtest::stats`, the crate both binaries build on.
 
+pub mod as_scraped;
 pub mod cgroup;
 pub mod cli;
 pub mod clock;

@@ -234,7 +234,7 @@ impl EpisodeTracker {
         }
         self.periods += p;
         self.throttled_periods += k;
-        let window = std::mem::replace(&mut self.window_throttled_s, Some(0.0));
+        let window = self.window_throttled_s.replace(0.0);
         if k == 0 {
             self.clear_seen = true;
             return closed.or_else(|| self.open.take());

@@ -31,6 +31,7 @@ pub mod cgroup;
 pub mod cli;
 pub mod clock;
 pub mod episodes;
+pub mod exposition;
 pub mod limiter;
 pub mod plot;
 pub mod probe;

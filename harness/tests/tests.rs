@@ -10,6 +10,7 @@ mod fips;
 mod fuzz;
 mod limiters;
 mod probe;
+mod prom;
 mod report;
 mod run;
 mod threshold;

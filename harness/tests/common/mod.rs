@@ -2,6 +2,8 @@
 //! reading result files, and the real-cgroup guard with its leftovers check.
 #![allow(dead_code)]
 
+pub mod prometheus;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

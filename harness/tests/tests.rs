@@ -5,6 +5,7 @@ mod architecture;
 mod bad_input;
 mod common;
 mod concurrent;
+mod deploy;
 mod disk;
 mod fips;
 mod fuzz;

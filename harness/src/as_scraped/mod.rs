@@ -1,12 +1,12 @@
 //! "What your monitoring sees": a group's throttling as a Prometheus scrape every S seconds
 //! and `increase(...[W])` show it, beside the per-period truth.
 //!
-//! kubernetes-mixin's CPUThrottlingHigh alert ([kubernetes-mixin]) is
+//! kubernetes-mixin's CPUThrottlingHigh alert ([CPUThrottlingHigh]) is
 //! `increase(container_cpu_cfs_throttled_periods_total[5m]) /
 //! increase(container_cpu_cfs_periods_total[5m]) > 0.25` held `for: 15m`, over cAdvisor
 //! counters scraped every 15 s or more. Its maintainers note that this averages spikes
 //! away: sampled every 15 s with a 1 m window, "12 seconds of maxed out CPU will appear as
-//! 20%" ([CPUThrottlingHigh false positives]). This module replays a recorded series
+//! 20%" ([kubernetes-mixin #108]). This module replays a recorded series
 //! that way:
 //! 1. the counters are rebuilt from the per-sample changes (from `start_totals`);
 //! 2. a scrape at time τ reads the value of the last sample that ended at or before τ (what

@@ -1,7 +1,7 @@
 //! What Prometheus computes from scraped counter samples: `increase()` and `rate()` with
 //! its extrapolation rules, and an alerting rule's `for:` state.
 //!
-//! Ported from Prometheus's `extrapolatedRate` (promql/functions.go), float samples without
+//! Ported from Prometheus's `extrapolatedRate` ([Prometheus extrapolatedRate]), float samples without
 //! start timestamps (what a scrape of the text format gives). Three versions differ:
 //! - before 2.51 (Debian 12 ships 2.42): a range `[W]` evaluated at T holds the samples
 //!   with T - W <= t <= T, and the extrapolation towards the start is first limited to

@@ -14,21 +14,24 @@
 //! | layer | modules | what |
 //! | --- | --- | --- |
 //! | 1 | `process`, `cgroup`, `signals`, `clock`, `units` | /proc facts and signals, cgroup files, this process's signal handlers, clocks, units and formatting |
-//! | 2 | `sample` | the sampler and the sources it reads; host facts |
-//! | 3 | `probe` | the steal and entropy probes |
+//! | 2 | `sample`, `episodes` | the sampler and the sources it reads, host facts; throttling episodes in a series of samples |
+//! | 3 | `probe`, `exposition` | the steal and entropy probes; the Prometheus exposition of live counters |
 //! | 4 | `scenario` | the schema, the plan, resolving one into the other |
 //! | 5 | `limiter` | kernel settings and control loops that hold a workload back |
 //! | 6 | `result`, `runner` | a run's raw data, and running a planned run |
-//! | 7 | `report` | result files, summaries, expectations, comparisons |
+//! | 7 | `report`, `as_scraped` | result files, summaries, expectations, comparisons; a recorded series as a Prometheus scrape would see it |
 //! | 8 | `plot` | plots of stored result folders |
 //! | 9 | `threshold`, `vm` | the threshold search, running a command in a guest kernel |
 //! | 10 | `cli` | flags, wiring of each command, exit codes |
 //!
 //! Statistics live in `fibtest::stats`, the crate both binaries build on.
 
+pub mod as_scraped;
 pub mod cgroup;
 pub mod cli;
 pub mod clock;
+pub mod episodes;
+pub mod exposition;
 pub mod limiter;
 pub mod plot;
 pub mod probe;

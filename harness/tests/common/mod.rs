@@ -2,6 +2,8 @@
 //! reading result files, and the real-cgroup guard with its leftovers check.
 #![allow(dead_code)]
 
+pub mod prometheus;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -141,9 +143,20 @@ pub fn exclusive() -> Exclusive {
 
 /// Whether the run cgroup at `path` (`run-<pid>-<starttime>-<seq>`) belongs to a live
 /// process other than this test process: a run of another test suite on this shared
-/// machine, not one of ours (whose harnesses have ended by the check).
+/// machine, not one of ours (whose harnesses have ended by the check). A test's own
+/// cgroup (`tb-<tag>-<pid>`, the pid of the process that made it) counts as foreign while
+/// that pid is another live process.
 fn foreign_live(path: &Path) -> bool {
     let name = path.file_name().unwrap_or_default().to_string_lossy();
+    if let Some(rest) = name.strip_prefix("tb-") {
+        return rest
+            .rsplit('-')
+            .next()
+            .and_then(|p| p.parse::<u32>().ok())
+            .is_some_and(|pid| {
+                pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists()
+            });
+    }
     let mut parts = name.strip_prefix("run-").unwrap_or("").split('-');
     let (Some(Ok(pid)), Some(Ok(start))) = (
         parts.next().map(str::parse::<u32>),

@@ -14,6 +14,7 @@ mod probe;
 mod prom;
 mod report;
 mod run;
+mod stream;
 mod threshold;
 mod unprivileged;
 mod vm;

@@ -6,6 +6,7 @@
 
 use crate::limiter::LimiterReport;
 use crate::probe::ProbeOutput;
+use crate::process::exits::DeathReport;
 use crate::process::leaks::LeakReport;
 use crate::process::teardown::StopReport;
 use crate::sample::cpustat::Has;
@@ -27,6 +28,11 @@ pub enum Outcome {
     Interrupted,
     /// The workload ran far past its expected length and was stopped.
     TimedOut { limit_s: f64 },
+    /// The limiter's CPU-time budget was spent and the limiter ended the workload (what
+    /// the limiter is for: not a failure of the run).
+    Budget,
+    /// A signal limiter with until_stuck left a process stopped; the run ended there.
+    Stuck,
 }
 
 impl Outcome {
@@ -36,6 +42,8 @@ impl Outcome {
             Outcome::Failed { .. } => "failed",
             Outcome::Interrupted => "interrupted",
             Outcome::TimedOut { .. } => "timed_out",
+            Outcome::Budget => "budget",
+            Outcome::Stuck => "stuck",
         }
     }
 }
@@ -250,6 +258,14 @@ pub struct RunResult {
     /// How the harness ended workload processes that were still running (stop all,
     /// SIGTERM all, continue all), if any were.
     pub teardown: Option<StopReport>,
+    /// The run's cgroup's CPU usage from its creation to after its last process ended,
+    /// in s (the truth a budget is measured against); None without a cgroup.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroup_cpu_s: Option<f64>,
+    /// How the workloads' processes died, from the kernel's process events; None when
+    /// they could not be watched (not root).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deaths: Option<DeathReport>,
 }
 
 /// One group of a run.

@@ -210,7 +210,9 @@ pub fn run_scenario(cgroup_root: &Path, proc_root: &Path, args: &RunArgs) -> Res
             }
         });
         match outcome {
-            crate::result::Outcome::Completed => {}
+            crate::result::Outcome::Completed
+            | crate::result::Outcome::Budget
+            | crate::result::Outcome::Stuck => {}
             crate::result::Outcome::Interrupted => {
                 bar.abandon();
                 return Err(RunStop::Interrupted {

@@ -1,25 +1,33 @@
 //! Limiters: what holds a workload back. Kernel settings (cfs, weight, cpuset) are applied
 //! to the cgroup before the workload starts (`apply`); duty cycles (freezer, signal) run
 //! as a control loop on their own thread while it runs, and an external command runs
-//! beside it (`ActiveLimiter`). `leaks` checks what a limiter left behind.
+//! beside it (`ActiveLimiter`). CPU-time budgets (budget, window) poll on a thread of
+//! their own and may end the workload. `leaks` checks what a limiter left behind.
 
+pub mod budget;
 pub mod command;
 pub mod credits;
 pub mod duty;
 pub mod signal;
+pub mod usage;
+pub mod window;
 
 use crate::cgroup::{Cgroup, CgroupError, FreezerHandle};
 use crate::clock::{monotonic_ns, sleep_until};
 use crate::process::procs;
-use crate::sample::file::{parse_u64, RereadFile};
-use crate::scenario::plan::{DutyControl, Limiter, PlannedRun};
-use crate::scenario::schema::SignalBy;
+use crate::scenario::plan::{BudgetLimit, DutyControl, Limiter, PlannedRun, WindowLimit};
+use crate::scenario::schema::{BudgetTrack, SignalBy};
+use budget::track::{By, CgroupTracker, ProcTracker, Tracker};
+use budget::BudgetReport;
 use duty::{Actuator, Clock, CpuUsage, DutyStats};
+use signal::{StuckReport, StuckWatch};
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use usage::UsageFile;
+use window::WindowReport;
 
 /// Apply the kernel settings of `run`'s limiter to its cgroup (and weights to groups).
 pub fn apply(run: &PlannedRun, cg: &Cgroup, groups: &[&Cgroup]) -> Result<(), CgroupError> {
@@ -47,6 +55,12 @@ pub struct LimiterReport {
     pub command: Option<command::CommandReport>,
     /// Credits: the balance at the start, at every change between held and free, and at the end.
     pub credits: Option<Vec<credits::CreditPoint>>,
+    /// Budget: what it counted, when it acted, how it ended the workload.
+    pub budget: Option<BudgetReport>,
+    /// Window: the window's usage, its throttles or the end.
+    pub window: Option<WindowReport>,
+    /// Signal with until_stuck: the cycles until a process was left stopped.
+    pub stuck: Option<StuckReport>,
     /// An error of the control loop, if it failed.
     pub error: Option<String>,
 }
@@ -66,12 +80,27 @@ impl LimiterReport {
     }
 }
 
+/// Why a limiter ended the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimiterEnd {
+    /// A budget (or a window with action = "stop") was spent and the workload ended.
+    Budget,
+    /// A signal limiter with until_stuck left a process stopped.
+    Stuck,
+}
+
 /// A limiter that acts while the workload runs.
 pub struct ActiveLimiter {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<(io::Result<DutyStats>, u64)>>,
     credits: Option<JoinHandle<io::Result<Vec<credits::CreditPoint>>>>,
     command: Option<command::CommandLimiter>,
+    budget: Option<JoinHandle<io::Result<BudgetReport>>>,
+    window: Option<JoinHandle<io::Result<WindowReport>>>,
+    stuck: Option<Arc<Mutex<StuckReport>>>,
+    /// Set by the limiter when it ends the run (`end` says why).
+    ended: Arc<AtomicBool>,
+    end: LimiterEnd,
 }
 
 /// Where the limiter finds the workload.
@@ -88,6 +117,30 @@ impl ActiveLimiter {
     /// Start the limiter of `run`, if it acts while the workload runs.
     pub fn start(limiter: &Limiter, t: &Target) -> anyhow::Result<Option<ActiveLimiter>> {
         let stop = Arc::new(AtomicBool::new(false));
+        let mut active = ActiveLimiter {
+            stop: stop.clone(),
+            thread: None,
+            credits: None,
+            command: None,
+            budget: None,
+            window: None,
+            stuck: None,
+            ended: Arc::new(AtomicBool::new(false)),
+            end: LimiterEnd::Budget,
+        };
+        match limiter {
+            Limiter::Budget(b) => {
+                active.budget = Some(start_budget(*b, t, active.ended.clone(), stop)?);
+                return Ok(Some(active));
+            }
+            Limiter::Window(w) => {
+                active.window = Some(start_window(*w, t, active.ended.clone(), stop)?);
+                return Ok(Some(active));
+            }
+            // Wrapped around the workload's command: nothing runs beside it.
+            Limiter::Command { wraps: true, .. } => return Ok(None),
+            _ => {}
+        }
         let needs_cgroup = || {
             anyhow::anyhow!(
                 "the {} limiter needs a cgroup, and this run has none",
@@ -110,34 +163,46 @@ impl ActiveLimiter {
                     unconfirmed: 0,
                 }),
             ),
-            Limiter::Signal { by, duty, name } => {
+            Limiter::Signal {
+                by,
+                duty,
+                name,
+                until_stuck,
+            } => {
                 let name = match (by, name) {
                     (SignalBy::Name, Some(n)) => n.clone(),
                     _ => procs::read(t.proc_root, t.pid)
                         .map(|p| p.name)
                         .unwrap_or_default(),
                 };
-                (
-                    *duty,
-                    Box::new(signal::SignalActuator::new(
-                        *by,
-                        t.pid,
-                        name,
-                        t.cgroup.map(|c| c.procs_files()).unwrap_or_default(),
-                        t.proc_root.to_path_buf(),
-                    )),
-                )
+                let mut a = signal::SignalActuator::new(
+                    *by,
+                    t.pid,
+                    name,
+                    t.cgroup.map(|c| c.procs_files()).unwrap_or_default(),
+                    t.proc_root.to_path_buf(),
+                );
+                if *until_stuck {
+                    let report = Arc::new(Mutex::new(StuckReport::default()));
+                    a.watch = Some(StuckWatch::new(report.clone(), active.ended.clone()));
+                    active.stuck = Some(report);
+                    active.end = LimiterEnd::Stuck;
+                }
+                (*duty, Box::new(a))
             }
-            Limiter::Command { template, share } => {
-                let cmd = crate::scenario::template::substitute(template, t.pid, t.pid, *share);
-                return Ok(Some(ActiveLimiter {
-                    stop,
-                    thread: None,
-                    credits: None,
-                    command: Some(command::CommandLimiter::start(cmd.clone()).map_err(|e| {
+            Limiter::Command {
+                template,
+                share,
+                cpu,
+                ..
+            } => {
+                let cmd =
+                    crate::scenario::template::substitute(template, t.pid, t.pid, *share, *cpu);
+                active.command =
+                    Some(command::CommandLimiter::start(cmd.clone()).map_err(|e| {
                         anyhow::anyhow!("starting the limiter command `{cmd}`: {e}")
-                    })?),
-                }));
+                    })?);
+                return Ok(Some(active));
             }
             Limiter::Credits(model) => {
                 let (model, flag) = (*model, stop.clone());
@@ -149,12 +214,8 @@ impl ActiveLimiter {
                         .spawn(move || {
                             credits::run(&model, &mut RealClock, usage.as_mut(), &mut sink, &flag)
                         })?;
-                return Ok(Some(ActiveLimiter {
-                    stop,
-                    thread: None,
-                    credits: Some(handle),
-                    command: None,
-                }));
+                active.credits = Some(handle);
+                return Ok(Some(active));
             }
             _ => return Ok(None),
         };
@@ -174,12 +235,13 @@ impl ActiveLimiter {
                 let unconfirmed = actuator.unconfirmed();
                 (r, unconfirmed)
             })?;
-        Ok(Some(ActiveLimiter {
-            stop,
-            thread: Some(thread),
-            credits: None,
-            command: None,
-        }))
+        active.thread = Some(thread);
+        Ok(Some(active))
+    }
+
+    /// Whether the limiter has ended the run (a spent budget, a process left stopped).
+    pub fn ended(&self) -> Option<LimiterEnd> {
+        self.ended.load(Ordering::SeqCst).then_some(self.end)
     }
 
     /// See whether an external command has exited (call after a SIGCHLD): true the
@@ -216,16 +278,111 @@ impl ActiveLimiter {
         if let Some(c) = self.command.take() {
             report.command = Some(c.stop());
         }
+        // A budget in the middle of ending the workload finishes that first.
+        if let Some(t) = self.budget.take() {
+            match t.join() {
+                Ok(Ok(r)) => report.budget = Some(r),
+                Ok(Err(e)) => report.error = Some(e.to_string()),
+                Err(_) => report.error = Some("the budget thread panicked".into()),
+            }
+        }
+        if let Some(t) = self.window.take() {
+            match t.join() {
+                Ok(Ok(r)) => report.window = Some(r),
+                Ok(Err(e)) => report.error = Some(e.to_string()),
+                Err(_) => report.error = Some("the window thread panicked".into()),
+            }
+        }
+        if let Some(s) = self.stuck.take() {
+            report.stuck = Some(s.lock().unwrap_or_else(|p| p.into_inner()).clone());
+        }
         report
     }
 }
 
 impl Drop for ActiveLimiter {
     fn drop(&mut self) {
-        if self.thread.is_some() || self.credits.is_some() || self.command.is_some() {
+        if self.thread.is_some()
+            || self.credits.is_some()
+            || self.command.is_some()
+            || self.budget.is_some()
+            || self.window.is_some()
+        {
             self.stop_inner();
         }
     }
+}
+
+/// The budget's thread: its tracker, the cgroup's counter as the truth, and the end.
+fn start_budget(
+    plan: BudgetLimit,
+    t: &Target,
+    ended: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<JoinHandle<io::Result<BudgetReport>>> {
+    let ticks = crate::sample::procstat::clock_ticks_per_s();
+    let mut tracker: Box<dyn Tracker + Send> = match (plan.track, t.cgroup) {
+        (BudgetTrack::Tree, _) => Box::new(ProcTracker::new(t.proc_root, By::Tree, t.pid, ticks)),
+        (BudgetTrack::Group, _) => Box::new(ProcTracker::new(t.proc_root, By::Group, t.pid, ticks)),
+        (BudgetTrack::Cgroup, Some(cg)) => Box::new(CgroupTracker {
+            usage: UsageFile::open(cg)?,
+            dir: cg.cpu_dir().to_path_buf(),
+            proc_root: t.proc_root.to_path_buf(),
+        }),
+        // Resolving refuses a cgroup budget without a cgroup.
+        (BudgetTrack::Cgroup, None) => anyhow::bail!("track = \"cgroup\" needs a cgroup"),
+    };
+    let mut truth = t.cgroup.map(UsageFile::open).transpose()?;
+    let (proc_root, main) = (t.proc_root.to_path_buf(), t.pid);
+    Ok(std::thread::Builder::new()
+        .name("budget".into())
+        .spawn(move || {
+            let mut end =
+                |tr: &mut dyn Tracker| budget::end::end_tracked(&plan.end, tr, &proc_root, main);
+            budget::run(
+                &plan,
+                &mut RealClock,
+                tracker.as_mut(),
+                &mut truth,
+                &mut end,
+                &ended,
+                &stop,
+            )
+        })?)
+}
+
+/// The window's thread: the cgroup's counter, its quota, and the end for action = "stop".
+fn start_window(
+    plan: WindowLimit,
+    t: &Target,
+    ended: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<JoinHandle<io::Result<WindowReport>>> {
+    let cg = t.cgroup.ok_or_else(|| {
+        anyhow::anyhow!("the window limiter needs a cgroup, and this run has none")
+    })?;
+    let mut usage = UsageFile::open(cg)?;
+    let mut sink = CfsSink(cg.cfs_handle());
+    let mut tracker = CgroupTracker {
+        usage: UsageFile::open(cg)?,
+        dir: cg.cpu_dir().to_path_buf(),
+        proc_root: t.proc_root.to_path_buf(),
+    };
+    let (proc_root, main) = (t.proc_root.to_path_buf(), t.pid);
+    Ok(std::thread::Builder::new()
+        .name("window".into())
+        .spawn(move || {
+            let mut end = || budget::end::end_tracked(&plan.end, &mut tracker, &proc_root, main);
+            window::run(
+                &plan,
+                &mut RealClock,
+                &mut usage,
+                &mut sink,
+                &mut end,
+                &ended,
+                &stop,
+            )
+        })?)
 }
 
 struct CfsSink(crate::cgroup::CfsHandle);
@@ -287,37 +444,5 @@ impl Clock for RealClock {
 impl CpuUsage for crate::sample::pidstat::ProcessUsage {
     fn usage_ns(&mut self) -> io::Result<u64> {
         crate::sample::pidstat::ProcessUsage::usage_ns(self)
-    }
-}
-
-/// The cgroup's CPU usage, read through one open file.
-struct UsageFile {
-    file: RereadFile,
-    /// v2 keeps usage in cpu.stat as usage_usec.
-    v2: bool,
-}
-
-impl UsageFile {
-    fn open(cg: &Cgroup) -> io::Result<UsageFile> {
-        let p: PathBuf = cg.usage_path();
-        Ok(UsageFile {
-            file: RereadFile::open(&p, 4096)?,
-            v2: p.ends_with("cpu.stat"),
-        })
-    }
-}
-
-impl CpuUsage for UsageFile {
-    fn usage_ns(&mut self) -> io::Result<u64> {
-        let text = self.file.read()?;
-        let v = if self.v2 {
-            text.lines()
-                .find_map(|l| l.strip_prefix("usage_usec "))
-                .and_then(parse_u64)
-                .map(|us| us * 1000)
-        } else {
-            parse_u64(text)
-        };
-        v.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "cannot read CPU usage"))
     }
 }

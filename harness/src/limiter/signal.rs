@@ -10,6 +10,11 @@
 //!   no new process appears ("Practical resource limiting" [Practical Limiting]); continue
 //!   every process stopped and every process
 //!   now in the tree.
+//!
+//! With `until_stuck`, every continue is followed by a look at the run's processes: the
+//! first process found still stopped (nothing will continue it) ends the run, and the
+//! cycles and time it took are reported, so the race's rate per cycle can be read off
+//! runs of any length.
 
 use super::duty::Actuator;
 use crate::process::procs;
@@ -19,6 +24,39 @@ use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 use std::io;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// What `until_stuck` found.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct StuckReport {
+    /// Stop/continue cycles run until a process was found left stopped (all of them,
+    /// if none was).
+    pub cycles: u64,
+    /// From the limiter's start to the continue after which it was found, in s.
+    pub stuck_after_s: Option<f64>,
+    /// The process found stopped: its pid and name.
+    pub pid: Option<i32>,
+    pub name: Option<String>,
+}
+
+/// Looks for processes left stopped after every continue (`until_stuck`).
+pub struct StuckWatch {
+    pub report: Arc<Mutex<StuckReport>>,
+    /// Set when one is found: the run ends.
+    pub found: Arc<AtomicBool>,
+    started_ns: u64,
+}
+
+impl StuckWatch {
+    pub fn new(report: Arc<Mutex<StuckReport>>, found: Arc<AtomicBool>) -> StuckWatch {
+        StuckWatch {
+            report,
+            found,
+            started_ns: crate::clock::monotonic_ns(),
+        }
+    }
+}
 
 pub struct SignalActuator {
     pub by: SignalBy,
@@ -32,6 +70,8 @@ pub struct SignalActuator {
     pub proc_root: PathBuf,
     /// by = tree: what the last pause stopped, to continue it all.
     stopped: Vec<i32>,
+    /// until_stuck: the watch for processes left stopped.
+    pub watch: Option<StuckWatch>,
 }
 
 impl SignalActuator {
@@ -49,15 +89,25 @@ impl SignalActuator {
             procs_files,
             proc_root,
             stopped: Vec::new(),
+            watch: None,
         }
     }
 
     fn named(&self) -> Vec<i32> {
+        let mut pids = self.scope();
+        pids.retain(|p| {
+            procs::read(&self.proc_root, *p)
+                .map(|i| i.name == self.name)
+                .unwrap_or(false)
+        });
+        pids
+    }
+
+    /// The run's processes: its cgroups' (without a cgroup, the tree below `pid`).
+    fn scope(&self) -> Vec<i32> {
         if self.procs_files.is_empty() {
             let all = procs::all(&self.proc_root);
-            let mut pids = procs::tree(&all, self.pid);
-            pids.retain(|p| all.iter().any(|i| i.pid == *p && i.name == self.name));
-            return pids;
+            return procs::tree(&all, self.pid);
         }
         let mut pids: Vec<i32> = self
             .procs_files
@@ -72,12 +122,38 @@ impl SignalActuator {
             .collect();
         pids.sort_unstable();
         pids.dedup();
-        pids.retain(|p| {
-            procs::read(&self.proc_root, *p)
-                .map(|i| i.name == self.name)
-                .unwrap_or(false)
-        });
         pids
+    }
+
+    /// After a continue: count the cycle, and look for a process of the run that is
+    /// still stopped (by name, one the name no longer matches: renamed by an exec).
+    fn look_for_stuck(&mut self) {
+        let Some(w) = &self.watch else {
+            return;
+        };
+        if w.found.load(Ordering::SeqCst) {
+            return;
+        }
+        let stuck = self.scope().into_iter().find_map(|p| {
+            procs::read(&self.proc_root, p)
+                .filter(|i| i.is_stopped() && !(self.by == SignalBy::Name && i.name == self.name))
+        });
+        let Some(info) = stuck else {
+            return;
+        };
+        let mut r = w.report.lock().unwrap_or_else(|p| p.into_inner());
+        r.stuck_after_s = Some((crate::clock::monotonic_ns() - w.started_ns) as f64 / 1e9);
+        r.pid = Some(info.pid);
+        r.name = Some(info.name);
+        w.found.store(true, Ordering::SeqCst);
+    }
+
+    fn count_cycle(&self) {
+        if let Some(w) = &self.watch {
+            if !w.found.load(Ordering::SeqCst) {
+                w.report.lock().unwrap_or_else(|p| p.into_inner()).cycles += 1;
+            }
+        }
     }
 
     fn signal_all(pids: &[i32], sig: Signal) {
@@ -90,6 +166,7 @@ impl SignalActuator {
 
 impl Actuator for SignalActuator {
     fn pause(&mut self) -> io::Result<()> {
+        self.count_cycle();
         match self.by {
             SignalBy::Group => {
                 // The workload's own process group; ESRCH once it has gone.
@@ -134,6 +211,7 @@ impl Actuator for SignalActuator {
                 Self::signal_all(&pids, Signal::SIGCONT);
             }
         }
+        self.look_for_stuck();
         Ok(())
     }
 }
@@ -161,6 +239,48 @@ mod tests {
         found.sort();
         // 12 is a `sed` of somebody else's: never touched.
         assert_eq!(found, vec![11, 14]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_process_left_stopped_after_a_continue_is_found_once() {
+        let dir = std::env::temp_dir().join(format!("tb-stuck-{}", std::process::id()));
+        let write = |pid: i32, name: &str, state: char, ppid: i32| {
+            let d = dir.join(pid.to_string());
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("stat"), format!("{pid} ({name}) {state} {ppid} 0 0")).unwrap();
+        };
+        // Pids above the kernel's largest (4194304): signals to them reach nobody.
+        write(5_000_010, "sh", 'S', 1);
+        write(5_000_011, "sh", 'T', 5_000_010);
+        let report = Arc::new(Mutex::new(StuckReport::default()));
+        let found = Arc::new(AtomicBool::new(false));
+        let mut a = SignalActuator::new(
+            SignalBy::Name,
+            5_000_010,
+            "sh".into(),
+            Vec::new(),
+            dir.clone(),
+        );
+        a.watch = Some(StuckWatch::new(report.clone(), found.clone()));
+        // A stopped `sh` is the limiter's own to continue: not stuck.
+        a.pause().unwrap();
+        a.resume().unwrap();
+        assert!(!found.load(Ordering::SeqCst));
+        // It exec'd `sed` while stopped: nothing continues it by name.
+        write(5_000_011, "sed", 'T', 5_000_010);
+        a.pause().unwrap();
+        a.resume().unwrap();
+        assert!(found.load(Ordering::SeqCst));
+        let r = report.lock().unwrap().clone();
+        assert_eq!(
+            (r.cycles, r.pid, r.name.as_deref()),
+            (2, Some(5_000_011), Some("sed"))
+        );
+        assert!(r.stuck_after_s.is_some());
+        // Later cycles are not counted.
+        a.pause().unwrap();
+        assert_eq!(report.lock().unwrap().cycles, 2);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

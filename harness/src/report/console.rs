@@ -57,11 +57,43 @@ pub fn run_line(r: &SummaryRow, run: &PlannedRun) -> String {
     if let Some(p) = r.group_share_pct {
         s.push_str(&format!(", {p:.1}% of the groups' CPU"));
     }
+    s.push_str(&budget_part(r));
     if r.leaked_stopped + r.leaked_escaped + r.leaked_cgroups > 0 {
         s.push_str(&format!(
             ", LEFT BEHIND: {} stopped, {} escaped, {} cgroups",
             r.leaked_stopped, r.leaked_escaped, r.leaked_cgroups
         ));
+    }
+    s
+}
+
+/// What a CPU-time budget, a window or a signal limiter's until_stuck found.
+fn budget_part(r: &SummaryRow) -> String {
+    let mut s = String::new();
+    match (r.budget_s, r.overshoot_s, r.cgroup_cpu_s) {
+        (Some(b), Some(o), Some(used)) => {
+            s.push_str(&format!(", budget {b:.3}s, used {used:.3}s ({o:+.3}s)"));
+        }
+        (Some(b), _, _) => s.push_str(&format!(", budget {b:.3}s")),
+        _ => {}
+    }
+    if let Some(d) = r.detection_delay_s {
+        s.push_str(&format!(", seen {:.0}ms after the cgroup's count", d * 1e3));
+    }
+    if let (Some(w), Some(m), Some(l)) = (r.window_s, r.window_max_s, r.window_limited_s) {
+        s.push_str(&format!(
+            ", at most {m:.3}s in a {w}s window, {l:.1}s held to the floor"
+        ));
+    }
+    if let Some(n) = r.sigpipe_deaths.filter(|n| *n > 0) {
+        s.push_str(&format!(", {n} killed by SIGPIPE"));
+    }
+    match (r.stop_cycles, r.stuck_after_s) {
+        (Some(c), Some(t)) => s.push_str(&format!(
+            ", a process left stopped after {c} stop/continue cycles ({t:.2}s)"
+        )),
+        (Some(c), None) => s.push_str(&format!(", none left stopped in {c} cycles")),
+        _ => {}
     }
     s
 }

@@ -271,6 +271,14 @@ impl ResultWriter {
                 None => {}
             }
         }
+        if let Some(w) = &result.limiter.window {
+            // The window counts the run's whole cgroup: every group together.
+            let group = match result.groups.as_slice() {
+                [g] => g.name.as_str(),
+                _ => "all",
+            };
+            self.probe_rows("window.csv", run, group, &w.rows(result.t0_monotonic_ns))?;
+        }
         Ok(())
     }
 

@@ -9,8 +9,9 @@ use super::spawn::{spawn, Running};
 use super::Runner;
 use crate::cgroup::{Cgroup, Version};
 use crate::clock::{monotonic_ns, sleep_until};
-use crate::limiter::{self, ActiveLimiter};
+use crate::limiter::{self, ActiveLimiter, LimiterEnd};
 use crate::process::affinity::AffinityGuard;
+use crate::process::exits::ExitWatch;
 use crate::process::leaks::{self, LeakReport, LeakedProcess};
 use crate::process::{describe_status, teardown};
 use crate::result::{GroupResult, Outcome, RunResult, TickStats};
@@ -43,6 +44,8 @@ pub(super) struct Live<'a> {
     left_stopped: Vec<LeakedProcess>,
     /// The sampler's thread runs away from the workloads' CPUs while the run is live.
     _pin: Option<AffinityGuard>,
+    /// How the workloads' processes die (None when they cannot be watched).
+    exits: Option<ExitWatch>,
 }
 
 impl<'a> Live<'a> {
@@ -78,6 +81,8 @@ impl<'a> Live<'a> {
         let mut sampler = Sampler::open(&sources, &runner.proc_root, run.sample_interval.0)?;
         let counters: Vec<_> = (0..run.groups.len()).map(|g| sampler.counters(g)).collect();
         sink.begin(&counters, sampler.system_has())?;
+        // Watching from before the first fork, so no process of the workloads is missed.
+        let exits = ExitWatch::start();
         let mut running: Vec<Running> = Vec::new();
         let mut pipes = Vec::new();
         for g in 0..run.groups.len() {
@@ -135,6 +140,7 @@ impl<'a> Live<'a> {
             t0,
             left_stopped: Vec::new(),
             _pin: spare.as_ref().map(AffinityGuard::pin),
+            exits,
         })
     }
 
@@ -228,6 +234,10 @@ impl<'a> Live<'a> {
             if signals::received().is_some() {
                 return Ok(Some(Outcome::Interrupted));
             }
+            // A limiter that ends the run on a finding (a process left stopped).
+            if self.limiter.as_ref().and_then(ActiveLimiter::ended) == Some(LimiterEnd::Stuck) {
+                return Ok(Some(Outcome::Stuck));
+            }
             if now - t0 > limit_ns {
                 return Ok(Some(Outcome::TimedOut {
                     limit_s: limit.as_secs_f64(),
@@ -243,8 +253,9 @@ impl<'a> Live<'a> {
         // One more read after the end: the counters are final now.
         self.tick(end)?;
         self.ticks.busy_mean_s = self.busy_ns as f64 / 1e9 / self.ticks.ticks.max(1) as f64;
-        // The limiter goes first (it leaves the workload running). What it left stopped
-        // is recorded before anything else touches the processes.
+        // The limiter goes first (it leaves the workload running, or finishes ending it).
+        // What it left stopped is recorded before anything else touches the processes.
+        let limiter_end = self.limiter.as_ref().and_then(ActiveLimiter::ended);
         let limiter_report = self.limiter.take().map(|a| a.stop()).unwrap_or_default();
         let mut leaks = self.survey();
         leaks.escaped.clear();
@@ -288,7 +299,15 @@ impl<'a> Live<'a> {
                 .escaped
                 .extend(leaks::reap_orphans(&self.runner.proc_root));
         }
-        // Every process is gone now, so the pipes are closed and the reader ends.
+        // Every process is gone now: the cgroup's count is final, every exit is known.
+        let cgroup_cpu_s = self
+            .top
+            .and_then(|t| limiter::usage::UsageFile::open(t).ok())
+            .and_then(|mut u| limiter::duty::CpuUsage::usage_ns(&mut u).ok())
+            .map(|ns| ns as f64 / 1e9);
+        let mains: Vec<i32> = self.running.iter().map(|r| r.guard.pid()).collect();
+        let deaths = self.exits.take().map(|w| w.finish(&mains));
+        // The pipes are closed and the reader ends.
         let (outputs, written) = self.output.take().expect("joined once").join();
         written?;
         let mut groups = Vec::new();
@@ -314,7 +333,14 @@ impl<'a> Live<'a> {
             planned: self.run.clone(),
             cgroup: self.top.map(|t| t.name()).unwrap_or_default(),
             without_cgroup: None,
-            outcome: outcome.or(failure).unwrap_or(Outcome::Completed),
+            // A limiter that ended the workload explains its exit by a signal.
+            outcome: outcome
+                .or(limiter_end.map(|e| match e {
+                    LimiterEnd::Budget => Outcome::Budget,
+                    LimiterEnd::Stuck => Outcome::Stuck,
+                }))
+                .or(failure)
+                .unwrap_or(Outcome::Completed),
             wall_s: (end - self.t0) as f64 / 1e9,
             t0_monotonic_ns: self.t0,
             ticks: self.ticks,
@@ -323,6 +349,8 @@ impl<'a> Live<'a> {
             limiter: limiter_report,
             leaks,
             teardown,
+            cgroup_cpu_s,
+            deaths,
         })
     }
 }

@@ -3,7 +3,7 @@
 //! downstream code does not re-check it.
 
 use super::duration::Span;
-use super::schema::{Scenario, SignalBy};
+use super::schema::{BudgetTrack, KillOrder, Scenario, SignalBy, WindowAction};
 pub use crate::cgroup::CfsLimit;
 use crate::cgroup::Controller;
 use fibtest::cpulist::CpuList;
@@ -91,10 +91,12 @@ impl PlannedRun {
     /// acts on processes (or none).
     pub fn can_run_without_cgroup(&self) -> bool {
         self.groups.len() == 1
-            && matches!(
-                self.limiter,
-                Limiter::None | Limiter::Signal { .. } | Limiter::Command { .. }
-            )
+            && match &self.limiter {
+                Limiter::None | Limiter::Signal { .. } | Limiter::Command { .. } => true,
+                // Tree and group tracking read /proc (the truth columns stay empty).
+                Limiter::Budget(b) => b.track != BudgetTrack::Cgroup,
+                _ => false,
+            }
     }
 
     /// The first group's workload (the only one unless the scenario has groups).
@@ -155,13 +157,63 @@ pub enum Limiter {
         duty: DutyControl,
         /// by = "name": the name to match (None: the workload's own process name).
         name: Option<String>,
+        /// End the run at the first cycle that leaves a process stopped.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        until_stuck: bool,
     },
     Command {
-        /// The command with {pid}, {pgid}, {percent}, {share} placeholders.
+        /// The command with {pid}, {pgid}, {percent}, {share}, {cpu} placeholders; with
+        /// {workload}, the workload's own command line wrapped (already substituted
+        /// into the workload's command by resolving).
         template: String,
         share: Option<f64>,
+        /// The CPU time the command is meant to hold the workload to.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cpu: Option<Span>,
+        /// The command wraps the workload ({workload}): nothing runs beside it.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        wraps: bool,
     },
     Credits(CreditModel),
+    Budget(BudgetLimit),
+    Window(WindowLimit),
+}
+
+/// A CPU-time budget for the whole workload (`limiter.kind = "budget"`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct BudgetLimit {
+    /// The CPU time the workload may use.
+    pub cpu: Span,
+    pub track: BudgetTrack,
+    /// How often the usage is read.
+    pub interval: Span,
+    pub end: EndPlan,
+}
+
+/// How a limiter ends a workload that used its budget.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct EndPlan {
+    pub kill: KillOrder,
+    /// Time between SIGTERM and SIGKILL.
+    pub grace: Span,
+}
+
+/// A CPU-time budget within a rolling window (`limiter.kind = "window"`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct WindowLimit {
+    /// The CPU time the workload may use within any `window`.
+    pub cpu: Span,
+    pub window: Span,
+    /// How often the usage is read.
+    pub interval: Span,
+    /// The window's usage is kept in this many buckets of window / buckets each.
+    pub buckets: u32,
+    pub action: WindowAction,
+    /// throttle: the share of one CPU the workload is held to, and the CFS period.
+    pub floor: f64,
+    pub period_us: u64,
+    /// stop: how the workload is ended.
+    pub end: EndPlan,
 }
 
 /// How a duty-cycle limiter decides how long to let the workload run.
@@ -185,6 +237,19 @@ impl Limiter {
             Limiter::Signal { .. } => "signal",
             Limiter::Command { .. } => "command",
             Limiter::Credits(_) => "credits",
+            Limiter::Budget(_) => "budget",
+            Limiter::Window(_) => "window",
+        }
+    }
+
+    /// The CPU time the limiter holds the workload to, in s: a budget for the whole run,
+    /// a window's budget, or what a command says it enforces.
+    pub fn budget_s(&self) -> Option<f64> {
+        match self {
+            Limiter::Budget(b) => Some(b.cpu.as_secs_f64()),
+            Limiter::Window(w) => Some(w.cpu.as_secs_f64()),
+            Limiter::Command { cpu, .. } => cpu.map(|c| c.as_secs_f64()),
+            _ => None,
         }
     }
 
@@ -195,7 +260,11 @@ impl Limiter {
             Limiter::Cpuset { cpus } => Some(cpus.len() as f64),
             Limiter::Freezer { duty } | Limiter::Signal { duty, .. } => Some(duty.share()),
             Limiter::Command { share, .. } => *share,
-            Limiter::None | Limiter::Weight | Limiter::Credits(_) => None,
+            Limiter::None
+            | Limiter::Weight
+            | Limiter::Credits(_)
+            | Limiter::Budget(_)
+            | Limiter::Window(_) => None,
         }
     }
 

@@ -68,6 +68,11 @@ pub enum LimiterKind {
     Command,
     /// An emulated burstable CPU: credits earned at a baseline, spent when busy.
     Credits,
+    /// A CPU-time budget for the whole workload, which is ended when it is spent
+    /// ("Practical resource limiting" [Practical Limiting]).
+    Budget,
+    /// A CPU-time budget within a rolling window (ApisCP's 24-hour limit [ApisCP]).
+    Window,
 }
 
 impl LimiterKind {
@@ -81,6 +86,8 @@ impl LimiterKind {
             LimiterKind::Signal => "signal",
             LimiterKind::Command => "command",
             LimiterKind::Credits => "credits",
+            LimiterKind::Budget => "budget",
+            LimiterKind::Window => "window",
         }
     }
 }
@@ -136,6 +143,106 @@ pub struct LimiterSpec {
     /// credits: how often the balance is updated (default 10ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tick: Option<Span>,
+    /// budget: CPU time the whole workload may use ("2s"); window: CPU time within each
+    /// `window`; command: the CPU time the command is meant to hold the workload to
+    /// (fills {cpu}, in s, and gives the budget columns).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<Span>,
+    /// budget: whose CPU time counts (default "tree").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track: Option<BudgetTrack>,
+    /// budget, window: how often the limiter reads the usage (default 100ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Span>,
+    /// budget, window with action = "stop": time between SIGTERM and SIGKILL (default 2s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace: Option<Span>,
+    /// budget, window with action = "stop": how the workload is ended (default
+    /// "stop-first").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kill: Option<KillOrder>,
+    /// window: the rolling window the budget `cpu` is for ("24h").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<Span>,
+    /// window: what happens when the window's budget is used (default "throttle").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<WindowAction>,
+    /// window with action = "throttle": the share of one CPU the workload is held to
+    /// until its usage ages out of the window (default 0.05).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub floor: Option<f64>,
+    /// signal: end the run at the first stop/continue cycle that leaves a process
+    /// stopped (the workload's duration bounds the run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_stuck: Option<bool>,
+}
+
+/// Whose CPU time a budget counts ("Practical resource limiting" [Practical Limiting]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BudgetTrack {
+    /// The process tree below the workload's main process, by parent pid, read from
+    /// /proc: live processes plus the reaped children in their cutime/cstime (the
+    /// article's design). Misses what detaches from the tree (a double-forked daemon).
+    Tree,
+    /// The workload's process group, read from /proc the same way (the article's earlier
+    /// design). Misses what a shell inside moves to a group of its own.
+    Group,
+    /// The run's cgroup's own counter (cpuacct.usage, cpu.stat usage_usec), which no
+    /// process of the run escapes.
+    Cgroup,
+}
+
+impl BudgetTrack {
+    pub fn name(&self) -> &'static str {
+        match self {
+            BudgetTrack::Tree => "tree",
+            BudgetTrack::Group => "group",
+            BudgetTrack::Cgroup => "cgroup",
+        }
+    }
+}
+
+/// How a limiter ends a workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KillOrder {
+    /// Stop every process (listing again until no new one appears), SIGTERM them all,
+    /// continue them all; SIGKILL what is left after the grace time ("Practical resource
+    /// limiting" [Practical Limiting]).
+    StopFirst,
+    /// SIGTERM one process at a time, the newest first, waiting up to the grace time for
+    /// each to exit before the next, without stopping any: the naive order, whose pipe
+    /// peers can die of SIGPIPE.
+    Each,
+}
+
+impl KillOrder {
+    pub fn name(&self) -> &'static str {
+        match self {
+            KillOrder::StopFirst => "stop-first",
+            KillOrder::Each => "each",
+        }
+    }
+}
+
+/// What a window limiter does when the window's budget is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WindowAction {
+    /// Hold the workload to `floor` with a CFS quota until its usage ages out of the window.
+    Throttle,
+    /// End the workload, as the budget limiter does.
+    Stop,
+}
+
+impl WindowAction {
+    pub fn name(&self) -> &'static str {
+        match self {
+            WindowAction::Throttle => "throttle",
+            WindowAction::Stop => "stop",
+        }
+    }
 }
 
 /// Which processes a signal limiter stops and continues.

@@ -1,5 +1,6 @@
 //! The probes' tables (steal.csv, gaps.csv, steal_timeseries.csv, entropy.csv,
-//! fips.csv): a probe workload's rows, each tagged with its run and group.
+//! fips.csv), and the window limiter's series (window.csv): rows each tagged with their
+//! run and group.
 
 use serde::Serialize;
 
@@ -24,5 +25,6 @@ tagged!(
     crate::probe::steal::GapBucket,
     crate::probe::steal::SeriesRow,
     crate::probe::entropy::SupplyRow,
-    crate::probe::entropy::FipsRow
+    crate::probe::entropy::FipsRow,
+    crate::limiter::window::WindowRow
 );

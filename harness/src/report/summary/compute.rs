@@ -171,5 +171,30 @@ fn summarize_group(
         limiter_faults: r.limiter.faults().len(),
         late_ticks: r.ticks.late,
         missed_ticks: r.ticks.missed,
+        cgroup_cpu_s: r.cgroup_cpu_s,
+        budget_s: p.limiter.budget_s(),
+        overshoot_s: match &p.limiter {
+            Limiter::Window(_) => None,
+            l => l.budget_s().zip(r.cgroup_cpu_s).map(|(b, used)| used - b),
+        },
+        detection_delay_s: r
+            .limiter
+            .budget
+            .as_ref()
+            .and_then(|b| b.detection_delay_s()),
+        sigpipe_deaths: r
+            .deaths
+            .as_ref()
+            .map(|d| d.by(nix::sys::signal::Signal::SIGPIPE as i32)),
+        signal_deaths: r.deaths.as_ref().map(|d| d.signalled()),
+        window_s: r.limiter.window.as_ref().map(|w| w.window_s),
+        window_max_s: r.limiter.window.as_ref().map(|w| w.max_used_s),
+        window_limited_s: r.limiter.window.as_ref().map(|w| w.limited_s),
+        stop_cycles: r.limiter.stuck.as_ref().map(|s| s.cycles),
+        stuck_after_s: r.limiter.stuck.as_ref().and_then(|s| s.stuck_after_s),
+        stuck_per_cycle: r.limiter.stuck.as_ref().map(|s| {
+            let stuck = if s.stuck_after_s.is_some() { 1.0 } else { 0.0 };
+            stuck / s.cycles.max(1) as f64
+        }),
     }
 }

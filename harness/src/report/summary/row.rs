@@ -161,6 +161,32 @@ columns! {
     /// the sampler fell more than an interval behind (same on every row of a run).
     late_ticks: u64,
     missed_ticks: u64,
+    /// The run cgroup's CPU usage from its creation to after its last process ended, in
+    /// s (same on every row of a run; empty without a cgroup).
+    cgroup_cpu_s: Option<f64>,
+    /// The CPU time the limiter holds the workload to, in s: a budget's or a window's
+    /// `cpu`, or the `cpu` a command limiter says it enforces.
+    budget_s: Option<f64>,
+    /// cgroup_cpu_s - budget_s (negative: under the budget): the cgroup's own count,
+    /// which a tree or group budget does not read (empty for a window).
+    overshoot_s: Option<f64>,
+    /// Budget: from the cgroup's usage reaching the budget to the limiter seeing its own
+    /// count reach it, in s (empty when it never did).
+    detection_delay_s: Option<f64>,
+    /// Processes of the workload killed by SIGPIPE, and by any signal, during the run
+    /// (empty when the kernel's process events could not be read: not root).
+    sigpipe_deaths: Option<u64>,
+    signal_deaths: Option<u64>,
+    /// Window: its length; the most CPU used within one window, as the limiter counted it;
+    /// the wall time the workload was held to the floor; in s.
+    window_s: Option<f64>,
+    window_max_s: Option<f64>,
+    window_limited_s: Option<f64>,
+    /// Signal with until_stuck: stop/continue cycles run, the time until a process was
+    /// found left stopped (empty if none was), and processes left stopped per cycle.
+    stop_cycles: Option<u64>,
+    stuck_after_s: Option<f64>,
+    stuck_per_cycle: Option<f64>,
 }
 
 impl SummaryRow {

@@ -100,6 +100,8 @@ fn result() -> Measured {
             limiter: Default::default(),
             leaks: Default::default(),
             teardown: None,
+            cgroup_cpu_s: None,
+            deaths: None,
             groups: vec![GroupResult {
                 name: "main".into(),
                 exit_status: "exited with code 0".into(),

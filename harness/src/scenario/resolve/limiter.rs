@@ -1,6 +1,7 @@
 //! The `[limiter]` table: which fields apply to each kind, their ranges, and the kernel's
 //! limits on CFS settings.
 
+use super::budget::{resolve_budget, resolve_window};
 use super::fields::{cpus_field, positive, reject_unused};
 use crate::scenario::duration::{Quota, Span};
 use crate::scenario::plan::{CfsLimit, CreditModel, DutyControl, Limiter};
@@ -79,15 +80,28 @@ pub fn resolve_limiter(
         ("balance_max", l.balance_max.is_some()),
         ("balance_start", l.balance_start.is_some()),
         ("tick", l.tick.is_some()),
+        ("cpu", l.cpu.is_some()),
+        ("track", l.track.is_some()),
+        ("interval", l.interval.is_some()),
+        ("grace", l.grace.is_some()),
+        ("kill", l.kill.is_some()),
+        ("window", l.window.is_some()),
+        ("action", l.action.is_some()),
+        ("floor", l.floor.is_some()),
+        ("until_stuck", l.until_stuck.is_some()),
     ];
     let applies: &[&str] = match l.kind {
         LimiterKind::None | LimiterKind::Weight => &[],
         LimiterKind::Cfs => &["quota", "period", "burst"],
         LimiterKind::Cpuset => &["cpus"],
         LimiterKind::Freezer => &["share", "cycle", "on", "off"],
-        LimiterKind::Signal => &["by", "name", "share", "cycle", "on", "off"],
-        LimiterKind::Command => &["command", "share"],
+        LimiterKind::Signal => &["by", "name", "share", "cycle", "on", "off", "until_stuck"],
+        LimiterKind::Command => &["command", "share", "cpu"],
         LimiterKind::Credits => &["baseline", "balance_max", "balance_start", "period", "tick"],
+        LimiterKind::Budget => &["cpu", "track", "interval", "grace", "kill"],
+        LimiterKind::Window => &[
+            "cpu", "interval", "grace", "kill", "window", "action", "floor", "period",
+        ],
     };
     reject_unused(source, "limiter", kind, &present, applies)?;
     match l.kind {
@@ -126,6 +140,7 @@ pub fn resolve_limiter(
                 by,
                 duty: resolve_duty(l, source)?,
                 name: l.name.clone(),
+                until_stuck: l.until_stuck.unwrap_or(false),
             })
         }
         LimiterKind::Command => {
@@ -146,11 +161,33 @@ pub fn resolve_limiter(
                     "the command uses {percent} or {share}: give share",
                 ));
             }
+            if template.contains("{cpu}") && l.cpu.is_none() {
+                return Err(ScenarioError::field(
+                    source,
+                    "limiter.cpu",
+                    "the command uses {cpu}: give cpu",
+                ));
+            }
+            if let Some(c) = l.cpu {
+                positive(source, "limiter.cpu", c)?;
+            }
+            let wraps = template.contains("{workload}");
+            if wraps && (template.contains("{pid}") || template.contains("{pgid}")) {
+                return Err(ScenarioError::field(
+                    source,
+                    "limiter.command",
+                    "a command that wraps the workload ({workload}) runs as the workload: it has no {pid} or {pgid} to point at",
+                ));
+            }
             Ok(Limiter::Command {
                 template,
                 share: l.share,
+                cpu: l.cpu,
+                wraps,
             })
         }
+        LimiterKind::Budget => Ok(Limiter::Budget(resolve_budget(l, source)?)),
+        LimiterKind::Window => Ok(Limiter::Window(resolve_window(l, source, allowed)?)),
         LimiterKind::Credits => {
             let baseline = l.baseline.ok_or_else(|| {
                 ScenarioError::field(

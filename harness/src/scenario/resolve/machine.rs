@@ -4,7 +4,9 @@
 //! the others fail here, naming the limiter, so a run that cannot start leaves nothing.
 
 use crate::cgroup::{CgroupError, Hierarchy};
-use crate::scenario::plan::{Placement, Plan};
+use crate::scenario::plan::{Limiter, Placement, Plan};
+use crate::scenario::schema::BudgetTrack;
+use crate::scenario::ScenarioError;
 
 /// A run of the plan cannot have the cgroups it needs.
 #[derive(Debug, thiserror::Error)]
@@ -17,12 +19,17 @@ pub enum PlaceError {
     },
     #[error(transparent)]
     Cgroup(#[from] CgroupError),
+    /// A field of the scenario asks for what this machine cannot give (exit 3, the
+    /// field named).
+    #[error("the scenario asks for a cgroup this user cannot make")]
+    Field(#[source] ScenarioError),
 }
 
 /// Decide each run's `placement` against `hierarchy`. Returns why runs go without a
 /// cgroup, if any do (to tell the user once).
 pub fn place(plan: &mut Plan, hierarchy: &Hierarchy) -> Result<Option<String>, PlaceError> {
     let mut without = None;
+    let source = plan.source.clone();
     for r in &mut plan.runs {
         match hierarchy.check_can_create(r.extra_controllers()) {
             Ok(()) => r.placement = Placement::Cgroup,
@@ -30,6 +37,17 @@ pub fn place(plan: &mut Plan, hierarchy: &Hierarchy) -> Result<Option<String>, P
                 let reason = e.to_string();
                 without.get_or_insert_with(|| reason.clone());
                 r.placement = Placement::Processes { reason };
+            }
+            Err(e @ CgroupError::Permission { .. })
+                if matches!(&r.limiter, Limiter::Budget(b) if b.track == BudgetTrack::Cgroup) =>
+            {
+                return Err(PlaceError::Field(ScenarioError::field(
+                    &source,
+                    "limiter.track",
+                    format!(
+                        "\"cgroup\" counts the run's own cgroup, and there is none ({e}); track = \"tree\" or \"group\" read /proc instead"
+                    ),
+                )))
             }
             Err(error @ CgroupError::Permission { .. }) => {
                 return Err(PlaceError::NeedsCgroup {

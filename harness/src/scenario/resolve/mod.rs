@@ -6,12 +6,15 @@
 //! sweep (`sweep`), the checks every field shares (`fields`), and what this machine can
 //! do (`machine`); groups and the period phase are here.
 
+mod budget;
 mod fields;
 mod limiter;
 mod machine;
 mod sweep;
 mod workload;
+mod wrap;
 
+pub use budget::MAX_BUCKETS;
 pub use limiter::resolve_limiter;
 pub use machine::{place, PlaceError};
 
@@ -39,6 +42,7 @@ pub fn resolve(
     for (config, (params, sc)) in configs.into_iter().enumerate() {
         let limiter = resolve_limiter(&sc.limiter, source, allowed)?;
         let groups = resolve_groups(&sc, &limiter, source, allowed)?;
+        let groups = wrap::wrap_workloads(groups, &limiter, source)?;
         let phase_spec = match (&sc.workload, sc.groups.as_slice()) {
             (Some(w), _) => w.phase,
             (None, gs) => gs.iter().find_map(|g| g.workload.phase),

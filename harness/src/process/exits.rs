@@ -31,6 +31,8 @@ const NLMSG_DONE: u16 = 3;
 const PROC_CN_MCAST_LISTEN: u32 = 1;
 const PROC_CN_MCAST_IGNORE: u32 = 2;
 const PROC_EVENT_FORK: u32 = 0x0000_0001;
+const PROC_EVENT_EXEC: u32 = 0x0000_0002;
+const PROC_EVENT_COMM: u32 = 0x0000_0200;
 const PROC_EVENT_EXIT: u32 = 0x8000_0000;
 /// struct nlmsghdr (16 bytes), then struct cn_msg (20), then struct proc_event: what,
 /// cpu, timestamp_ns (8-aligned), then the event's data.
@@ -45,6 +47,10 @@ pub enum ProcEvent {
     Fork { parent: i32, child: i32 },
     /// A process ended (its last thread, or its leader): its id and wait status.
     Exit { pid: i32, status: u32 },
+    /// A process exec'd (its new name is in /proc; the event has none).
+    Exec { pid: i32 },
+    /// A process renamed itself (prctl): up to 16 bytes, NUL-padded.
+    Comm { pid: i32, name: [u8; 16] },
 }
 
 fn u32_at(b: &[u8], at: usize) -> Option<u32> {
@@ -76,6 +82,15 @@ pub fn parse(b: &[u8]) -> Option<ProcEvent> {
                 status: i(2)? as u32,
             })
         }
+        PROC_EVENT_EXEC => {
+            let (pid, tgid) = (i(0)?, i(1)?);
+            (pid == tgid).then_some(ProcEvent::Exec { pid })
+        }
+        PROC_EVENT_COMM => {
+            let (pid, tgid) = (i(0)?, i(1)?);
+            let name = b.get(DATA_AT + 8..DATA_AT + 24)?.try_into().ok()?;
+            (pid == tgid).then_some(ProcEvent::Comm { pid, name })
+        }
         _ => None,
     }
 }
@@ -88,8 +103,8 @@ pub struct DeathReport {
     /// Processes that exited on their own with code 0, and with another code.
     pub exited_0: u64,
     pub exited_other: u64,
-    /// The first few processes killed by a signal: name (when /proc still had it),
-    /// pid and signal.
+    /// The first few processes killed by a signal: pid, name (from its last exec; empty
+    /// for a process forked by this one that had not exec'd) and signal.
     pub first: Vec<Death>,
     /// Events the kernel could not deliver (a full socket buffer): when not 0, the
     /// counts may be short.
@@ -167,9 +182,14 @@ impl DeathReport {
 #[derive(Debug, Default)]
 pub struct Family {
     me: i32,
-    /// Live descendants: pid -> root (the child of `me` it descends from).
-    root_of: HashMap<i32, i32>,
+    /// Live descendants: pid -> (root: the child of `me` it descends from, its name).
+    root_of: HashMap<i32, (i32, [u8; 16])>,
     deaths: HashMap<i32, DeathReport>,
+}
+
+fn name_text(n: &[u8; 16]) -> String {
+    let end = n.iter().position(|b| *b == 0).unwrap_or(n.len());
+    String::from_utf8_lossy(&n[..end]).into_owned()
 }
 
 impl Family {
@@ -180,25 +200,38 @@ impl Family {
         }
     }
 
-    /// Take one event; `name` gives a dying process's name, asked for only when kept.
-    pub fn on_event(&mut self, e: ProcEvent, name: impl FnOnce(i32) -> String) {
+    /// Take one event; `name_of` reads the name of one of ours that exec'd.
+    pub fn on_event(&mut self, e: ProcEvent, name_of: impl FnOnce(i32) -> Option<[u8; 16]>) {
         match e {
             ProcEvent::Fork { parent, child } => {
-                let root = if parent == self.me {
-                    Some(child)
+                // A child has its parent's name until it execs.
+                let known = if parent == self.me {
+                    Some((child, [0; 16]))
                 } else {
                     self.root_of.get(&parent).copied()
                 };
-                if let Some(r) = root {
-                    self.root_of.insert(child, r);
+                if let Some(k) = known {
+                    self.root_of.insert(child, k);
+                }
+            }
+            ProcEvent::Comm { pid, name } => {
+                if let Some(k) = self.root_of.get_mut(&pid) {
+                    k.1 = name;
+                }
+            }
+            ProcEvent::Exec { pid } => {
+                if let Some(k) = self.root_of.get_mut(&pid) {
+                    if let Some(name) = name_of(pid) {
+                        k.1 = name;
+                    }
                 }
             }
             ProcEvent::Exit { pid, status } => {
-                if let Some(r) = self.root_of.remove(&pid) {
+                if let Some((r, name)) = self.root_of.remove(&pid) {
                     self.deaths
                         .entry(r)
                         .or_default()
-                        .add(pid, status, || name(pid));
+                        .add(pid, status, || name_text(&name));
                 }
             }
         }
@@ -332,10 +365,14 @@ impl Drop for ExitWatch {
     }
 }
 
-fn name_of(pid: i32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .map(|s| s.trim_end().to_string())
-        .unwrap_or_else(|_| "?".into())
+/// A live process's name, as the 16 bytes of a comm field.
+fn comm(pid: i32) -> Option<[u8; 16]> {
+    let text = std::fs::read(format!("/proc/{pid}/comm")).ok()?;
+    let mut name = [0u8; 16];
+    let t = text.strip_suffix(b"\n").unwrap_or(&text);
+    let n = t.len().min(15);
+    name[..n].copy_from_slice(&t[..n]);
+    Some(name)
 }
 
 /// Read events until `stop`, then what is left in the socket.
@@ -359,7 +396,7 @@ fn listen(conn: Connector, stop: &AtomicBool, family: &Mutex<Family>, lost: &Mut
                         family
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
-                            .on_event(e, name_of);
+                            .on_event(e, comm);
                     }
                 }
                 Err(Errno::ENOBUFS) => *lost.lock().unwrap_or_else(|p| p.into_inner()) += 1,
@@ -379,7 +416,9 @@ mod tests {
 
     /// A datagram as the kernel sends it.
     fn datagram(what: u32, data: [u32; 4]) -> Vec<u8> {
+        // Four ids, then room for a name (16 bytes).
         let mut b = vec![0u8; DATA_AT];
+        let data: Vec<u32> = data.into_iter().chain([0; 4]).collect();
         b[CN_MSG_AT..CN_MSG_AT + 4].copy_from_slice(&CN_IDX_PROC.to_ne_bytes());
         b[CN_MSG_AT + 4..CN_MSG_AT + 8].copy_from_slice(&CN_VAL_PROC.to_ne_bytes());
         b[EVENT_AT..EVENT_AT + 4].copy_from_slice(&what.to_ne_bytes());
@@ -409,8 +448,19 @@ mod tests {
             })
         );
         assert_eq!(parse(&datagram(PROC_EVENT_EXIT, [12, 11, 0, 0])), None);
-        // An exec event, another connector, a short message.
-        assert_eq!(parse(&datagram(0x2, [11, 11, 0, 0])), None);
+        // A name: "sed" in the 16 bytes after the ids.
+        let mut comm = datagram(PROC_EVENT_COMM, [11, 11, 0, 0]);
+        comm[DATA_AT + 8..DATA_AT + 11].copy_from_slice(b"sed");
+        let Some(ProcEvent::Comm { pid: 11, name }) = parse(&comm) else {
+            panic!("{:?}", parse(&comm));
+        };
+        assert_eq!(name_text(&name), "sed");
+        assert_eq!(
+            parse(&datagram(PROC_EVENT_EXEC, [11, 11, 0, 0])),
+            Some(ProcEvent::Exec { pid: 11 })
+        );
+        // A uid change, another connector, a short message.
+        assert_eq!(parse(&datagram(0x4, [11, 11, 0, 0])), None);
         let mut other = datagram(PROC_EVENT_FORK, [10, 10, 11, 11]);
         other[CN_MSG_AT] = 7;
         assert_eq!(parse(&other), None);
@@ -434,8 +484,12 @@ mod tests {
         ] {
             f.on_event(fork(p, c), |_| unreachable!());
         }
+        let mut sed = [0u8; 16];
+        sed[..3].copy_from_slice(b"sed");
+        f.on_event(ProcEvent::Exec { pid: 11 }, |_| Some(sed));
+        // Not ours: its name is not asked for.
+        f.on_event(ProcEvent::Exec { pid: 98 }, |_| unreachable!());
         let exit = |pid, status| ProcEvent::Exit { pid, status };
-        let name = |pid: i32| format!("p{pid}");
         for (pid, status) in [
             (13, 0),      // the daemon's first parent exits at once
             (11, 13),     // SIGPIPE
@@ -445,13 +499,13 @@ mod tests {
             (98, 13),     // not ours
             (10, 2 << 8), // the main process exits 2
         ] {
-            f.on_event(exit(pid, status), name);
+            f.on_event(exit(pid, status), |_| unreachable!());
         }
         let r = f.report(&[10]);
         assert_eq!(r.by_signal, vec![(9, 1), (13, 1), (15, 1)]);
         assert_eq!((r.by(13), r.signalled()), (1, 3));
         assert_eq!((r.exited_0, r.exited_other), (1, 1));
-        assert_eq!(r.first[0].name, "p11");
+        assert_eq!(r.first[0].name, "sed");
         assert_eq!(f.report(&[20]).exited_other, 1);
         assert_eq!(f.report(&[10, 20]).signalled(), 3);
         assert_eq!(f.report(&[]), DeathReport::default());
@@ -472,6 +526,8 @@ mod tests {
         assert!(c.wait().unwrap().success());
         let r = w.finish(&[root]);
         assert_eq!(r.by(13), 1, "{r:?}");
+        // The subshell that died never exec'd: it has the name of the `sh` it forked from.
+        assert_eq!(r.first[0].name, "sh", "{r:?}");
         assert!(r.exited_0 >= 2, "{r:?}");
     }
 }

@@ -125,6 +125,19 @@ impl SignalActuator {
         pids
     }
 
+    /// The processes a tree is looked for in: the run's cgroups' (every process of the
+    /// tree is in them, and a scan of them is far shorter than of all of /proc), or,
+    /// without a cgroup, every process.
+    fn candidates(&self) -> Vec<procs::ProcInfo> {
+        if self.procs_files.is_empty() {
+            return procs::all(&self.proc_root);
+        }
+        self.scope()
+            .into_iter()
+            .filter_map(|p| procs::read(&self.proc_root, p))
+            .collect()
+    }
+
     /// After a continue: count the cycle, and look for a process of the run that is
     /// still stopped (by name, one the name no longer matches: renamed by an exec).
     fn look_for_stuck(&mut self) {
@@ -180,7 +193,7 @@ impl Actuator for SignalActuator {
                 // Stop, rescan, stop the new ones, until a scan finds nothing new.
                 self.stopped.clear();
                 loop {
-                    let all = procs::all(&self.proc_root);
+                    let all = self.candidates();
                     let new: Vec<i32> = procs::tree(&all, self.pid)
                         .into_iter()
                         .filter(|p| !self.stopped.contains(p))
@@ -203,7 +216,7 @@ impl Actuator for SignalActuator {
             }
             SignalBy::Name => Self::signal_all(&self.named(), Signal::SIGCONT),
             SignalBy::Tree => {
-                let all = procs::all(&self.proc_root);
+                let all = self.candidates();
                 let mut pids = procs::tree(&all, self.pid);
                 pids.append(&mut self.stopped);
                 pids.sort_unstable();

@@ -3,6 +3,7 @@
 
 mod architecture;
 mod bad_input;
+mod budget;
 mod common;
 mod concurrent;
 mod deploy;

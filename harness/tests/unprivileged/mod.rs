@@ -181,3 +181,50 @@ fn the_probes_run_without_root() {
     let rows = read_csv(&entropy.join("entropy.csv"));
     assert!(rows.iter().any(|r| r["source"] == "getrandom"), "{rows:?}");
 }
+
+#[test]
+fn a_budget_without_root_tracks_its_tree_from_proc_and_cannot_count_a_cgroup() {
+    if !can_drop_privileges("budget as nobody") {
+        return;
+    }
+    let _x = exclusive();
+    let dir = shared_dir("nobody-budget");
+    let spin = "kind = \"duty\"\non = \"5s\"\noff = \"0ms\"\nduration = \"5s\"";
+    let run = |name: &str, track: &str| {
+        let file = dir.file(
+            &format!("{name}.toml"),
+            &scenario(
+                name,
+                &format!("kind = \"budget\"\ncpu = \"500ms\"\ntrack = \"{track}\""),
+                spin,
+            ),
+        );
+        let out_dir = dir.path().join(name);
+        let out = as_nobody(&[
+            "run",
+            file.to_str().unwrap(),
+            "--no-plot",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ]);
+        (out, out_dir)
+    };
+    // The cgroup's count needs the run's own cgroup: a scenario error naming the field.
+    let (out, _) = run("cg", "cgroup");
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("field `limiter.track`"), "{err}");
+    // The tree is read from /proc as the article does; the truth columns stay empty.
+    let (out, out_dir) = run("tree", "tree");
+    assert!(out.status.success(), "{}", text(&out));
+    let r = &read_csv(&out_dir.join("summary.csv"))[0];
+    assert_eq!(r["outcome"], "budget", "{r:?}");
+    assert_eq!(r["budget_s"], "0.5");
+    assert_eq!(
+        (r["cgroup_cpu_s"].as_str(), r["overshoot_s"].as_str()),
+        ("", "")
+    );
+    assert_eq!(r["sigpipe_deaths"], "", "{r:?}");
+    assert_no_stopped_processes();
+    assert!(run_cgroups().is_empty(), "{:?}", run_cgroups());
+}

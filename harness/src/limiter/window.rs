@@ -88,7 +88,7 @@ pub struct Series {
 impl Series {
     fn push(&mut self, p: WindowPoint) {
         self.stride = self.stride.max(1);
-        if self.seen % self.stride == 0 {
+        if self.seen.is_multiple_of(self.stride) {
             if self.points.len() == MAX_POINTS {
                 let mut i = 0;
                 self.points.retain(|_| {
@@ -97,7 +97,7 @@ impl Series {
                 });
                 self.stride *= 2;
             }
-            if self.seen % self.stride == 0 {
+            if self.seen.is_multiple_of(self.stride) {
                 self.points.push(p);
             }
         }

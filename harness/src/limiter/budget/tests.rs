@@ -130,7 +130,7 @@ fn a_hog_is_ended_within_one_interval_and_one_tick_of_its_budget() {
     assert!(ended && w.ends == 1 && !w.running, "{r:?}");
     let overshoot = w.truth_ns() as f64 / 1e9 - 2.0;
     assert!(
-        overshoot >= 0.0 && overshoot <= 0.1 + 0.01,
+        (0.0..=0.1 + 0.01).contains(&overshoot),
         "overshoot {overshoot}"
     );
     let delay = r.detection_delay_s().unwrap();

@@ -4,7 +4,7 @@
 
 use super::fields::positive;
 use crate::scenario::duration::Span;
-use crate::scenario::plan::{BudgetLimit, EndPlan, WindowLimit};
+use crate::scenario::plan::{BudgetLimit, EndPlan, Limiter, PlannedGroup, WindowLimit};
 use crate::scenario::schema::{BudgetTrack, KillOrder, LimiterSpec, WindowAction};
 use crate::scenario::ScenarioError;
 use fibtest::cpulist::CpuList;
@@ -162,4 +162,27 @@ pub(super) fn resolve_window(
         period_us: period.as_micros(),
         end: end(l, source)?,
     })
+}
+
+/// A tree or group budget follows one workload's processes: with several groups only the
+/// cgroup's count covers them all.
+pub(super) fn check_groups(
+    limiter: &Limiter,
+    groups: &[PlannedGroup],
+    source: &str,
+) -> Result<(), ScenarioError> {
+    match limiter {
+        Limiter::Budget(b) if b.track != BudgetTrack::Cgroup && groups.len() > 1 => {
+            Err(ScenarioError::field(
+                source,
+                "limiter.track",
+                format!(
+                    "\"{}\" follows one workload's processes, and there are {} groups: use track = \"cgroup\"",
+                    b.track.name(),
+                    groups.len()
+                ),
+            ))
+        }
+        _ => Ok(()),
+    }
 }

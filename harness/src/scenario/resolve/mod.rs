@@ -43,6 +43,7 @@ pub fn resolve(
         let limiter = resolve_limiter(&sc.limiter, source, allowed)?;
         let groups = resolve_groups(&sc, &limiter, source, allowed)?;
         let groups = wrap::wrap_workloads(groups, &limiter, source)?;
+        budget::check_groups(&limiter, &groups, source)?;
         let phase_spec = match (&sc.workload, sc.groups.as_slice()) {
             (Some(w), _) => w.phase,
             (None, gs) => gs.iter().find_map(|g| g.workload.phase),

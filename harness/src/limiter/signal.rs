@@ -12,9 +12,13 @@
 //!   now in the tree.
 //!
 //! With `until_stuck`, every continue is followed by a look at the run's processes: the
-//! first process found still stopped (nothing will continue it) ends the run, and the
-//! cycles and time it took are reported, so the race's rate per cycle can be read off
-//! runs of any length.
+//! first process found stopped after two continues in a row (nothing continues it) ends
+//! the run, and the cycles and time until it was first seen so are reported, so the
+//! race's rate per cycle can be read off runs of any length. One continue is not enough
+//! to tell: a process forked while a stop and a continue were both sent to its parent's
+//! group starts with both pending (the kernel hands the signals sent to a group during
+//! a fork to the child as a set, kernel/fork.c), and so stops after the continue, until
+//! the next one. Such a process is counted (`released`), not taken for stuck.
 
 use super::duty::Actuator;
 use crate::process::procs;
@@ -38,7 +42,13 @@ pub struct StuckReport {
     /// The process found stopped: its pid and name.
     pub pid: Option<i32>,
     pub name: Option<String>,
+    /// Processes found stopped after one continue that the next one released.
+    pub released: u64,
 }
+
+/// A process seen stopped after a continue: (pid, start time), and the cycle and time
+/// (s since the start) it was first seen so.
+type Suspect = ((i32, u64), u64, f64);
 
 /// Looks for processes left stopped after every continue (`until_stuck`).
 pub struct StuckWatch {
@@ -46,6 +56,8 @@ pub struct StuckWatch {
     /// Set when one is found: the run ends.
     pub found: Arc<AtomicBool>,
     started_ns: u64,
+    /// Seen stopped after the last continue.
+    suspects: Vec<Suspect>,
 }
 
 impl StuckWatch {
@@ -54,6 +66,7 @@ impl StuckWatch {
             report,
             found,
             started_ns: crate::clock::monotonic_ns(),
+            suspects: Vec::new(),
         }
     }
 }
@@ -138,8 +151,9 @@ impl SignalActuator {
             .collect()
     }
 
-    /// After a continue: count the cycle, and look for a process of the run that is
-    /// still stopped (by name, one the name no longer matches: renamed by an exec).
+    /// After a continue: look for processes of the run that are stopped (by name, those
+    /// the name no longer matches: renamed by an exec). One seen so after the continue
+    /// before as well is stuck.
     fn look_for_stuck(&mut self) {
         let Some(w) = &self.watch else {
             return;
@@ -147,18 +161,42 @@ impl SignalActuator {
         if w.found.load(Ordering::SeqCst) {
             return;
         }
-        let stuck = self.scope().into_iter().find_map(|p| {
-            procs::read(&self.proc_root, p)
-                .filter(|i| i.is_stopped() && !(self.by == SignalBy::Name && i.name == self.name))
-        });
-        let Some(info) = stuck else {
+        let stopped: Vec<procs::ProcInfo> = self
+            .scope()
+            .into_iter()
+            .filter_map(|p| procs::read(&self.proc_root, p))
+            .filter(|i| i.is_stopped() && !(self.by == SignalBy::Name && i.name == self.name))
+            .collect();
+        let now_s = (crate::clock::monotonic_ns() - w.started_ns) as f64 / 1e9;
+        let cycles = w.report.lock().unwrap_or_else(|p| p.into_inner()).cycles;
+        let mut seen: Vec<Suspect> = Vec::new();
+        let mut stuck = None;
+        for i in stopped {
+            let key = (
+                i.pid,
+                procs::start_time(&self.proc_root, i.pid as u32).unwrap_or(0),
+            );
+            match w.suspects.iter().find(|s| s.0 == key) {
+                Some(s) => {
+                    stuck.get_or_insert((i, s.1, s.2));
+                }
+                None => seen.push((key, cycles, now_s)),
+            }
+        }
+        let Some(w) = self.watch.as_mut() else {
             return;
         };
         let mut r = w.report.lock().unwrap_or_else(|p| p.into_inner());
-        r.stuck_after_s = Some((crate::clock::monotonic_ns() - w.started_ns) as f64 / 1e9);
-        r.pid = Some(info.pid);
-        r.name = Some(info.name);
-        w.found.store(true, Ordering::SeqCst);
+        if let Some((info, cycles, t)) = stuck {
+            r.cycles = cycles;
+            r.stuck_after_s = Some(t);
+            r.pid = Some(info.pid);
+            r.name = Some(info.name);
+            w.found.store(true, Ordering::SeqCst);
+            return;
+        }
+        r.released += w.suspects.len() as u64;
+        w.suspects = seen;
     }
 
     fn count_cycle(&self) {
@@ -280,20 +318,35 @@ mod tests {
         a.pause().unwrap();
         a.resume().unwrap();
         assert!(!found.load(Ordering::SeqCst));
-        // It exec'd `sed` while stopped: nothing continues it by name.
+        // A `sed` stopped after one continue and running after the next: released.
+        write(5_000_012, "sed", 'T', 5_000_010);
+        a.pause().unwrap();
+        a.resume().unwrap();
+        write(5_000_012, "sed", 'R', 5_000_010);
+        a.pause().unwrap();
+        a.resume().unwrap();
+        assert!(!found.load(Ordering::SeqCst));
+        assert_eq!(report.lock().unwrap().released, 1);
+        std::fs::remove_dir_all(dir.join("5000012")).unwrap();
+        // It exec'd `sed` while stopped: nothing continues it by name. Seen after one
+        // continue, it is a suspect; after the next, stuck (as of the cycle first seen).
         write(5_000_011, "sed", 'T', 5_000_010);
+        a.pause().unwrap();
+        a.resume().unwrap();
+        assert!(!found.load(Ordering::SeqCst));
         a.pause().unwrap();
         a.resume().unwrap();
         assert!(found.load(Ordering::SeqCst));
         let r = report.lock().unwrap().clone();
         assert_eq!(
             (r.cycles, r.pid, r.name.as_deref()),
-            (2, Some(5_000_011), Some("sed"))
+            (4, Some(5_000_011), Some("sed"))
         );
         assert!(r.stuck_after_s.is_some());
+        assert_eq!(r.released, 1);
         // Later cycles are not counted.
         a.pause().unwrap();
-        assert_eq!(report.lock().unwrap().cycles, 2);
+        assert_eq!(report.lock().unwrap().cycles, 4);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

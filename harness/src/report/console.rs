@@ -95,6 +95,9 @@ fn budget_part(r: &SummaryRow) -> String {
         (Some(c), None) => s.push_str(&format!(", none left stopped in {c} cycles")),
         _ => {}
     }
+    if let Some(n) = r.stopped_one_cycle.filter(|n| *n > 0) {
+        s.push_str(&format!(", {n} stopped for one cycle"));
+    }
     s
 }
 

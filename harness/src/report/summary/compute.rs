@@ -196,5 +196,6 @@ fn summarize_group(
             let stuck = if s.stuck_after_s.is_some() { 1.0 } else { 0.0 };
             stuck / s.cycles.max(1) as f64
         }),
+        stopped_one_cycle: r.limiter.stuck.as_ref().map(|s| s.released),
     }
 }

@@ -187,6 +187,9 @@ columns! {
     stop_cycles: Option<u64>,
     stuck_after_s: Option<f64>,
     stuck_per_cycle: Option<f64>,
+    /// Signal with until_stuck: processes found stopped after one continue that the next
+    /// continue released.
+    stopped_one_cycle: Option<u64>,
 }
 
 impl SummaryRow {

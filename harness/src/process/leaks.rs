@@ -31,7 +31,41 @@ pub struct LeakReport {
     pub cgroups: Vec<String>,
 }
 
-/// Sort the processes still in the run's cgroups into stopped and escaped.
+/// Signals whose default action ends the process (signal(7)): all but SIGCHLD, SIGCONT,
+/// the stop signals, SIGURG and SIGWINCH, and the real-time ones counted here.
+const FATAL_BY_DEFAULT: u64 = {
+    let mut m = 0u64;
+    let mut s = 1;
+    while s <= 31 {
+        if !matches!(s, 17..=23 | 28) {
+            m |= 1 << (s - 1);
+        }
+        s += 1;
+    }
+    m
+};
+
+/// Whether a process has a signal pending that will end it when it next runs (a
+/// SIGTERM just sent, not blocked, ignored or caught): it is dying, not escaping.
+pub fn fatal_signal_pending(proc_root: &Path, pid: i32) -> bool {
+    let Ok(text) = std::fs::read_to_string(proc_root.join(pid.to_string()).join("status")) else {
+        return false;
+    };
+    let mask = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .unwrap_or(0)
+    };
+    let pending = mask("SigPnd:") | mask("ShdPnd:");
+    let kill = 1 << 8; // SIGKILL: nothing holds it back.
+    pending & kill != 0
+        || pending & FATAL_BY_DEFAULT & !(mask("SigBlk:") | mask("SigIgn:") | mask("SigCgt:")) != 0
+}
+
+/// Sort the processes still in the run's cgroups into stopped and escaped. A process
+/// about to die of a signal already sent (its parent was just ended with it) is
+/// neither.
 pub fn check(pids: &[i32], proc_root: &Path) -> LeakReport {
     let mut r = LeakReport::default();
     for &pid in pids {
@@ -39,6 +73,9 @@ pub fn check(pids: &[i32], proc_root: &Path) -> LeakReport {
             continue;
         };
         if info.state == 'Z' || info.exiting {
+            continue;
+        }
+        if !info.is_stopped() && fatal_signal_pending(proc_root, pid) {
             continue;
         }
         let leaked = LeakedProcess {
@@ -108,6 +145,19 @@ mod tests {
         assert_eq!(r.stopped[0].cmdline, "sed -e");
         assert_eq!(r.escaped.len(), 1);
         assert_eq!(r.escaped[0].pid, 6);
+        // A SIGTERM pending and nothing holding it back: dying, not escaped.
+        let status = |pnd: &str, cgt: &str| {
+            format!("Name:\tsh\nSigPnd:\t0000000000000000\nShdPnd:\t{pnd}\nSigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\nSigCgt:\t{cgt}\n")
+        };
+        let term = format!("{:016x}", 1u64 << 14);
+        std::fs::write(dir.join("6/status"), status(&term, "0000000000000000")).unwrap();
+        assert!(check(&[6], &dir).escaped.is_empty());
+        // The same SIGTERM caught by a handler: it may well live on.
+        std::fs::write(dir.join("6/status"), status(&term, &term)).unwrap();
+        assert_eq!(check(&[6], &dir).escaped.len(), 1);
+        // A SIGCHLD pending ends nothing.
+        std::fs::write(dir.join("6/status"), status(&format!("{:016x}", 1u64 << 16), "0")).unwrap();
+        assert_eq!(check(&[6], &dir).escaped.len(), 1);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

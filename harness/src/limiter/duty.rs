@@ -38,6 +38,10 @@ pub trait CpuUsage {
 pub trait Actuator {
     fn pause(&mut self) -> io::Result<()>;
     fn resume(&mut self) -> io::Result<()>;
+    /// The last resume, when the loop ends with the workload still running.
+    fn release(&mut self) -> io::Result<()> {
+        self.resume()
+    }
     /// Pauses the kernel did not confirm in time (the freezer checks); 0 for others.
     fn unconfirmed(&self) -> u64 {
         0
@@ -66,7 +70,7 @@ pub fn run(
 ) -> io::Result<DutyStats> {
     let r = run_inner(control, clock, cpu, act, stop);
     // Whatever happened, the workload is not left stopped by us.
-    let resumed = act.resume();
+    let resumed = act.release();
     let stats = r?;
     resumed?;
     Ok(stats)

@@ -265,6 +265,31 @@ impl Actuator for SignalActuator {
         self.look_for_stuck();
         Ok(())
     }
+
+    /// By group, the last continue is sent again while a process of the run is still
+    /// stopped (for at most 100 ms): a child forked across the last stop and continue
+    /// of its group starts with both pending and stops (see `until_stuck` above), and no
+    /// later cycle would continue it. The workload runs on as the limiter found it;
+    /// such children are counted by `until_stuck`, not left behind.
+    fn release(&mut self) -> io::Result<()> {
+        self.resume()?;
+        if self.by != SignalBy::Group {
+            return Ok(());
+        }
+        for _ in 0..50 {
+            let stopped = self
+                .scope()
+                .into_iter()
+                .filter_map(|p| procs::read(&self.proc_root, p))
+                .any(|i| i.is_stopped());
+            if !stopped {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            let _ = killpg(Pid::from_raw(self.pid), Signal::SIGCONT);
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

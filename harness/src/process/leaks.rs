@@ -156,7 +156,11 @@ mod tests {
         std::fs::write(dir.join("6/status"), status(&term, &term)).unwrap();
         assert_eq!(check(&[6], &dir).escaped.len(), 1);
         // A SIGCHLD pending ends nothing.
-        std::fs::write(dir.join("6/status"), status(&format!("{:016x}", 1u64 << 16), "0")).unwrap();
+        std::fs::write(
+            dir.join("6/status"),
+            status(&format!("{:016x}", 1u64 << 16), "0"),
+        )
+        .unwrap();
         assert_eq!(check(&[6], &dir).escaped.len(), 1);
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -291,7 +291,10 @@ fn the_name_race_is_caught_in_every_run_and_group_and_tree_leave_nothing_stopped
         let dir = TempDir::new("race");
         let toml = format!(
             "name = \"race\"\nsample_interval = \"50ms\"\nrepeats = {repeats}\n[limiter]\nkind = \"signal\"\nby = \"{by}\"\non = \"1ms\"\noff = \"1ms\"\nuntil_stuck = true\n[workload]\n{}\n",
-            command("while :; do echo x | sed -e s/x/y/ >/dev/null; done", duration)
+            command(
+                "for i in 1 2 3 4; do while :; do echo x | sed -e s/x/y/ >/dev/null; done & done; wait",
+                duration
+            )
         );
         let (out, rows, _) = run(&dir, &toml);
         assert!(out.status.success(), "{}", text(&out));

@@ -123,6 +123,12 @@ pub fn run(cgroup_root: &Path, proc_root: &Path, args: &CheckArgs) -> Result<i32
         };
         match summary.text(r, "outcome") {
             "failed" => return Err(what(EXIT_CHECK_WORKLOAD, "failed")),
+            "limiter_failed" => {
+                return Err(what(
+                    EXIT_CHECK_WORKLOAD,
+                    "had a limiter command that failed as it started",
+                ))
+            }
             "timed_out" => return Err(what(EXIT_CHECK_WORKLOAD, "timed out")),
             "interrupted" => return Err(what(EXIT_INTERRUPTED, "was interrupted")),
             _ => {}

@@ -231,6 +231,22 @@ pub fn run_scenario(cgroup_root: &Path, proc_root: &Path, args: &RunArgs) -> Res
                 }
                 .into());
             }
+            crate::result::Outcome::LimiterFailed {
+                status,
+                stderr_tail,
+            } => {
+                bar.abandon();
+                return Err(RunStop::LimiterFailed {
+                    run: i,
+                    what: if stderr_tail.is_empty() {
+                        status
+                    } else {
+                        format!("{status}:\n{stderr_tail}")
+                    },
+                    dir: dir.display().to_string(),
+                }
+                .into());
+            }
             crate::result::Outcome::TimedOut { limit_s } => {
                 bar.abandon();
                 return Err(RunStop::WorkloadFailed {

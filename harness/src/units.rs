@@ -21,7 +21,17 @@ pub fn human(column: &str, v: f64) -> String {
         }
     } else if column.ends_with("_pct") {
         format!("{v:.2}%")
-    } else if v.fract() == 0.0 && v.abs() < 1e15 {
+    } else if v.abs() >= 1e6 {
+        // Large rates (steps per s, bytes per s) in SI prefixes, four digits.
+        let (d, p) = if v.abs() >= 1e12 {
+            (1e12, "T")
+        } else if v.abs() >= 1e9 {
+            (1e9, "G")
+        } else {
+            (1e6, "M")
+        };
+        format!("{:.4} {p}", v / d)
+    } else if v.fract() == 0.0 {
         format!("{v:.0}")
     } else {
         format!("{v:.4}")
@@ -129,7 +139,9 @@ mod tests {
         assert_eq!(human("latency_p99_s", 0.4394), "439.40 ms");
         assert_eq!(human("wall_s", 9.4), "9.4000 s");
         assert_eq!(human("gap_max_s", 0.000_12), "120.0 µs");
-        assert_eq!(human("fast_iters_per_s", 3.5e9), "3500000000");
+        assert_eq!(human("fast_iters_per_s", 3.5e9), "3.5000 G");
+        assert_eq!(human("fast_iters_per_s", 1_780_959_137.1497), "1.7810 G");
+        assert_eq!(human("requests", 20.0), "20");
         assert_eq!(human("throttled_pct", 66.129), "66.13%");
         assert_eq!(human("cpu_share", 0.0), "0");
         assert_eq!(signed("throttled_pct", 1.96), "+1.96 points");

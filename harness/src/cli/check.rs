@@ -12,6 +12,7 @@ use crate::cli::exit::{
 };
 use crate::report::expect::{self, Condition, Expectation};
 use crate::report::read::ResultDir;
+use crate::report::SummaryRow;
 use crate::scenario::{self, ScenarioError};
 use anyhow::{anyhow, Result};
 use clap::Args;
@@ -85,6 +86,20 @@ fn expectations(args: &CheckArgs) -> Result<(Vec<Expectation>, String)> {
 pub fn run(cgroup_root: &Path, proc_root: &Path, args: &CheckArgs) -> Result<i32> {
     let tool = |e: anyhow::Error| exit_with(EXIT_TOOL, e);
     let (exps, source) = expectations(args).map_err(tool)?;
+    // The columns are known before anything runs: a mistyped one fails now, with the
+    // name it most likely meant.
+    if let (Some(path), None) = (&args.scenario, &args.from) {
+        let plan = super::load_plan(Some(path)).map_err(tool)?;
+        let header = SummaryRow::header(&plan.swept);
+        for e in &exps {
+            expect::check_columns(e, &header).map_err(|e| tool(e.into()))?;
+        }
+    }
+    for e in &exps {
+        for n in expect::notes(e) {
+            eprintln!("throttlebench: note: {n}");
+        }
+    }
     let select: Vec<Condition> = args
         .select
         .iter()

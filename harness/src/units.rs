@@ -140,7 +140,7 @@ mod tests {
         assert_eq!(human("wall_s", 9.4), "9.4000 s");
         assert_eq!(human("gap_max_s", 0.000_12), "120.0 µs");
         assert_eq!(human("fast_iters_per_s", 3.5e9), "3.5000 G");
-        assert_eq!(human("fast_iters_per_s", 1_780_959_137.1497), "1.7810 G");
+        assert_eq!(human("fast_iters_per_s", 1_780_959_137.149_7), "1.7810 G");
         assert_eq!(human("requests", 20.0), "20");
         assert_eq!(human("throttled_pct", 66.129), "66.13%");
         assert_eq!(human("cpu_share", 0.0), "0");

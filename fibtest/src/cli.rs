@@ -18,7 +18,7 @@ use crate::work::{
     ThreadSpec,
 };
 use anyhow::{bail, Context, Result};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
 use std::io::Write;
 
@@ -470,6 +470,12 @@ const LEGACY_USAGE: &str =
 /// Run fibtest with `args` (without the program name); returns the exit code: 0 done, 1
 /// failed, 2 bad flags.
 pub fn run(args: Vec<OsString>) -> i32 {
+    run_as("fibtest", args)
+}
+
+/// `run`, with `bin` as the program's name in help and errors (`throttlebench fibtest`
+/// when the harness runs it as its subcommand).
+pub fn run_as(bin: &str, args: Vec<OsString>) -> i32 {
     let strings: Vec<String> = args
         .iter()
         .map(|a| a.to_string_lossy().to_string())
@@ -487,9 +493,13 @@ pub fn run(args: Vec<OsString>) -> i32 {
             }
         }
     } else {
-        let mut argv = vec![OsString::from("fibtest")];
+        let mut argv = vec![OsString::from(bin)];
         argv.extend(args);
-        match Cli::try_parse_from(argv) {
+        let parsed = Cli::command()
+            .bin_name(bin)
+            .try_get_matches_from(argv)
+            .and_then(|m| Cli::from_arg_matches(&m));
+        match parsed {
             Ok(cli) => run_cli(cli, &strings),
             Err(e) => {
                 let _ = e.print();

@@ -20,6 +20,8 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
+    #[command(flatten)]
+    pub root: super::CgroupRoot,
     /// Scenario to run; with --from, only its [expect] table is used.
     pub scenario: Option<PathBuf>,
     /// Test an existing result folder instead of running.

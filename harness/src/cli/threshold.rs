@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, Args)]
 pub struct ThresholdArgs {
+    #[command(flatten)]
+    pub root: super::CgroupRoot,
     /// Scenario whose [limiter] to search under (none, cfs, credits); without one, the
     /// bare machine (a cloud instance's own throttling).
     pub scenario: Option<PathBuf>,

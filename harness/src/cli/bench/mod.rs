@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
+    #[command(flatten)]
+    pub root: crate::cli::CgroupRoot,
     #[command(subcommand)]
     pub what: BenchWhat,
 }

@@ -37,8 +37,8 @@ pub struct Leftovers {
     /// Live runs (of another shell, another suite): their cgroups and processes are
     /// theirs, not leftovers.
     pub live: Vec<String>,
-    /// Processes whose program could not be read (other users', without root): not
-    /// inspected, so their count is a lower bound.
+    /// Processes whose program could not be read (other users' without root, or another
+    /// namespace's): not inspected, so the counts above are a lower bound.
     pub uninspected: usize,
 }
 
@@ -171,7 +171,7 @@ fn check(hierarchy: &Hierarchy, proc_root: &Path) -> i32 {
     );
     if l.uninspected > 0 {
         println!(
-            "not inspected: {} process(es) of other users, whose program cannot be read without root: the count above may be short",
+            "not inspected: {} process(es) whose program could not be read (other users' without root, or another namespace's): the count above may be short",
             l.uninspected
         );
     }
@@ -243,7 +243,7 @@ mod tests {
         assert!(l.stopped[0].starts_with("12 (sed)"), "{l:?}");
         assert_eq!(l.count(), 4);
         std::fs::remove_dir_all(parent.join("run-1-2-0")).unwrap();
-        let l = find_leftovers(&[parent.clone()], &proc_root, 10);
+        let l = find_leftovers(std::slice::from_ref(&parent), &proc_root, 10);
         assert_eq!(l.cgroups.len(), 0);
         // A live run: owner 16 started at 777 (the cgroup's name says so), its
         // workload 17 below it, stopped by its limiter, and its fibtest 18 in its

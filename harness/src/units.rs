@@ -83,6 +83,10 @@ pub fn fmt_number(v: f64) -> String {
         let s = format!("{x:.3}");
         s.trim_end_matches('0').trim_end_matches('.').to_string()
     };
+    // An axis step landing next to zero by rounding (-2.8e-17) is zero.
+    if a < 1e-12 {
+        return "0".to_string();
+    }
     if a >= 1e9 {
         format!("{} G", trim(v / 1e9))
     } else if a >= 1e6 {
@@ -158,6 +162,7 @@ mod tests {
         assert_eq!(fmt_number(3.5e9), "3.5 G");
         assert_eq!(fmt_number(12345.0), "12.345 k");
         assert_eq!(fmt_number(1_500_000.0), "1.5 M");
+        assert_eq!(fmt_number(-2.8e-17), "0");
         assert!(is_seconds("latency_p99_s") && !is_seconds("fast_iters_per_s"));
     }
 

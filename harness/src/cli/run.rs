@@ -162,6 +162,7 @@ pub fn run_scenario(cgroup_root: &Path, proc_root: &Path, args: &RunArgs) -> Res
         hierarchy.version.name(),
         Path::new("/proc/pressure/cpu").exists(),
     );
+    let host_cpus = host.cpus;
     let mut writer = ResultWriter::create(folder, &plan, host, created)?;
     let stopped = |error: ResultsError, kept: usize| RunStop::Results {
         error,
@@ -229,6 +230,11 @@ pub fn run_scenario(cgroup_root: &Path, proc_root: &Path, args: &RunArgs) -> Res
                     );
                 } else {
                     eprintln!("{what}: {}", run_line(row, &plan.runs[i]));
+                }
+            }
+            for row in &rows {
+                for w in crate::report::console::warnings(row, run, host_cpus) {
+                    eprintln!("{what}: {w}");
                 }
             }
             for f in &limiter_faults {

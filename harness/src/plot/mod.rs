@@ -15,6 +15,7 @@
 
 mod latency;
 mod reduce;
+mod runs;
 mod sweep;
 mod threshold;
 mod timeseries;
@@ -100,6 +101,9 @@ fn figures(dir: &ResultDir, opts: &PlotOptions) -> Vec<Box<dyn AnyFigure>> {
         v.push(Box::new(f));
     }
     for f in timeseries::prepare(dir) {
+        v.push(Box::new(f));
+    }
+    if let Some(f) = runs::prepare(dir) {
         v.push(Box::new(f));
     }
     if let Some(f) = sweep::prepare(dir, &opts.metrics) {

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod check;
 pub mod cleanup;
 pub mod compare;
+pub mod cut;
 pub mod exit;
 pub mod plot;
 pub mod probe;
@@ -65,6 +66,9 @@ pub enum Command {
     /// Compare two result folders metric by metric, with intervals and tests; exit 1 when
     /// a metric regressed past --fail-on.
     Compare(compare::CompareArgs),
+    /// Print some columns of a result CSV by name (`-c wall_s,cpu_share`), as CSV or,
+    /// with --table, aligned for reading.
+    Cut(cut::CutArgs),
     /// Remove what runs that died (SIGKILL, crash) left: their cgroups and processes. `run`
     /// does this before it starts too.
     Cleanup(cleanup::CleanupArgs),
@@ -154,6 +158,10 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Compare(args) => {
             no_cgroups("compare")?;
             compare::run(&args)
+        }
+        Command::Cut(args) => {
+            no_cgroups("cut")?;
+            cut::run(&args)
         }
         Command::Vm(args) => {
             no_cgroups("vm")?;

@@ -140,6 +140,10 @@ pub struct SearchParams {
 /// Below this share of the calibrated rate a slice is throttled.
 const COLLAPSE: f64 = 0.5;
 
+/// After a collapse, a mean rate of at least this share of the calibrated one is the
+/// work running free again, not a throttled share.
+const RECOVERED: f64 = 0.95;
+
 /// The median of rates (the mean of the middle two for an even count; 0 for none).
 fn median(v: Vec<f64>) -> f64 {
     stats::median(&v).unwrap_or(0.0)
@@ -297,7 +301,14 @@ pub fn search(
             // system releasing a tick's worth at a time) makes single slices swing
             // between far below and far above the average it grants.
             let mean = after.iter().sum::<f64>() / after.len() as f64;
-            (Some(t), Some(mean / rate))
+            if mean / rate >= RECOVERED {
+                // A stall the work recovered from at full speed (another process had
+                // the CPU for a moment): nothing holds it to a share, so it is not
+                // throttling and leaves no share to search around.
+                (None, None)
+            } else {
+                (Some(t), Some(mean / rate))
+            }
         }
         None => (None, None),
     };
@@ -330,6 +341,9 @@ pub fn search(
                 bracket,
                 now_s,
             )?;
+            // A share outside [0, 1] has no off-time to give (and a negative one is
+            // no Duration): the bracket arithmetic stays inside, this says so.
+            let d = d.clamp(0.0, 1.0);
             let spec = ProbeSpec {
                 on: Duration::from_secs_f64(d * cycle),
                 off: Duration::from_secs_f64((1.0 - d) * cycle),
@@ -343,8 +357,8 @@ pub fn search(
         let over_budget = |now: f64| now - start + per_probe > p.budget.as_secs_f64();
         // Bracket: widen around the estimate until the low end holds and the high end breaks.
         let mut step = 0.02;
-        let mut lo = (s - step).max(0.005);
-        let mut hi = (s + step).min(0.995);
+        let mut lo = (s - step).clamp(0.005, 0.995);
+        let mut hi = (s + step).clamp(lo, 0.995);
         loop {
             if over_budget(now_s()) {
                 budget_exhausted = true;

@@ -76,13 +76,23 @@ fn distance(a: &str, b: &str) -> usize {
 }
 
 /// The column a mistyped `name` most likely meant: the name with its unit suffix
-/// (`latency_p99` for `latency_p99_s`), else the nearest by edit distance (at most 3).
+/// (`latency_p99` for `latency_p99_s`), else the one column holding it as whole words
+/// (`p99` in `latency_p99_s`, not in `latency_p999_s`), else the nearest by edit
+/// distance (at most 3).
 pub fn suggest<'c>(name: &str, columns: &'c [String]) -> Option<&'c str> {
     for suffix in ["_s", "_pct", "_per_s"] {
         let with = format!("{name}{suffix}");
         if let Some(c) = columns.iter().find(|c| **c == with) {
             return Some(c);
         }
+    }
+    let words: Vec<&str> = name.split('_').collect();
+    let mut holding = columns.iter().filter(|c| {
+        let cw: Vec<&str> = c.split('_').collect();
+        cw.windows(words.len()).any(|w| w == words.as_slice())
+    });
+    if let (Some(only), None) = (holding.next(), holding.next()) {
+        return Some(only);
     }
     columns
         .iter()

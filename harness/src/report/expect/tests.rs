@@ -203,6 +203,13 @@ fn a_mistyped_column_is_caught_before_a_run_with_the_name_it_meant() {
     // With a time unit on a column that is not in seconds, the parse says it.
     let msg = parse("latency_p99 < 20ms").unwrap_err().to_string();
     assert!(msg.contains("did you mean `latency_p99_s`"), "{msg}");
+    // A word of one column only is that column; a word of several is not guessed at.
+    let mut more = header.clone();
+    more.push("latency_p999_s".into());
+    more.push("throttled_s".into());
+    assert_eq!(suggest("p99", &more), Some("latency_p99_s"));
+    assert_eq!(suggest("p999", &more), Some("latency_p999_s"));
+    assert_eq!(suggest("latency", &more), None);
 }
 
 #[test]

@@ -289,3 +289,45 @@ fn a_probe_cut_short_is_discarded_not_recorded() {
     assert_eq!(seen, ["calibrate"], "only the whole probe was reported");
     assert!(e.to_string().contains("discarded"), "{e}");
 }
+
+#[test]
+fn a_stall_the_work_recovers_from_is_not_a_throttled_share() {
+    // Calibrated at 1e9 steps/s; the burst probe stalls for half a second (another
+    // process had the CPU) and then runs faster than calibrated (the calibration had
+    // company). This once made a "throttled share" above 1 and a negative off-time.
+    struct Stall {
+        calls: u32,
+    }
+    impl Prober for Stall {
+        fn probe(&mut self, s: &ProbeSpec) -> anyhow::Result<ProbeResult> {
+            self.calls += 1;
+            let dt = s.slice.as_secs_f64();
+            let n = ((s.on.as_secs_f64() / dt).round() as usize).min(600);
+            let full = (1e9 * dt) as u64;
+            let slices: Vec<u64> = (0..n)
+                .map(|i| match (self.calls, i) {
+                    (1, _) => full,
+                    (_, 20..=24) => full / 10,
+                    _ => full * 12 / 10,
+                })
+                .collect();
+            Ok(ProbeResult {
+                periods: vec![period(0, slices, dt)],
+                complete: true,
+                ..ProbeResult::default()
+            })
+        }
+    }
+    let (f, records) = search(
+        &mut Stall { calls: 0 },
+        &params(10),
+        &mut || 0.0,
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(f.throttled_share, None, "{f:?}");
+    assert_eq!(f.sustainable_share_high, None);
+    assert!(records
+        .iter()
+        .all(|r| r.off_s >= 0.0 && r.duty_share <= 1.0));
+}

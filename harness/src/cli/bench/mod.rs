@@ -57,6 +57,9 @@ pub enum BenchWhat {
         #[arg(long)]
         csv: Option<PathBuf>,
     },
+    /// The open-loop load generator against wrk: maximum rate and CPU per request on one
+    /// CPU, latencies at low load, or both tools on a server of yours (--target).
+    Load(crate::cli::bench_load::LoadBenchArgs),
 }
 
 pub fn run(cgroup_root: &Path, proc_root: &Path, args: &BenchArgs) -> Result<()> {
@@ -131,5 +134,6 @@ pub fn run(cgroup_root: &Path, proc_root: &Path, args: &BenchArgs) -> Result<()>
         }
         BenchWhat::Scale(a) => scale::run(cgroup_root, a),
         BenchWhat::Fips { mib, repeat, csv } => fips::fips_bench(*mib, *repeat, csv.as_deref()),
+        BenchWhat::Load(a) => crate::cli::bench_load::run(a),
     }
 }

@@ -68,6 +68,10 @@ pub struct LoadBenchArgs {
     /// With --target: Poisson arrivals for the generator (default: constant).
     #[arg(long)]
     pub poisson: bool,
+    /// With --target: the server's cgroup `cpu.stat` (v1 or v2), read before and after
+    /// each tool's run for its throttled periods.
+    #[arg(long, value_name = "FILE")]
+    pub cpu_stat: Option<PathBuf>,
     /// Also write every row as CSV here.
     #[arg(long)]
     pub csv: Option<PathBuf>,
@@ -104,6 +108,34 @@ pub struct LoadRow {
     pub errors: u64,
     /// The generator could not keep to its schedule.
     pub saturated: bool,
+    /// With --cpu-stat: CFS periods during the tool's run, and those throttled.
+    pub nr_periods: Option<u64>,
+    pub nr_throttled: Option<u64>,
+}
+
+/// nr_periods and nr_throttled from a cgroup's cpu.stat.
+fn throttle_counts(path: &Path) -> Result<(u64, u64)> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .with_context(|| format!("{}: no {name} line", path.display()))
+    };
+    Ok((field("nr_periods")?, field("nr_throttled")?))
+}
+
+/// Fill a row's throttle columns from counts before and after its run.
+fn with_throttling(
+    mut row: LoadRow,
+    before: Option<(u64, u64)>,
+    after: Option<(u64, u64)>,
+) -> LoadRow {
+    if let (Some(b), Some(a)) = (before, after) {
+        row.nr_periods = Some(a.0 - b.0);
+        row.nr_throttled = Some(a.1 - b.1);
+    }
+    row
 }
 
 /// What wrk printed, read back.
@@ -332,6 +364,7 @@ fn wrk_row(table: &'static str, mode: &'static str, c: u32, w: &WrkResult, cpu: 
         late_p99_us: None,
         errors: w.socket_errors,
         saturated: false,
+        ..LoadRow::default()
     }
 }
 
@@ -359,6 +392,7 @@ fn gen_row(table: &'static str, r: &LoadReport, from_send: bool) -> LoadRow {
         late_p99_us: Some(r.lateness.p99_s * 1e6),
         errors: r.errors.total(),
         saturated: r.generator_saturated(),
+        ..LoadRow::default()
     }
 }
 
@@ -369,16 +403,16 @@ fn generate(spec: &LoadSpec) -> Result<LoadReport> {
 
 fn print_header() {
     println!(
-        "{:<9} {:<14} {:<17} {:>5} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>6} {:>9} {:>6}",
+        "{:<9} {:<14} {:<17} {:>5} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>6} {:>9} {:>6} {:>9}",
         "table", "tool", "mode", "conns", "rate_asked", "rate_done", "p50_ms", "p90_ms", "p99_ms",
-        "p99.9_ms", "max_ms", "cpu/req_us", "cpu_%", "late99_us", "errors"
+        "p99.9_ms", "max_ms", "cpu/req_us", "cpu_%", "late99_us", "errors", "throttled"
     );
 }
 
 fn print_row(r: &LoadRow) {
     let opt = |v: Option<f64>, prec: usize| v.map_or("-".to_string(), |v| format!("{v:.prec$}"));
     println!(
-        "{:<9} {:<14} {:<17} {:>5} {:>10.0} {:>10.0} {:>8.3} {:>8.3} {:>8.3} {:>8} {:>8.3} {:>9.2} {:>6.1} {:>9} {:>6}{}",
+        "{:<9} {:<14} {:<17} {:>5} {:>10.0} {:>10.0} {:>8.3} {:>8.3} {:>8.3} {:>8} {:>8.3} {:>9.2} {:>6.1} {:>9} {:>6} {:>9}{}",
         r.table,
         r.tool,
         r.mode,
@@ -394,6 +428,10 @@ fn print_row(r: &LoadRow) {
         r.cpu_pct,
         opt(r.late_p99_us, 0),
         r.errors,
+        match (r.nr_throttled, r.nr_periods) {
+            (Some(t), Some(p)) => format!("{t}/{p}"),
+            _ => "-".to_string(),
+        },
         if r.saturated { "  saturated" } else { "" }
     );
     let _ = std::io::stdout().flush();
@@ -411,13 +449,16 @@ pub fn run(a: &LoadBenchArgs) -> Result<()> {
     match &a.target {
         Some(url) => {
             let target: Target = url.parse()?;
+            let counts = || a.cpu_stat.as_deref().map(throttle_counts).transpose();
             let script = ThinkScript::new(a.wrk_think)?;
+            let before = counts()?;
             let Some((w, cpu)) =
                 run_wrk(url, a.connections, a.duration, a.gen_cpu, Some(&script.0))?
             else {
                 bail!("wrk is not installed (apt-get install wrk): --target compares against it");
             };
-            emit(wrk_row("target", "closed+think", a.connections, &w, cpu));
+            let row = wrk_row("target", "closed+think", a.connections, &w, cpu);
+            emit(with_throttling(row, before, counts()?));
             let spec = LoadSpec {
                 connections: a.connections,
                 arrivals: if a.poisson {
@@ -433,9 +474,11 @@ pub fn run(a: &LoadBenchArgs) -> Result<()> {
                     Duration::from_secs(w.seconds.round().max(1.0) as u64),
                 )
             };
+            let before = counts()?;
             let r = generate(&spec)?;
-            emit(gen_row("target", &r, false));
-            emit(gen_row("target", &r, true));
+            let after = counts()?;
+            emit(with_throttling(gen_row("target", &r, false), before, after));
+            emit(with_throttling(gen_row("target", &r, true), before, after));
         }
         None => {
             // 1. Capacity: the server answers at once (--work 0).

@@ -72,6 +72,10 @@ pub struct LoadBenchArgs {
     /// each tool's run for its throttled periods.
     #[arg(long, value_name = "FILE")]
     pub cpu_stat: Option<PathBuf>,
+    /// The generator polls without sleeping once a send is this close (see
+    /// `load::LoadSpec::spin`; 0: always sleep).
+    #[arg(long, default_value = "100us")]
+    pub spin: Span,
     /// Also write every row as CSV here.
     #[arg(long)]
     pub csv: Option<PathBuf>,
@@ -444,6 +448,7 @@ pub fn run(a: &LoadBenchArgs) -> Result<()> {
         rows.push(r);
     };
     let gen_cpus = Some(CpuList::from_cpus([a.gen_cpu]));
+    let spin = a.spin.0;
     let mut wrk_missing = false;
     print_header();
     match &a.target {
@@ -468,6 +473,7 @@ pub fn run(a: &LoadBenchArgs) -> Result<()> {
                 },
                 timeout: Duration::from_secs(10),
                 cpus: gen_cpus,
+                spin,
                 ..LoadSpec::new(
                     target,
                     w.rate,
@@ -493,6 +499,7 @@ pub fn run(a: &LoadBenchArgs) -> Result<()> {
                     connections: a.connections,
                     timeout: Duration::from_secs(2),
                     cpus: gen_cpus.clone(),
+                    spin,
                     ..LoadSpec::new(url.parse()?, rate, a.duration.0)
                 };
                 let r = generate(&spec)?;
@@ -517,6 +524,7 @@ pub fn run(a: &LoadBenchArgs) -> Result<()> {
             }
             let spec = LoadSpec {
                 cpus: gen_cpus,
+                spin,
                 ..LoadSpec::new(url.parse()?, a.low_rate, a.duration.0)
             };
             let r = generate(&spec)?;

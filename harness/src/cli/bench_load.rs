@@ -8,9 +8,9 @@
 //!    keeping up); the generator and wrk both pinned to `--gen-cpu`, one thread each, with
 //!    their CPU time per request;
 //! 2. low load (`--low-rate` on one connection, `--low-work` per request): the
-//!    generator's latency percentiles next to wrk's, back to back and with a think time
-//!    that gives about the same rate, where no request waits for another, so they should
-//!    agree.
+//!    generator's latency percentiles (also with 100 µs of spinning before each send)
+//!    next to wrk's, back to back and with a think time that gives about the same rate,
+//!    where no request waits for another, so they should agree.
 //!
 //! With `--target URL` it loads a server started elsewhere (under a CPU limit, say):
 //! wrk first with `--wrk-think` between requests on each connection, then the generator
@@ -74,7 +74,7 @@ pub struct LoadBenchArgs {
     pub cpu_stat: Option<PathBuf>,
     /// The generator polls without sleeping once a send is this close (see
     /// `load::LoadSpec::spin`; 0: always sleep).
-    #[arg(long, default_value = "100us")]
+    #[arg(long, default_value = "0us")]
     pub spin: Span,
     /// Also write every row as CSV here.
     #[arg(long)]
@@ -88,8 +88,9 @@ pub struct LoadRow {
     pub table: &'static str,
     /// "wrk" or "throttlebench".
     pub tool: &'static str,
-    /// How it loaded: "closed", "closed+think", "open", or "open (from send)" for the
-    /// generator's send-to-end times (what a closed loop would record).
+    /// How it loaded: "closed", "closed+think", "open", "open, spin 100us", or "open
+    /// (from send)" for the generator's send-to-end times (what a closed loop would
+    /// record).
     pub mode: &'static str,
     pub connections: u32,
     /// Rate asked for (open loop), per s; 0 for a closed loop.
@@ -110,8 +111,11 @@ pub struct LoadRow {
     pub late_p99_us: Option<f64>,
     /// Requests without an answer (wrk: socket errors).
     pub errors: u64,
-    /// The generator could not keep to its schedule.
+    /// The generator could not keep to its schedule (10% of sends over 1 ms late).
     pub saturated: bool,
+    /// Capacity sweep: the server did not keep up (answers missing, or a median ten
+    /// times that of the lowest rate).
+    pub server_behind: bool,
     /// With --cpu-stat: CFS periods during the tool's run, and those throttled.
     pub nr_periods: Option<u64>,
     pub nr_throttled: Option<u64>,
@@ -436,7 +440,13 @@ fn print_row(r: &LoadRow) {
             (Some(t), Some(p)) => format!("{t}/{p}"),
             _ => "-".to_string(),
         },
-        if r.saturated { "  saturated" } else { "" }
+        if r.saturated {
+            "  generator saturated"
+        } else if r.server_behind {
+            "  server behind"
+        } else {
+            ""
+        }
     );
     let _ = std::io::stdout().flush();
 }
@@ -494,6 +504,7 @@ pub fn run(a: &LoadBenchArgs) -> Result<()> {
                 Some((w, cpu)) => emit(wrk_row("capacity", "closed", a.connections, &w, cpu)),
                 None => wrk_missing = true,
             }
+            let mut first_p50 = None;
             for &rate in &a.rates {
                 let spec = LoadSpec {
                     connections: a.connections,
@@ -503,9 +514,16 @@ pub fn run(a: &LoadBenchArgs) -> Result<()> {
                     ..LoadSpec::new(url.parse()?, rate, a.duration.0)
                 };
                 let r = generate(&spec)?;
-                let behind = r.generator_saturated() || r.responses * 100 < r.scheduled * 99;
-                emit(gen_row("capacity", &r, false));
-                if behind {
+                // The sweep ends where either side stops keeping up: the generator (late
+                // sends) or the server (answers missing, or a median ten times that of
+                // the lowest rate: requests queue).
+                let p50 = *first_p50.get_or_insert(r.latency.p50_s);
+                let server_behind =
+                    r.responses * 100 < r.scheduled * 99 || r.latency.p50_s > 10.0 * p50;
+                let mut row = gen_row("capacity", &r, false);
+                row.server_behind = server_behind;
+                emit(row);
+                if r.generator_saturated() || server_behind {
                     break;
                 }
             }
@@ -530,6 +548,17 @@ pub fn run(a: &LoadBenchArgs) -> Result<()> {
             let r = generate(&spec)?;
             emit(gen_row("low-load", &r, false));
             emit(gen_row("low-load", &r, true));
+            // The same with 100 µs of spinning before each send (`LoadSpec::spin`): what
+            // punctual sends change at low load.
+            if spin.is_zero() {
+                let spec = LoadSpec {
+                    spin: Duration::from_micros(100),
+                    ..spec
+                };
+                let mut row = gen_row("low-load", &generate(&spec)?, false);
+                row.mode = "open, spin 100us";
+                emit(row);
+            }
         }
     }
     if wrk_missing {

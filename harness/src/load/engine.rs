@@ -223,10 +223,8 @@ impl<'a> Engine<'a> {
             if !active {
                 break;
             }
-            // Sleep until `spin` before the next due time, then poll without sleeping:
-            // a timer wake-up is late by tens of µs (more on a VM) and costs about as
-            // much CPU, so at high rates the loop never sleeps and at low rates each
-            // send spins for `spin` at most.
+            // Sleep until `spin` before the next due time, then poll without sleeping
+            // (see `LoadSpec::spin`).
             let left = wake.saturating_sub(self.now());
             self.wait(left.saturating_sub(self.spin_ns));
         }

@@ -2,7 +2,6 @@
 //! in the library modules; this folder only connects them, one file per command.
 
 pub mod bench;
-pub mod bench_load;
 pub mod check;
 pub mod cleanup;
 pub mod compare;

@@ -133,6 +133,9 @@ enum ModeArgs {
         #[arg(long)]
         cpus: Option<CpuList>,
     },
+    /// A server (HTTP/1.1 or lines) whose every request costs a fixed CPU time, until
+    /// SIGINT/SIGTERM; see fibtest/src/serve.rs.
+    Serve(crate::serve::ServeArgs),
 }
 
 /// A workload resolved from the flags: valid, with every thread's CPU allowed.
@@ -309,6 +312,8 @@ fn plan(mode: ModeArgs, allowed: &CpuList) -> Result<Plan> {
                 }),
             }
         }
+        // A server has no timed plan: run_cli hands it to serve::run before planning.
+        ModeArgs::Serve(_) => bail!("serve runs until stopped and has no timed plan"),
     };
     check_cpus(&plan.specs, allowed)?;
     Ok(plan)
@@ -584,6 +589,29 @@ fn run_legacy(a: &LegacyArgs, args: &[String]) -> Result<()> {
 }
 
 fn run_cli(cli: Cli, args: &[String]) -> Result<()> {
+    if let ModeArgs::Serve(a) = &cli.mode {
+        if cli.align.is_some() {
+            bail!("--align does not apply to serve");
+        }
+        let mut header_written = false;
+        return crate::serve::run(a, args, &mut |records| {
+            // CSV: the column row once, before the first record.
+            let mut bytes = match cli.format {
+                Format::Jsonl => export::to_jsonl(records),
+                Format::Csv => export::to_csv(records),
+            };
+            if cli.format == Format::Csv && header_written {
+                let first = bytes.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1);
+                bytes.drain(..first);
+            }
+            header_written = true;
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(&bytes)
+                .and_then(|()| stdout.flush())
+                .context("writing the records on stdout")
+        });
+    }
     let allowed = allowed_cpus().context("reading this process's CPU affinity")?;
     let plan = plan(cli.mode, &allowed)?;
     let align = alignment(cli.align, cli.phase, cli.sync_gap)?;

@@ -53,7 +53,7 @@ pub enum Command {
     Run(RunArgs),
     /// Find the sustainable duty share, burst budget and throttled rate under a limiter.
     FindThreshold(threshold::ThresholdArgs),
-    /// Measure the tool's own costs (the sampler; the FIPS tests against rngtest) and print a table.
+    /// Measure the tool's own costs (the sampler; the FIPS tests against rngtest; the load generator against wrk) and print a table.
     Bench(bench::BenchArgs),
     /// Probes of the machine: CPU steal (accounted vs observed stalls) and entropy
     /// (readiness, supply, FIPS 140-2 tests).

@@ -10,6 +10,7 @@ mod disk;
 mod fips;
 mod fuzz;
 mod limiters;
+mod load;
 mod probe;
 mod prom;
 mod report;

@@ -197,7 +197,13 @@ pub fn run_scenario(cgroup_root: &Path, proc_root: &Path, args: &RunArgs) -> Res
         let what = describe_run(&plan, i);
         bar.set_message(what.clone());
         let run = &plan.runs[i];
-        let measured = runner.run(run, &mut writer.begin_run(run));
+        let measured = match writer.begin_run(run) {
+            Ok(mut sink) => runner.run(run, &mut sink),
+            Err(e) => {
+                bar.abandon();
+                return Err(stopped(e, writer.runs_written()).into());
+            }
+        };
         let result = match measured {
             Ok(r) => r,
             Err(e) => {

@@ -8,6 +8,7 @@
 
 mod fields;
 mod limiter;
+mod load;
 mod machine;
 mod sweep;
 mod workload;
@@ -44,6 +45,26 @@ pub fn resolve(
             (None, gs) => gs.iter().find_map(|g| g.workload.phase),
         };
         let phase = resolve_phase(phase_spec, &limiter, source)?;
+        let load = sc
+            .load
+            .as_ref()
+            .map(|l| load::resolve_load(l, source, &groups, allowed))
+            .transpose()?;
+        if load.is_none() {
+            if let Some(g) = groups
+                .iter()
+                .find(|g| matches!(g.workload, Workload::Serve { .. }))
+            {
+                return Err(ScenarioError::field(
+                    source,
+                    "load",
+                    format!(
+                        "group `{}` runs a server (kind = \"serve\"), which runs until its load is done: add a [load] table",
+                        g.name
+                    ),
+                ));
+            }
+        }
         for repeat in 0..scenario.repeats {
             runs.push(PlannedRun {
                 index: runs.len(),
@@ -54,6 +75,7 @@ pub fn resolve(
                 limiter: limiter.clone(),
                 groups: groups.clone(),
                 phase,
+                load: load.clone(),
                 placement: Placement::Cgroup,
             });
         }

@@ -60,6 +60,8 @@ pub struct LoadSpec {
     pub target: Target,
     /// HTTP: POST this body (GET without one). Line: the line to send (default `ping`).
     pub body: Option<Vec<u8>>,
+    /// HTTP: headers to add, "Name: value" (`Accept-Encoding: gzip`).
+    pub headers: Vec<String>,
     /// Requests per second, over all connections.
     pub rate: f64,
     pub arrivals: Arrivals,
@@ -94,6 +96,7 @@ impl LoadSpec {
         LoadSpec {
             target,
             body: None,
+            headers: Vec::new(),
             rate,
             arrivals: Arrivals::Constant,
             connections: 1,
@@ -236,7 +239,7 @@ where
     S: FnMut(&RequestRecord) -> std::io::Result<()>,
 {
     check(spec)?;
-    let request = spec.target.render(spec.body.as_deref())?;
+    let request = spec.target.render(spec.body.as_deref(), &spec.headers)?;
     wait_for_port(spec.target.addr, spec.port_wait)?;
     let threads = spec.threads.min(spec.connections);
     let cpus: Vec<Option<u32>> = (0..threads as usize)

@@ -41,6 +41,9 @@ pub fn run_line(r: &SummaryRow, run: &PlannedRun) -> String {
     if let Some(rate) = r.achieved_rate {
         s.push_str(&format!(", {rate:.1} answers/s"));
     }
+    if let Some(n) = r.non_2xx.filter(|n| *n > 0) {
+        s.push_str(&format!(", {n} answers not 2xx"));
+    }
     if let Some(e) = r.errors.filter(|e| *e > 0) {
         s.push_str(&format!(
             ", {e} requests failed ({} timed out)",

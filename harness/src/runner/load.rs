@@ -34,6 +34,7 @@ pub(super) fn spec(
     let target = Target::with_port(&plan.target, port.unwrap_or(0))?;
     let mut s = LoadSpec::new(target, plan.rate, plan.duration.0);
     s.body = plan.body.as_ref().map(|b| b.as_bytes().to_vec());
+    s.headers = plan.headers.clone();
     s.arrivals = match plan.poisson {
         Some(seed) => Arrivals::Poisson {
             seed: seed.wrapping_add(run.index as u64),

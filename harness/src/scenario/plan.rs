@@ -153,6 +153,7 @@ pub struct LoadPlan {
     pub timeout: Span,
     pub port_wait: Span,
     pub body: Option<String>,
+    pub headers: Vec<String>,
     /// Index of the group whose service is loaded.
     pub group: usize,
 }

@@ -262,7 +262,8 @@ pub struct WorkloadSpec {
     /// duty: length of the slices work is counted in (default 100ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slice: Option<Span>,
-    /// command: the shell command to run (`sh -c`); `{port}` is the port `[load]` picked.
+    /// command: the shell command to run (`sh -c`); `{port}` is the port `[load]` picked,
+    /// `{dir}` the scenario file's folder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
     /// steal: shortest gap between clock reads counted as a stall (default 5us).
@@ -330,6 +331,9 @@ pub struct LoadTable {
     /// HTTP: POST this body; tcp: the line to send (default `ping`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
+    /// HTTP: headers to send, "Name: value" (`["Accept-Encoding: gzip"]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<String>,
     /// The group whose service is loaded (default: the first).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,

@@ -90,6 +90,8 @@ fn the_reference_server_under_a_quota_splits_latency_by_throttled_periods() {
         assert_eq!(r["kind"], "http");
         assert_eq!(r["status"], "200", "{r:?}");
     }
+    // The run's plots have the split.
+    assert!(res.join("plots/latency-split.svg").exists());
 }
 
 #[test]
@@ -213,4 +215,108 @@ fn a_generator_that_cannot_keep_its_schedule_says_so() {
     // The hog's row has no load figures.
     let hog = rows.iter().find(|r| r["group"] == "hog").unwrap();
     assert_eq!(hog["generator_saturated"], "");
+}
+
+/// A copy of shipped scenario `name` with its sweep, repeats and duration cut down, so a
+/// test runs it for real in seconds. It sits beside the original (a hidden file), where
+/// `{dir}` finds the scripts; `run_file` removes it.
+fn shipped_short(name: &str, edits: &[(&str, &str)]) -> std::path::PathBuf {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios")
+        .join(format!("{name}.toml"));
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    for (from, to) in edits {
+        assert!(text.contains(from), "{name}.toml has no `{from}`");
+        text = text.replace(from, to);
+    }
+    // {dir} is the scenario's folder: the copy sits beside the original's scripts.
+    let copy = path.with_file_name(format!(".test-{name}-{}.toml", std::process::id()));
+    std::fs::write(&copy, text).unwrap();
+    copy
+}
+
+/// Run a scenario file into `dir/out`; the copy is removed after.
+fn run_file(dir: &TempDir, file: &std::path::Path) -> (std::process::Output, std::path::PathBuf) {
+    let out_dir = dir.path().join("out");
+    let out = tb()
+        .arg("run")
+        .arg(file)
+        .arg("--out")
+        .arg(&out_dir)
+        .arg("--no-plot")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(file);
+    (out, out_dir)
+}
+
+#[test]
+fn nginx_is_held_to_its_quota_while_loaded_and_every_answer_is_a_200() {
+    if !real_cgroups_or_skip("nginx_under_a_quota")
+        || !crate::common::prometheus::program_or_skip("nginx_under_a_quota", "nginx", "nginx")
+    {
+        return;
+    }
+    let _x = exclusive();
+    let dir = TempDir::new("nginx");
+    let file = shipped_short(
+        "nginx-gzip",
+        &[
+            ("repeats = 3", "repeats = 1"),
+            ("duration = \"20s\"", "duration = \"4s\""),
+            (
+                "\"limiter.quota\" = [\"30ms\", \"50ms\", \"100ms\", \"200ms\"]",
+                "\"limiter.quota\" = [\"10ms\"]",
+            ),
+        ],
+    );
+    let (out, res) = run_file(&dir, &file);
+    assert!(out.status.success(), "{}", text(&out));
+    let s = &read_csv(&res.join("summary.csv"))[0];
+    // Level-9 gzip of 256 KiB at 40/s needs more than 0.1 CPU: the quota holds nginx
+    // to it, throttled most periods, and it answers fewer than asked (the rest wait,
+    // then count as never sent). Every answer is a 200.
+    assert_eq!(num(s, "non_2xx"), 0.0, "{s:?}");
+    assert!(num(s, "requests") >= 10.0, "{s:?}");
+    assert!(num(s, "achieved_rate") < 40.0, "{s:?}");
+    assert!((0.08..=0.12).contains(&num(s, "cpu_share")), "{s:?}");
+    assert!(num(s, "throttled_pct") >= 50.0, "{s:?}");
+    // nginx.sh's temporary prefix went with it.
+    let tmp = std::env::temp_dir();
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("tb-nginx-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert!(processes_with("nginx: master").is_empty());
+}
+
+#[test]
+fn a_python_service_under_a_quota_and_without_one() {
+    if !real_cgroups_or_skip("python_service")
+        || !crate::common::prometheus::program_or_skip("python_service", "python3", "python3")
+    {
+        return;
+    }
+    let _x = exclusive();
+    let dir = TempDir::new("pysvc");
+    let file = shipped_short(
+        "python-service",
+        &[
+            ("repeats = 3", "repeats = 1"),
+            ("duration = \"20s\"", "duration = \"4s\""),
+        ],
+    );
+    let (out, res) = run_file(&dir, &file);
+    assert!(out.status.success(), "{}", text(&out));
+    let rows = read_csv(&res.join("summary.csv"));
+    assert_eq!(rows.len(), 2);
+    for s in &rows {
+        assert_eq!(num(s, "errors") + num(s, "non_2xx"), 0.0, "{s:?}");
+        assert!(num(s, "requests") >= 0.8 * 20.0 * 4.0, "{s:?}");
+        // About 10 ms of CPU per request at 20/s: about 0.2 CPU.
+        assert!((0.1..=0.4).contains(&num(s, "cpu_share")), "{s:?}");
+    }
+    assert!(processes_with("cpu_server.py").is_empty());
 }

@@ -88,6 +88,7 @@ fn loaded(row: &mut SummaryRow, l: &LoadResult) {
     row.achieved_rate = Some(rep.achieved_rate);
     row.errors = Some(rep.errors.total());
     row.timeouts = Some(rep.errors.timeout);
+    row.non_2xx = Some(rep.non_2xx);
     let sends = (rep.scheduled + rep.warmup_requests).max(1);
     row.generator_late_pct = Some(100.0 * rep.late_sends as f64 / sends as f64);
     row.generator_busy_pct = Some(100.0 * rep.generator_busy);
@@ -225,6 +226,7 @@ fn summarize_group(
         achieved_rate: None,
         errors: None,
         timeouts: None,
+        non_2xx: None,
         generator_late_pct: None,
         generator_busy_pct: None,
         generator_wait_pct: None,

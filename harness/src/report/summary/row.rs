@@ -141,6 +141,8 @@ columns! {
     /// has each kind), and of those, the ones that timed out.
     errors: Option<u64>,
     timeouts: Option<u64>,
+    /// `[load]`: HTTP answers with a status outside 200-299 (counted in `requests`).
+    non_2xx: Option<u64>,
     /// `[load]`: how the generator kept its schedule: 100 × sends more than 1 ms late /
     /// sends; the share of the time its threads were busy and waited for a CPU, in %;
     /// whether it could not keep up (10% late, 90% busy or 10% waiting: its latencies

@@ -18,7 +18,16 @@ pub(super) fn resolve_load(
 ) -> Result<LoadPlan, ScenarioError> {
     let field = |f: &str, why: String| ScenarioError::field(source, &format!("load.{f}"), why);
     // Checked with a port of 1 in place of {port}: the port itself is picked at run time.
-    Target::with_port(&l.target, 1).map_err(|e| field("target", e.to_string()))?;
+    let target = Target::with_port(&l.target, 1).map_err(|e| field("target", e.to_string()))?;
+    if !l.headers.is_empty() && l.target.starts_with("tcp://") {
+        return Err(field(
+            "headers",
+            "a tcp:// target sends lines, not HTTP headers".into(),
+        ));
+    }
+    target
+        .render(None, &l.headers)
+        .map_err(|e| field("headers", e.why))?;
     let picks_port = l.target.contains("{port}");
     if !(l.rate.is_finite() && l.rate > 0.0 && l.rate <= 1e7) {
         return Err(field(
@@ -116,6 +125,7 @@ pub(super) fn resolve_load(
         timeout: span("timeout", l.timeout, Span::from_millis(2_000))?,
         port_wait: span("port_wait", l.port_wait, Span::from_millis(10_000))?,
         body,
+        headers: l.headers.clone(),
         group,
     })
 }

@@ -154,6 +154,27 @@ fn resolve_groups(
             .map(|g| resolve_group(g, source, allowed))
             .collect::<Result<_, _>>()?,
     };
+    // `{dir}` in a command is the scenario file's folder, so a scenario can run the
+    // scripts beside it from wherever it is run.
+    let mut groups = groups;
+    for g in &mut groups {
+        if let Workload::Command { command, .. } = &mut g.workload {
+            if command.contains("{dir}") {
+                let dir = std::path::Path::new(source)
+                    .canonicalize()
+                    .ok()
+                    .and_then(|p| p.parent().map(|d| d.display().to_string()))
+                    .ok_or_else(|| {
+                        ScenarioError::field(
+                            source,
+                            "workload.command",
+                            "uses {dir}, the scenario file's folder, but the scenario is not read from a file",
+                        )
+                    })?;
+                *command = command.replace("{dir}", &dir);
+            }
+        }
+    }
     let mut names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
     names.sort_unstable();
     if names.windows(2).any(|w| w[0] == w[1]) {
@@ -164,7 +185,6 @@ fn resolve_groups(
         ));
     }
     let weighted = groups.iter().any(|g| g.weight.is_some());
-    let mut groups = groups;
     if *limiter == Limiter::Weight {
         for g in &mut groups {
             g.weight.get_or_insert(100);

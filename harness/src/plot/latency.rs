@@ -106,6 +106,9 @@ fn model_for(dir: &ResultDir, s: &Table, row: usize) -> Option<f64> {
 /// A series' run, group and kind.
 type Key = (String, String, String);
 
+/// Histograms and their keys.
+type Found = Vec<(Key, Series)>;
+
 /// Histograms by key, each made when its key is first seen.
 #[derive(Default)]
 struct Bins {
@@ -142,7 +145,7 @@ impl Bins {
 /// Read latency.csv once, row by row, into a histogram per run, group and kind, and, for
 /// requests whose periods are known (answered, after any warm-up), one per run, group
 /// and class: `touched` a throttled period or `clear`.
-fn scan(path: &std::path::Path) -> csv::Result<(Vec<(Key, Series)>, Vec<(Key, Series)>)> {
+fn scan(path: &std::path::Path) -> csv::Result<(Found, Found)> {
     let mut r = csv::ReaderBuilder::new().flexible(true).from_path(path)?;
     let h = r.byte_headers()?.clone();
     let col = |n: &str| h.iter().position(|c| c == n.as_bytes());

@@ -18,7 +18,15 @@ pub(super) fn resolve_load(
 ) -> Result<LoadPlan, ScenarioError> {
     let field = |f: &str, why: String| ScenarioError::field(source, &format!("load.{f}"), why);
     // Checked with a port of 1 in place of {port}: the port itself is picked at run time.
-    let target = Target::with_port(&l.target, 1).map_err(|e| field("target", e.to_string()))?;
+    let target = Target::with_port(&l.target, 1).map_err(|e| {
+        field(
+            "target",
+            format!(
+                "`{}`: {} (write http://127.0.0.1:{{port}}/path or tcp://127.0.0.1:{{port}})",
+                l.target, e.why
+            ),
+        )
+    })?;
     if !l.headers.is_empty() && l.target.starts_with("tcp://") {
         return Err(field(
             "headers",

@@ -7,6 +7,7 @@ mod common;
 mod concurrent;
 mod deploy;
 mod disk;
+mod docs;
 mod fips;
 mod fuzz;
 mod limiters;

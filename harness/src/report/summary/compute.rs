@@ -121,7 +121,10 @@ fn summarize_group(
         _ => (None, None, None),
     };
     let w = &g.workload;
-    let requests = matches!(workload, Workload::Requests { .. }).then_some(w.units.requests);
+    // A command of the user's own counts its requests when it reports them as records.
+    let own_requests = matches!(workload, Workload::Command { .. }) && w.units.requests > 0;
+    let requests = (matches!(workload, Workload::Requests { .. }) || own_requests)
+        .then_some(w.units.requests);
     let slow_units = matches!(workload, Workload::Fibtest { .. }).then_some(w.units.slow);
     let fast_iters_per_s = match (workload, &w.end) {
         (Workload::Fibtest { fast, .. }, Some(end)) if *fast > 0 && end.wall_s > 0.0 => {

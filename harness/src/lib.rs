@@ -40,6 +40,7 @@ pub mod process;
 pub mod report;
 pub mod result;
 pub mod runner;
+pub mod runtime;
 pub mod sample;
 pub mod scenario;
 pub mod signals;

@@ -460,3 +460,60 @@ fn runc_refusal_is_reported_and_leaves_nothing() {
     let left = leftovers_of(&rt, &id, 0, None);
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+/// `throttlebench cleanup --check` counts a dead run's container, and `cleanup` removes
+/// it through the runtime with its cgroups and bundle.
+#[test]
+fn cleanup_command_removes_a_dead_runs_container() {
+    let Some(rt) = runtime_or_skip("cleanup_container", RuntimeKind::Runc) else {
+        return;
+    };
+    let _x = exclusive();
+    let mut owner = std::process::Command::new(DEFAULT_BUSYBOX)
+        .args(["cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let name = ContainerName {
+        owner_pid: owner.id(),
+        owner_start: process_start_time(Path::new("/proc"), owner.id()).unwrap(),
+        seq: 0,
+    };
+    let c = Container::run(
+        &rt,
+        Path::new(DEFAULT_BUSYBOX),
+        &ContainerSpec {
+            args: vec!["/bin/sh".into(), "-c".into(), "while :; do :; done".into()],
+            cpu: CpuResources {
+                quota_us: Some(10_000),
+                period_us: Some(100_000),
+                shares: None,
+            },
+            name: Some(name),
+            ..ContainerSpec::default()
+        },
+        Stdio::null(),
+        Box::new(std::io::sink()),
+    )
+    .unwrap();
+    let (id, pid) = (c.id().to_string(), c.pid());
+    let pid_start = process_start_time(Path::new("/proc"), pid);
+    std::mem::forget(c);
+    owner.kill().unwrap();
+    owner.wait().unwrap();
+
+    let check = tb().args(["cleanup", "--check"]).output().unwrap();
+    assert_eq!(check.status.code(), Some(1), "{}", text(&check));
+    let shown = String::from_utf8_lossy(&check.stdout);
+    assert!(shown.contains(&format!("container runc {id}")), "{shown}");
+    let out = tb().arg("cleanup").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("removed runc container {id}")),
+        "{}",
+        text(&out)
+    );
+    let left = leftovers_of(&rt, &id, pid, pid_start);
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

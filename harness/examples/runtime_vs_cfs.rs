@@ -10,7 +10,8 @@
 //! ```
 //! (as root; defaults 3 repeats of 5 s at 10, 40 and 80%). Prints one row per limiter
 //! and level: mean, min and max share in percent, and the mean's difference from the raw
-//! cgroup's in percentage points.
+//! cgroup's in percentage points, with the most CPU that other processes on the machine
+//! used during any of those runs (a busy machine holds the 80% runs down).
 
 use std::io::Write;
 use std::os::unix::process::CommandExt;
@@ -48,27 +49,42 @@ fn main() {
     for rep in 0..repeats {
         for (li, pct) in LEVELS.iter().enumerate() {
             let quota = pct * PERIOD_US / 100;
-            let s = raw(root, quota, secs, rep * 10 + li);
-            shares[li][0].push(s);
-            eprintln!("repeat {} {pct}% raw: {:.2}%", rep + 1, s * 100.0);
+            let r = raw(root, quota, secs, rep * 10 + li);
+            shares[li][0].push(r);
+            eprintln!(
+                "repeat {} {pct}% raw: {:.2}% (others {:.2} CPUs)",
+                rep + 1,
+                r.share * 100.0,
+                r.others
+            );
             for (ri, rt) in runtimes.iter().enumerate() {
-                let s = in_container(rt, quota, secs);
-                shares[li][ri + 1].push(s);
-                eprintln!("repeat {} {pct}% {}: {:.2}%", rep + 1, rt.name(), s * 100.0);
+                let r = in_container(rt, quota, secs);
+                shares[li][ri + 1].push(r);
+                eprintln!(
+                    "repeat {} {pct}% {}: {:.2}% (others {:.2} CPUs)",
+                    rep + 1,
+                    rt.name(),
+                    r.share * 100.0,
+                    r.others
+                );
             }
         }
     }
-    println!("| limit | limiter | mean % | min % | max % | mean − raw (pp) | runs |");
-    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    println!(
+        "| limit | limiter | mean % | min % | max % | mean − raw (pp) | runs | others' load, max (CPUs) |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
     for (li, pct) in LEVELS.iter().enumerate() {
-        let raw_mean = mean(&shares[li][0]);
+        let shares_of = |i: usize| -> Vec<f64> { shares[li][i].iter().map(|r| r.share).collect() };
+        let raw_mean = mean(&shares_of(0));
         for (i, name) in names.iter().enumerate() {
-            let v = &shares[li][i];
-            let m = mean(v);
+            let v = shares_of(i);
+            let m = mean(&v);
             let lo = v.iter().cloned().fold(f64::INFINITY, f64::min);
             let hi = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let others = shares[li][i].iter().map(|r| r.others).fold(0.0, f64::max);
             println!(
-                "| {pct}% | {name} | {:.2} | {:.2} | {:.2} | {:+.2} | {} |",
+                "| {pct}% | {name} | {:.2} | {:.2} | {:.2} | {:+.2} | {} | {others:.2} |",
                 m * 100.0,
                 lo * 100.0,
                 hi * 100.0,
@@ -95,7 +111,32 @@ fn spin_args(secs: u64) -> Vec<String> {
         .collect()
 }
 
-fn in_container(rt: &Runtime, quota: u64, secs: u64) -> f64 {
+/// CPU time the whole machine has spent busy (user, nice, system, irq, softirq,
+/// steal in /proc/stat), seconds.
+fn machine_busy_s() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap();
+    let f: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().unwrap())
+        .collect();
+    // SAFETY: sysconf(3) has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) as f64 / hz
+}
+
+/// One run: the workload's share of a CPU, and the CPUs everything else on the machine
+/// used meanwhile (others' load, which can hold the workload below its limit).
+#[derive(Clone, Copy)]
+struct Run {
+    share: f64,
+    others: f64,
+}
+
+fn in_container(rt: &Runtime, quota: u64, secs: u64) -> Run {
     let spec = ContainerSpec {
         args: spin_args(secs),
         cpu: CpuResources {
@@ -115,16 +156,21 @@ fn in_container(rt: &Runtime, quota: u64, secs: u64) -> f64 {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let t0 = Instant::now();
+    let b0 = machine_busy_s();
     let u0 = c.cgroups().usage_ns().unwrap();
     assert!(c.wait_exit(Duration::from_secs(secs + 30)).unwrap());
     let wall = t0.elapsed().as_secs_f64();
+    let busy = machine_busy_s() - b0;
     let used = (c.cgroups().usage_ns().unwrap() - u0) as f64 / 1e9;
     c.teardown().unwrap_or_else(|e| panic!("{e}"));
-    used / wall
+    Run {
+        share: used / wall,
+        others: ((busy - used) / wall).max(0.0),
+    }
 }
 
 /// The same process in a cgroup made by hand with the same quota.
-fn raw(root: &Path, quota: u64, secs: u64, n: usize) -> f64 {
+fn raw(root: &Path, quota: u64, secs: u64, n: usize) -> Run {
     let name = format!("tb-raw-{}-{n}", std::process::id());
     let dirs: Vec<PathBuf> = ["cpu", "cpuacct"]
         .iter()
@@ -175,9 +221,11 @@ fn raw(root: &Path, quota: u64, secs: u64, n: usize) -> f64 {
     };
     let mut child = cmd.spawn().unwrap();
     let t0 = Instant::now();
+    let b0 = machine_busy_s();
     let u0 = read();
     child.wait().unwrap();
     let wall = t0.elapsed().as_secs_f64();
+    let busy = machine_busy_s() - b0;
     let used = (read() - u0) as f64 / 1e9;
     drop(procs);
     let _lock = lock(root);
@@ -186,7 +234,10 @@ fn raw(root: &Path, quota: u64, secs: u64, n: usize) -> f64 {
         let _ = std::fs::remove_dir(d.parent().unwrap());
     }
     let _ = std::io::stderr().flush();
-    used / wall
+    Run {
+        share: used / wall,
+        others: ((busy - used) / wall).max(0.0),
+    }
 }
 
 fn lock(root: &Path) -> nix::fcntl::Flock<std::fs::File> {

@@ -123,9 +123,10 @@ impl Container {
         let (pid, podman) = match started {
             Ok(s) => s,
             Err(e) => {
-                // Nothing holds the pipe any more: the forwarder ends with the tail.
-                let tail_bytes = forward.join().unwrap_or_default();
                 clean_after_failed_start(runtime, &id);
+                // Once nothing of the container holds the pipe, the forwarder ends with
+                // the tail of what the runtime said.
+                let tail_bytes = join_within(forward, EXIT_WAIT).unwrap_or_default();
                 return Err(with_stderr(e, &tail_bytes));
             }
         };
@@ -297,13 +298,7 @@ impl Container {
         if let Some(h) = self.stderr.take() {
             // Ends when the last holder of the pipe (the container's processes, podman's
             // conmon) is gone.
-            let start = Instant::now();
-            while !h.is_finished() && start.elapsed() < EXIT_WAIT {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            if h.is_finished() {
-                let _ = h.join();
-            } else {
+            if join_within(h, EXIT_WAIT).is_none() {
                 problems.push(format!(
                     "{}: its stderr is still open {} s after it ended",
                     self.id,
@@ -536,6 +531,19 @@ fn forward(from: OwnedFd, mut to: Box<dyn Write + Send>) -> Vec<u8> {
     let keep = last.len().saturating_sub(STDERR_TAIL);
     last.drain(..keep);
     last
+}
+
+/// The forwarder's tail once it has ended, waiting up to `limit`; `None` if it has not
+/// (it is left to end on its own).
+fn join_within(h: JoinHandle<Vec<u8>>, limit: Duration) -> Option<Vec<u8>> {
+    let start = Instant::now();
+    while !h.is_finished() {
+        if start.elapsed() >= limit {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    h.join().ok()
 }
 
 /// A pidfd for `pid` (pidfd_open(2), Linux 5.3): readable once the process has ended.

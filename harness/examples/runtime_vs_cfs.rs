@@ -176,8 +176,10 @@ fn machine_busy_s() -> f64 {
         .skip(1)
         .map(|v| v.parse().unwrap())
         .collect();
-    // SAFETY: sysconf(3) has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100) as f64;
     (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) as f64 / hz
 }
 
@@ -265,12 +267,14 @@ fn raw(root: &Path, quota: u64, secs: u64, n: usize, boost: bool) -> Run {
     cmd.args(&args[1..])
         .stdin(Stdio::null())
         .stderr(Stdio::null());
-    // SAFETY: only write(2) on descriptors opened before the fork.
+    // SAFETY: only write(2) on descriptors opened before the fork, which stay open in
+    // the parent until after the spawn.
     unsafe {
         cmd.pre_exec(move || {
             for fd in &fds {
-                if libc::write(*fd, b"0".as_ptr().cast(), 1) != 1 {
-                    return Err(std::io::Error::last_os_error());
+                let fd = std::os::fd::BorrowedFd::borrow_raw(*fd);
+                if nix::unistd::write(fd, b"0")? != 1 {
+                    return Err(std::io::Error::other("short write to cgroup.procs"));
                 }
             }
             Ok(())

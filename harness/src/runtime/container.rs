@@ -548,6 +548,8 @@ fn join_within(h: JoinHandle<Vec<u8>>, limit: Duration) -> Option<Vec<u8>> {
 
 /// A pidfd for `pid` (pidfd_open(2), Linux 5.3): readable once the process has ended.
 fn pidfd_open(pid: u32) -> Result<OwnedFd, RuntimeError> {
+    use nix::libc;
+    // nix has no pidfd_open(2) yet, hence the raw system call.
     // SAFETY: pidfd_open(2) with a pid and no flags; returns a new descriptor or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
     if fd < 0 {

@@ -136,10 +136,16 @@ fn machine_idle_s() -> f64 {
         .skip(1)
         .map(|v| v.parse().unwrap())
         .collect();
-    // SAFETY: sysconf(3) has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100) as f64;
     (cpu[3] + cpu[4]) as f64 / hz
 }
+
+/// Idle CPUs (on average over a run) above which the machine had CPU to spare, so a
+/// share below the limit's band is the limiter's fault.
+const SPARE_CPU: f64 = 0.1;
 
 /// What one limited run gave.
 struct Measured {
@@ -219,10 +225,12 @@ fn limits_hold(test: &str, kind: RuntimeKind) {
             "{}: quota {quota_us}/100000 µs gave a share of {share:.4}, above {hi}",
             rt.name()
         );
-        // Below the band only if the machine had no CPU to spare: other work on this
-        // shared 2-CPU machine, not the limiter, held the workload back.
+        // Below the band only on a machine with no CPU to spare: other work on this
+        // shared 2-CPU machine, not the limiter, held the workload back. (With CPU to
+        // spare, a quiet machine leaves over 1 CPU idle; a busy one, a few hundredths
+        // while the workload is throttled.)
         assert!(
-            share >= lo || share + m.idle_cpus < lo,
+            share >= lo || m.idle_cpus < SPARE_CPU,
             "{}: quota {quota_us}/100000 µs gave a share of {share:.4}, below {lo}, while \
              the machine left {:.2} CPUs idle",
             rt.name(),
@@ -230,7 +238,8 @@ fn limits_hold(test: &str, kind: RuntimeKind) {
         );
         if share < lo {
             eprintln!(
-                "{}: {share:.4} is below {lo} with {:.2} CPUs idle: the machine was busy",
+                "{}: {share:.4} is below {lo} with {:.2} CPUs idle: the machine was busy, \
+                 only the upper bound was checked",
                 rt.name(),
                 m.idle_cpus
             );

@@ -172,7 +172,7 @@ fn kubelet_raises_small_limits_to_its_1ms_minimum_quota() {
 }
 
 #[test]
-fn kubelet_10ms_period_of_issue_79833() {
+fn kubelet_10ms_period_of_kubernetes_79833() {
     // With the gate on: 500m at 10 ms is 5 ms per 10 ms.
     assert_eq!(kubelet_limit(500, 10_000), Ok(Some(q(5_000, 10_000))));
     // The minimum quota bites ten times sooner: 50m would be 500 µs, raised to 1 ms,

@@ -16,6 +16,7 @@ mod probe;
 mod prom;
 mod report;
 mod run;
+mod runtime;
 mod stream;
 mod threshold;
 mod unprivileged;

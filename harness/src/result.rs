@@ -5,6 +5,7 @@
 //! is computed; `report::summary` derives the figures.
 
 use crate::limiter::LimiterReport;
+use crate::load::LoadReport;
 use crate::probe::ProbeOutput;
 use crate::process::exits::DeathReport;
 use crate::process::leaks::LeakReport;
@@ -33,6 +34,9 @@ pub enum Outcome {
     Budget,
     /// A signal limiter with until_stuck left a process stopped; the run ended there.
     Stuck,
+    /// An external limiter command failed as it started (exited with a failure within a
+    /// second): nothing was limited, so the run measured nothing it meant to.
+    LimiterFailed { status: String, stderr_tail: String },
 }
 
 impl Outcome {
@@ -44,6 +48,7 @@ impl Outcome {
             Outcome::TimedOut { .. } => "timed_out",
             Outcome::Budget => "budget",
             Outcome::Stuck => "stuck",
+            Outcome::LimiterFailed { .. } => "limiter_failed",
         }
     }
 }
@@ -266,6 +271,27 @@ pub struct RunResult {
     /// they could not be watched (not root).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deaths: Option<DeathReport>,
+    /// What the run's `[load]` did, when it had one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load: Option<LoadResult>,
+}
+
+/// What a run's `[load]` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadResult {
+    /// The group whose service was loaded.
+    pub group: String,
+    /// The loopback port the harness picked and gave the service (None: the target
+    /// names its own).
+    pub port: Option<u16>,
+    /// The load's time zero, in s since the run's first sample: its requests' times in
+    /// latency.csv count from it.
+    pub zero_s: Option<f64>,
+    /// What the generator measured (None when it could not run).
+    pub report: Option<LoadReport>,
+    /// Why the load could not run, or was cut short.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// One group of a run.

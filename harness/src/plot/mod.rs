@@ -15,6 +15,7 @@
 
 mod latency;
 mod reduce;
+mod runs;
 mod sweep;
 mod threshold;
 mod timeseries;
@@ -96,10 +97,13 @@ pub(crate) trait Figure {
 /// Every figure `dir` has data for.
 fn figures(dir: &ResultDir, opts: &PlotOptions) -> Vec<Box<dyn AnyFigure>> {
     let mut v: Vec<Box<dyn AnyFigure>> = Vec::new();
-    if let Some(f) = latency::prepare(dir) {
+    for f in latency::prepare(dir) {
         v.push(Box::new(f));
     }
     for f in timeseries::prepare(dir) {
+        v.push(Box::new(f));
+    }
+    if let Some(f) = runs::prepare(dir) {
         v.push(Box::new(f));
     }
     if let Some(f) = sweep::prepare(dir, &opts.metrics) {

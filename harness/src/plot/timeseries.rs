@@ -291,19 +291,33 @@ fn figure(dir: &ResultDir, acc: RunAcc) -> TimeseriesFigure {
         ));
         let mut c = vec![(0.0, 0.0)];
         c.extend(g.cumulative.points());
-        cum.push(line(
-            name(
-                &g.name,
-                &if reported {
-                    format!(
-                        "throttled time so far (total {}, {} throttled periods)",
-                        fmt_seconds(g.throttled_total),
-                        g.throttled_periods
-                    )
-                } else {
-                    "throttled time: not reported by this kernel".to_string()
-                },
+        // The same numbers as `run`'s line and summary.csv: over the measured window
+        // (from the workload's own time zero), then the whole run with its start-up.
+        let window = summary.zip(srow(&g.name)).and_then(|(s, i)| {
+            Some((
+                s.num(i, "throttled_s")?,
+                s.num(i, "nr_throttled")?,
+                s.num(i, "wall_s")?,
+            ))
+        });
+        let label = match (reported, window) {
+            (false, _) => "throttled time: not reported by this kernel".to_string(),
+            (true, Some((t, n, wall))) => format!(
+                "throttled time so far; in the measured window (the last {}, as summary.csv and run say): {}, {} periods; whole run with start-up: {}, {} periods",
+                fmt_seconds(wall),
+                fmt_seconds(t),
+                n,
+                fmt_seconds(g.throttled_total),
+                g.throttled_periods
             ),
+            (true, None) => format!(
+                "throttled time so far (total {}, {} throttled periods)",
+                fmt_seconds(g.throttled_total),
+                g.throttled_periods
+            ),
+        };
+        cum.push(line(
+            name(&g.name, &label),
             Some(gi),
             if reported { c } else { Vec::new() },
         ));
@@ -381,32 +395,49 @@ fn figure(dir: &ResultDir, acc: RunAcc) -> TimeseriesFigure {
         }
         None => format!("run {run}"),
     };
+    // Throttling panels only when there is throttling to show: a limiter without CFS
+    // bandwidth (freezer, signals, a command) or a kernel that does not report it leaves
+    // them empty, and the legend of the usage panel says so instead.
+    let anything_throttled = acc
+        .groups
+        .iter()
+        .any(|g| g.throttled.reported && g.throttled.out.max().unwrap_or(0.0) > 0.0);
+    let mut panels = vec![Panel {
+        y_desc: "CPU usage (CPUs)".into(),
+        lines: usage,
+        seconds: false,
+    }];
+    if anything_throttled {
+        panels.push(Panel {
+            y_desc: "throttled (thread-s per s)".into(),
+            lines: throttled,
+            seconds: false,
+        });
+        panels.push(Panel {
+            y_desc: "throttled time (s)".into(),
+            lines: cum,
+            seconds: true,
+        });
+    } else if let Some(first) = panels[0].lines.first_mut() {
+        let why = if acc.groups.iter().any(|g| g.throttled.reported) {
+            "never throttled by CFS bandwidth"
+        } else {
+            "throttling not reported by this kernel"
+        };
+        first
+            .label
+            .push_str(&format!(" ({why}: no throttling panels)"));
+    }
+    panels.push(Panel {
+        y_desc: "waiting, stolen (s per s)".into(),
+        lines: lost,
+        seconds: false,
+    });
     TimeseriesFigure {
         run: run.to_string(),
         title: format!("{} {label}: over time", dir.scenario_name()),
         footer: footer(dir),
-        panels: vec![
-            Panel {
-                y_desc: "CPU usage (CPUs)".into(),
-                lines: usage,
-                seconds: false,
-            },
-            Panel {
-                y_desc: "throttled (thread-s per s)".into(),
-                lines: throttled,
-                seconds: false,
-            },
-            Panel {
-                y_desc: "throttled time (s)".into(),
-                lines: cum,
-                seconds: true,
-            },
-            Panel {
-                y_desc: "waiting, stolen (s per s)".into(),
-                lines: lost,
-                seconds: false,
-            },
-        ],
+        panels,
         t_max,
     }
 }

@@ -6,6 +6,8 @@ pub mod console;
 pub mod expect;
 pub mod files;
 pub mod folder;
+pub mod join;
+pub mod periods;
 pub mod read;
 pub mod stream;
 

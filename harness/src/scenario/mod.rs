@@ -9,7 +9,9 @@ pub mod schema;
 pub mod template;
 
 pub use duration::{Quota, Span};
-pub use plan::{CfsLimit, Limiter, PeriodPhase, Placement, Plan, PlannedRun, Workload};
+pub use plan::{
+    CfsLimit, Limiter, LoadPlan, PeriodPhase, Placement, Plan, PlannedRun, ServeProtocol, Workload,
+};
 pub use resolve::resolve;
 pub use schema::Scenario;
 
@@ -81,7 +83,12 @@ pub fn parse(text: &str, file: &str) -> Result<Scenario, ScenarioError> {
         let line = e
             .span()
             .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-        let message = e.message().trim().to_string();
+        let mut message = e.message().trim().to_string();
+        if message.starts_with("invalid basic string") {
+            message.push_str(
+                ": a \"...\" string must close on its own line (use ''' for text over several lines)",
+            );
+        }
         // The field: the one toml names (unknown fields), else the key written on the line,
         // with the table it is in.
         let at = line.and_then(|l| field_at_line(text, l));

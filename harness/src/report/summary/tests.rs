@@ -42,7 +42,7 @@ impl Measured {
         let body = &text[timeseries::header().len()..];
         let specs = group_specs(&self.r);
         let (windows, shares) = scan(&header, body, self.r.planned.index, &specs).unwrap();
-        summarize("default", &self.r, &windows, shares)
+        summarize("default", &self.r, &windows, shares, &[])
     }
 }
 
@@ -102,6 +102,7 @@ fn result() -> Measured {
             teardown: None,
             cgroup_cpu_s: None,
             deaths: None,
+            load: None,
             groups: vec![GroupResult {
                 name: "main".into(),
                 exit_status: "exited with code 0".into(),

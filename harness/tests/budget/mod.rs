@@ -141,19 +141,20 @@ fn rlimit_cpu_lets_a_tree_of_four_children_use_four_times_the_limit() {
         "one process used {used} s under a 1 s RLIMIT_CPU"
     );
     assert_eq!(num(&rows[0], "signal_deaths"), 1.0, "{:?}", rows[0]);
-    // Four children of 0.9 s each: every one under the limit, so none is ended.
-    let four = format!("for i in 1 2 3 4; do {} & done; wait", cpu_ms(900));
+    // Four children of 0.85 s each: every one under the limit (with room for the ticks'
+    // count running ahead), so none is ended.
+    let four = format!("for i in 1 2 3 4; do {} & done; wait", cpu_ms(850));
     let dir = TempDir::new("rlimit-four");
     let (out, rows, _) = run(&dir, &scenario("rlimit", lim, &command(&four, "20s")));
     assert!(out.status.success(), "{}", text(&out));
     let r = &rows[0];
     let used = num(r, "cgroup_cpu_s");
     assert!(
-        (3.4..=4.3).contains(&used),
-        "four children used {used} s under a 1 s RLIMIT_CPU (about 3.6 expected)"
+        (3.2..=4.2).contains(&used),
+        "four children used {used} s under a 1 s RLIMIT_CPU (about 3.4 expected)"
     );
     assert_eq!(num(r, "signal_deaths"), 0.0, "{r:?}");
-    assert!(num(r, "overshoot_s") > 2.4, "{r:?}");
+    assert!(num(r, "overshoot_s") > 2.2, "{r:?}");
     assert_no_stopped_processes();
 }
 
@@ -215,9 +216,11 @@ fn a_window_throttles_after_its_budget_and_lets_go_as_the_window_slides() {
     }
     let _x = exclusive();
     let dir = TempDir::new("window");
-    // 1 s of CPU in any 3 s, then 0.1 CPU: a spinning thread uses its second at once
-    // (as soon as the machine's other load lets it).
-    let lim = "kind = \"window\"\ncpu = \"1s\"\nwindow = \"3s\"\ninterval = \"100ms\"\nfloor = 0.1";
+    // Half a second of CPU in any 3 s, then 0.05 CPU: a spinning thread uses its half
+    // second at once (as soon as the machine's other load lets it: a sixth of a CPU is
+    // enough to reach it within the window).
+    let lim =
+        "kind = \"window\"\ncpu = \"500ms\"\nwindow = \"3s\"\ninterval = \"100ms\"\nfloor = 0.05";
     let w = "kind = \"duty\"\non = \"7s\"\noff = \"0ms\"\nduration = \"7s\"\ncpus = \"0\"";
     let (out, rows, folder) = run(&dir, &scenario("window", lim, w));
     assert!(out.status.success(), "{}", text(&out));
@@ -264,7 +267,7 @@ fn a_window_throttles_after_its_budget_and_lets_go_as_the_window_slides() {
     assert!(num(r, "window_limited_s") > 1.5, "{r:?}");
     // No 3 s of the run held more than the budget, an interval's use, the floor's own
     // use over a window (it counts too) and a bucket's worth of slack.
-    let limit = 1.0 + 0.1 + 0.1 * 3.0 + 0.1;
+    let limit = 0.5 + 0.1 + 0.05 * 3.0 + 0.1;
     for (i, (t, _)) in s.iter().enumerate() {
         let used: f64 = s[i..]
             .iter()
@@ -277,7 +280,7 @@ fn a_window_throttles_after_its_budget_and_lets_go_as_the_window_slides() {
         .iter()
         .map(|w| num(w, "window_used_s"))
         .fold(0.0, f64::max);
-    assert!((1.0..=limit).contains(&most), "{most}");
+    assert!((0.5..=limit).contains(&most), "{most}");
     assert_no_stopped_processes();
 }
 

@@ -33,6 +33,7 @@ impl Measured {
                     &d,
                     self.r.groups[g].counters,
                     self.r.system,
+                    None,
                 )
                 .unwrap();
             }
@@ -103,6 +104,7 @@ fn result() -> Measured {
             cgroup_cpu_s: None,
             deaths: None,
             load: None,
+            changes: Vec::new(),
             groups: vec![GroupResult {
                 name: "main".into(),
                 exit_status: "exited with code 0".into(),

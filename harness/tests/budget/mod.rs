@@ -233,16 +233,16 @@ fn a_window_throttles_after_its_budget_and_lets_go_as_the_window_slides() {
     let ws = read_csv(&folder.join("window.csv"));
     assert!(ws.len() > 50, "{}", ws.len());
     let limited = |w: &Row| w["limited"] == "1";
-    // Throttled once the cgroup had used its second (the machine's other load decides
-    // how soon), within a reading's use of it.
+    // Throttled once the cgroup had used its half second (the machine's other load
+    // decides how soon), within an interval's use of it (a 10 ms sample may lag).
     let t_limit = num(
         ws.iter().find(|w| limited(w)).expect("never throttled"),
         "t_s",
     );
     let used: f64 = s.iter().filter(|(t, _)| *t <= t_limit).map(|x| x.1).sum();
     assert!(
-        (0.95..=1.0 + 0.1 + 0.05).contains(&used),
-        "throttled after {used} s of CPU"
+        (0.5 - 0.02..=0.5 + 0.1 + 0.05).contains(&used),
+        "throttled after {used} s of CPU (budget 0.5 s)"
     );
     // Let go once that second slides out of the window: no sooner than 3 s from the
     // start, no later than 3 s after the budget was reached (and a little slack).
@@ -258,7 +258,7 @@ fn a_window_throttles_after_its_budget_and_lets_go_as_the_window_slides() {
     );
     // Held near the floor in between, and running freely again once let go.
     let held = share(&s, t_limit + 0.2, t_free - 0.1);
-    assert!(held <= 0.1 + 0.05, "{held} CPU while throttled to 0.1");
+    assert!(held <= 0.05 + 0.05, "{held} CPU while throttled to 0.05");
     let free = share(&s, t_free, t_free + 0.3);
     assert!(
         free > 3.0 * held && free > 0.3,

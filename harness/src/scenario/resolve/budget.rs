@@ -4,7 +4,9 @@
 
 use super::fields::positive;
 use crate::scenario::duration::Span;
-use crate::scenario::plan::{BudgetLimit, EndPlan, Limiter, PlannedGroup, WindowLimit};
+use crate::scenario::plan::{
+    BudgetLimit, EndPlan, GroupLimit, Limiter, PlannedGroup, PlannedRun, WindowLimit,
+};
 use crate::scenario::schema::{BudgetTrack, KillOrder, LimiterSpec, WindowAction};
 use crate::scenario::ScenarioError;
 use fibtest::cpulist::CpuList;
@@ -184,5 +186,77 @@ pub(super) fn check_groups(
             ))
         }
         _ => Ok(()),
+    }
+}
+
+/// Why cgroup v1 would refuse a window's throttle, if it would: the floor's quota goes on
+/// the run's cgroup, above every group's, and v1 refuses a quota below one set under it
+/// (kernel/sched/core.c, `tg_cfs_schedulable_down`: EINVAL), at the moment the window
+/// fills. A group's own quota (at the start or after a change) above the floor is
+/// refused here, before anything starts; v2 allows it.
+pub fn window_v1_refuses(run: &PlannedRun) -> Option<String> {
+    let Limiter::Window(w) = &run.limiter else {
+        return None;
+    };
+    if w.action != WindowAction::Throttle {
+        return None;
+    }
+    let floor = (w.floor * w.period_us as f64).round().max(1000.0) / w.period_us as f64;
+    let own = |l: &GroupLimit| {
+        l.cfs
+            .and_then(|c| c.quota_us.map(|q| q as f64 / c.period_us as f64))
+    };
+    let starts = run
+        .groups
+        .iter()
+        .filter_map(|g| Some((g.name.as_str(), own(g.limit.as_ref()?)?, String::new())));
+    let changes = run.changes.iter().filter_map(|c| {
+        let g = &run.groups[c.group?];
+        Some((
+            g.name.as_str(),
+            own(&c.limit)?,
+            format!(" after the change at {}", c.at),
+        ))
+    });
+    starts
+        .chain(changes)
+        .find(|(_, cpus, _)| *cpus > floor * 1.000_001)
+        .map(|(name, cpus, when)| {
+            format!(
+                "group `{name}` has a quota of {cpus:.3} CPUs{when}, above the window limiter's floor ({floor:.3} CPUs, put on the run's cgroup when the window fills): cgroup v1 refuses a quota below one set under it (EINVAL; v2 allows it). Give the group at most the floor, or run it on cgroup v2 (throttlebench vm)"
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::{parse, resolve};
+
+    fn run(group_limit: &str, change: &str) -> PlannedRun {
+        let text = format!(
+            "name = \"w\"\n[limiter]\nkind = \"window\"\ncpu = \"3s\"\nwindow = \"10s\"\nfloor = 0.1\n[[group]]\nname = \"a\"\n{group_limit}workload = {{ kind = \"duty\", on = \"20s\" }}\n{change}"
+        );
+        let s = parse(&text, "w.toml").unwrap();
+        let mut p = resolve(&s, "w.toml", &"0-1".parse().unwrap()).unwrap();
+        p.runs.remove(0)
+    }
+
+    #[test]
+    fn a_group_quota_above_the_windows_floor_is_refused_on_v1() {
+        assert_eq!(window_v1_refuses(&run("", "")), None);
+        assert_eq!(
+            window_v1_refuses(&run("limit = { cpus = 0.1 }\n", "")),
+            None
+        );
+        let why = window_v1_refuses(&run("limit = { cpus = 0.5 }\n", "")).unwrap();
+        assert!(
+            why.contains("group `a` has a quota of 0.500 CPUs,"),
+            "{why}"
+        );
+        assert!(why.contains("floor (0.100 CPUs"), "{why}");
+        let change = "[[change]]\nat = \"5s\"\ngroup = \"a\"\nlimit = { cpus = 1 }\n";
+        let why = window_v1_refuses(&run("limit = { cpus = 0.1 }\n", change)).unwrap();
+        assert!(why.contains("1.000 CPUs after the change at 5s"), "{why}");
     }
 }

@@ -35,7 +35,9 @@ pub fn place(plan: &mut Plan, hierarchy: &Hierarchy) -> Result<Option<String>, P
     let source = plan.source.clone();
     for r in &mut plan.runs {
         if hierarchy.version == crate::cgroup::Version::V1 {
-            if let Some(why) = super::tree::v1_refuses(r) {
+            if let Some(why) =
+                super::tree::v1_refuses(r).or_else(|| super::budget::window_v1_refuses(r))
+            {
                 return Err(PlaceError::V1Tree(why));
             }
         }

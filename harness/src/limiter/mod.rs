@@ -25,7 +25,7 @@ use duty::{Actuator, Clock, CpuUsage, DutyStats};
 use signal::{StuckReport, StuckWatch};
 use std::io;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use usage::UsageFile;
@@ -125,6 +125,37 @@ pub struct ActiveLimiter {
     /// Set by the limiter when it ends the run (`end` says why).
     ended: Arc<AtomicBool>,
     end: LimiterEnd,
+    /// The quota a limiter that sets one as it runs (credits, window) last set.
+    quota: Arc<QuotaNow>,
+}
+
+/// The CFS quota a limiter last put on the run's cgroup, for the time series'
+/// `limit_cpus`: written by the limiter's thread when it sets one, read by the sampler's
+/// loop every tick (atomics: no lock in the tick).
+#[derive(Debug, Default)]
+pub struct QuotaNow {
+    /// The quota in CPUs as f64 bits (NaN: none).
+    bits: AtomicU64,
+    /// How many times it was set.
+    sets: AtomicU64,
+}
+
+impl QuotaNow {
+    fn set(&self, cpus: Option<f64>) {
+        self.bits
+            .store(cpus.unwrap_or(f64::NAN).to_bits(), Ordering::Release);
+        self.sets.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The quota last set, in CPUs (None inside: no quota), with the count of sets so
+    /// far, when it was set since `seen` sets.
+    fn since(&self, seen: u64) -> Option<(u64, Option<f64>)> {
+        let n = self.sets.load(Ordering::Acquire);
+        (n != seen).then(|| {
+            let cpus = f64::from_bits(self.bits.load(Ordering::Acquire));
+            (n, (!cpus.is_nan()).then_some(cpus))
+        })
+    }
 }
 
 /// Where the limiter finds the workload.
@@ -151,6 +182,7 @@ impl ActiveLimiter {
             stuck: None,
             ended: Arc::new(AtomicBool::new(false)),
             end: LimiterEnd::Budget,
+            quota: Arc::new(QuotaNow::default()),
         };
         match limiter {
             Limiter::Budget(b) => {
@@ -158,7 +190,8 @@ impl ActiveLimiter {
                 return Ok(Some(active));
             }
             Limiter::Window(w) => {
-                active.window = Some(start_window(*w, t, active.ended.clone(), stop)?);
+                let sink = CfsSink::new(t, &active.quota, limiter.name())?;
+                active.window = Some(start_window(*w, t, sink, active.ended.clone(), stop)?);
                 return Ok(Some(active));
             }
             // Wrapped around the workload's command: nothing runs beside it.
@@ -230,7 +263,7 @@ impl ActiveLimiter {
             }
             Limiter::Credits(model) => {
                 let (model, flag) = (*model, stop.clone());
-                let mut sink = CfsSink(t.cgroup.ok_or_else(needs_cgroup)?.cfs_handle());
+                let mut sink = CfsSink::new(t, &active.quota, limiter.name())?;
                 let mut usage = usage;
                 let handle =
                     std::thread::Builder::new()
@@ -289,6 +322,13 @@ impl ActiveLimiter {
                 after.as_secs_f64()
             )
         })
+    }
+
+    /// The quota a limiter that sets one as it runs (credits, window) last put on the
+    /// run's cgroup, in CPUs (None inside: no quota), with the count of sets so far, when
+    /// it set one since `seen` sets.
+    pub fn quota_since(&self, seen: u64) -> Option<(u64, Option<f64>)> {
+        self.quota.since(seen)
     }
 
     /// The session of an external limiter command (it runs in one of its own): its
@@ -402,6 +442,7 @@ fn start_budget(
 fn start_window(
     plan: WindowLimit,
     t: &Target,
+    mut sink: CfsSink,
     ended: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<JoinHandle<io::Result<WindowReport>>> {
@@ -409,7 +450,6 @@ fn start_window(
         anyhow::anyhow!("the window limiter needs a cgroup, and this run has none")
     })?;
     let mut usage = UsageFile::open(cg)?;
-    let mut sink = CfsSink(cg.cfs_handle());
     let mut tracker = CgroupTracker {
         usage: UsageFile::open(cg)?,
         dir: cg.cpu_dir().to_path_buf(),
@@ -432,11 +472,31 @@ fn start_window(
         })?)
 }
 
-struct CfsSink(crate::cgroup::CfsHandle);
+/// The run's cgroup's CFS settings, as a limiter changes them, each change told to the
+/// time series.
+struct CfsSink {
+    handle: crate::cgroup::CfsHandle,
+    now: Arc<QuotaNow>,
+}
+
+impl CfsSink {
+    fn new(t: &Target, now: &Arc<QuotaNow>, limiter: &str) -> anyhow::Result<CfsSink> {
+        let cg = t.cgroup.ok_or_else(|| {
+            anyhow::anyhow!("the {limiter} limiter needs a cgroup, and this run has none")
+        })?;
+        Ok(CfsSink {
+            handle: cg.cfs_handle(),
+            now: now.clone(),
+        })
+    }
+}
 
 impl credits::QuotaSink for CfsSink {
     fn set(&mut self, limit: &crate::scenario::CfsLimit) -> Result<(), CgroupError> {
-        self.0.set(limit)
+        self.handle.set(limit)?;
+        self.now
+            .set(limit.quota_us.map(|q| q as f64 / limit.period_us as f64));
+        Ok(())
     }
 }
 

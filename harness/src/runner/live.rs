@@ -49,6 +49,8 @@ pub(super) struct Live<'a> {
     cgroups: Vec<&'a Cgroup>,
     /// The `[[change]]`s made so far.
     changes: Vec<AppliedChange>,
+    /// Quotas set by the limiter so far (credits, window), to see the next.
+    limiter_quotas: u64,
     /// The sampler's thread runs away from the workloads' CPUs while the run is live.
     _pin: Option<AffinityGuard>,
     /// How the workloads' processes die (None when they cannot be watched).
@@ -174,6 +176,7 @@ impl<'a> Live<'a> {
             load,
             cgroups: groups.to_vec(),
             changes: Vec::new(),
+            limiter_quotas: 0,
             _pin: spare.as_ref().map(AffinityGuard::pin),
             exits,
         })
@@ -227,6 +230,23 @@ impl<'a> Live<'a> {
         Ok(())
     }
 
+    /// A quota the limiter set on the run's cgroup as it runs (credits, window), as the
+    /// time series' `limit_cpus` of its one group (with groups of their own, the run's
+    /// cgroup is none of theirs).
+    fn limiter_quota(&mut self) -> Result<()> {
+        let set = self
+            .limiter
+            .as_ref()
+            .and_then(|a| a.quota_since(self.limiter_quotas));
+        if let Some((n, cpus)) = set {
+            self.limiter_quotas = n;
+            if !self.run.has_child_cgroups() {
+                self.sink.limit(0, cpus)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The main processes not yet waited for: only they are roots of the run's process
     /// tree (a reaped one's pid may be reused by a process that is none of the run's).
     fn live_mains(&self) -> Vec<i32> {
@@ -273,6 +293,7 @@ impl<'a> Live<'a> {
             }
             self.tick(now)?;
             self.make_changes(now)?;
+            self.limiter_quota()?;
             // waitpid only after a SIGCHLD (or when no handler is installed).
             let events = signals::child_events();
             if !signals_installed || events != seen_child_events {

@@ -256,6 +256,17 @@ fn a_window_throttles_after_its_budget_and_lets_go_as_the_window_slides() {
         (3.0..=t_limit + 3.0 + 0.5).contains(&t_free),
         "let go at {t_free} s, throttled at {t_limit} s"
     );
+    // The time series carries the floor's quota while the window holds it there, and no
+    // quota before (within a few 10 ms ticks of the limiter's readings).
+    let ts = read_csv(&folder.join("timeseries.csv"));
+    for row in ts.iter().filter(|r| r["run"] == "0") {
+        let t = num(row, "t_s");
+        if t < t_limit - 0.05 {
+            assert_eq!(row["limit_cpus"], "", "a quota at {t} s, before the window filled");
+        } else if t > t_limit + 0.05 && t < t_free - 0.05 {
+            assert_eq!(num(row, "limit_cpus"), 0.05, "at {t} s, held to the floor");
+        }
+    }
     // Held near the floor in between, and running freely again once let go.
     let held = share(&s, t_limit + 0.2, t_free - 0.1);
     assert!(held <= 0.05 + 0.05, "{held} CPU while throttled to 0.05");

@@ -226,5 +226,6 @@ fn a_budget_without_root_tracks_its_tree_from_proc_and_cannot_count_a_cgroup() {
     );
     assert_eq!(r["sigpipe_deaths"], "", "{r:?}");
     assert_no_stopped_processes();
-    assert!(run_cgroups().is_empty(), "{:?}", run_cgroups());
+    // No cgroup made: the leftovers check of `exclusive` (which tells other suites' live
+    // runs on this shared machine from ours).
 }

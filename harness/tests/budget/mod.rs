@@ -262,7 +262,10 @@ fn a_window_throttles_after_its_budget_and_lets_go_as_the_window_slides() {
     for row in ts.iter().filter(|r| r["run"] == "0") {
         let t = num(row, "t_s");
         if t < t_limit - 0.05 {
-            assert_eq!(row["limit_cpus"], "", "a quota at {t} s, before the window filled");
+            assert_eq!(
+                row["limit_cpus"], "",
+                "a quota at {t} s, before the window filled"
+            );
         } else if t > t_limit + 0.05 && t < t_free - 0.05 {
             assert_eq!(num(row, "limit_cpus"), 0.05, "at {t} s, held to the floor");
         }

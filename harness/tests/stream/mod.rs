@@ -180,7 +180,11 @@ fn bench_scale_measures_runs_and_plots_of_every_kind() {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     let rows = read_csv(&csv);
-    assert_eq!(rows.len(), 3, "a length, the Fibtest units, a group count: {rows:?}");
+    assert_eq!(
+        rows.len(),
+        3,
+        "a length, the Fibtest units, a group count: {rows:?}"
+    );
     for r in &rows {
         assert!(num(r, "run_rss_mb") > 1.0, "{r:?}");
         assert!(num(r, "plot_rss_mb") > 1.0, "{r:?}");

@@ -9,6 +9,7 @@ pub mod exit;
 pub mod plot;
 pub mod probe;
 mod run;
+mod serve;
 pub mod threshold;
 pub mod vm;
 
@@ -93,6 +94,10 @@ pub struct RunArgs {
     /// Do not draw plots at the end (`throttlebench plot DIR` draws them later).
     #[arg(long)]
     pub no_plot: bool,
+    /// Serve the counters for Prometheus at http://ADDR/metrics while the runs run
+    /// (`127.0.0.1:9787`, `0.0.0.0:9787`; docs/fleet.md lists the series).
+    #[arg(long, value_name = "ADDR")]
+    pub serve: Option<String>,
 }
 
 /// Dispatch a parsed command line; returns the process exit code.

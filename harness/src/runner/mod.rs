@@ -15,12 +15,14 @@
 //! Teardown is done by guards (`RunCgroups`' and `Cgroup`'s Drop, `ChildGuard`'s Drop),
 //! so every exit path, including errors and panics, runs it.
 
+mod exposed;
 mod live;
 mod output;
 mod scope;
 mod sink;
 mod spawn;
 
+pub use exposed::Exposed;
 pub use sink::{Discard, OutputSink, RunSink, Stream};
 pub use spawn::WorkloadProgram;
 

@@ -31,7 +31,12 @@ fn a_run_killed_with_sigkill_keeps_its_samples_and_its_folder_plots_and_says_inc
     );
     let out = dir.path().join("out");
     let mut child = tb()
-        .args(["run", file.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .args([
+            "run",
+            file.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -61,7 +66,11 @@ fn a_run_killed_with_sigkill_keeps_its_samples_and_its_folder_plots_and_says_inc
     // The folder plots, and check says it is incomplete (a tool error, 128).
     let p = tb().args(["plot", out.to_str().unwrap()]).output().unwrap();
     assert!(p.status.success(), "{}", text(&p));
-    assert!(out.join("plots/timeseries-run0.svg").exists(), "{}", text(&p));
+    assert!(
+        out.join("plots/timeseries-run0.svg").exists(),
+        "{}",
+        text(&p)
+    );
     let c = tb()
         .args([
             "check",

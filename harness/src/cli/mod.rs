@@ -12,6 +12,7 @@ mod run;
 mod serve;
 pub mod threshold;
 pub mod vm;
+pub mod watch;
 
 pub use run::{allowed_cpus, load_plan, run_scenario};
 
@@ -72,6 +73,9 @@ pub enum Command {
     /// the kernel under test); its exit code passes through, 125 when the guest could
     /// not answer.
     Vm(vm::VmArgs),
+    /// Watch cgroups this tool did not make (paths, pid:N, --children PATH), read only:
+    /// the same result files as `run`, plus throttling episodes; until Ctrl-C or --duration.
+    Watch(watch::WatchArgs),
     /// The workload generator (same as the `fibtest` binary): fast/slow threads, requests, duty cycles.
     #[command(disable_help_flag = true)]
     Fibtest {
@@ -124,6 +128,10 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Check(args) => check::run(&cli.cgroup_root, &cli.proc_root, &args),
         Command::Compare(args) => compare::run(&args),
         Command::Vm(args) => vm::run(&args),
+        Command::Watch(args) => {
+            watch::run(&cli.cgroup_root, &cli.proc_root, &args)?;
+            Ok(0)
+        }
         Command::Cleanup(args) => cleanup::run(&cli.cgroup_root, &cli.proc_root, &args),
         Command::Fibtest { args } => Ok(fibtest::cli::run(args)),
     }

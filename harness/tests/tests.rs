@@ -18,3 +18,4 @@ mod stream;
 mod threshold;
 mod unprivileged;
 mod vm;
+mod watch;

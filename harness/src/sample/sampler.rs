@@ -187,8 +187,34 @@ pub struct Sampler {
     failed: Vec<(usize, io::Error)>,
 }
 
+/// An I/O error on one of the sampler's files, with its path; the kernel's error is
+/// kept whole (`os_error` finds its number).
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {error}", path.display())]
+pub struct FileError {
+    pub path: std::path::PathBuf,
+    pub error: io::Error,
+}
+
 fn with_path(p: &Path, e: io::Error) -> io::Error {
-    io::Error::new(e.kind(), format!("{}: {e}", p.display()))
+    io::Error::new(
+        e.kind(),
+        FileError {
+            path: p.to_path_buf(),
+            error: e,
+        },
+    )
+}
+
+/// The kernel's error number of a sampler error, if it came from the kernel (ENODEV:
+/// the file of a cgroup that was removed, read through its open handle).
+pub fn os_error(e: &io::Error) -> Option<i32> {
+    e.raw_os_error().or_else(|| {
+        e.get_ref()?
+            .downcast_ref::<FileError>()?
+            .error
+            .raw_os_error()
+    })
 }
 
 fn invalid(p: &Path, what: impl std::fmt::Display) -> io::Error {

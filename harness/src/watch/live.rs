@@ -27,6 +27,7 @@ use crate::report::ResultsError;
 use crate::result::TickStats;
 use crate::runner::RunSink;
 use crate::sample::cpustat::Has;
+use crate::sample::sampler::os_error;
 use crate::sample::{Delta, Sample, Sampler};
 use anyhow::{Context, Result};
 use std::collections::{HashMap, HashSet};
@@ -266,10 +267,22 @@ impl<'f> Watch<'f> {
         self.last_t_ns = t_ns;
         let failed = self.sampler.tick_each(t_ns)?;
         if !failed.is_empty() {
-            let gone: Vec<(usize, String)> =
-                failed.iter().map(|(g, e)| (*g, e.to_string())).collect();
+            let gone: Vec<(usize, String)> = failed
+                .iter()
+                .map(|(g, e)| {
+                    // ENODEV: the kernel's answer on the handle of a removed cgroup's file.
+                    let removed = os_error(e) == Some(nix::errno::Errno::ENODEV as i32)
+                        || e.kind() == std::io::ErrorKind::NotFound;
+                    let why = if removed {
+                        "removed".to_string()
+                    } else {
+                        format!("could not be read any more: {e}")
+                    };
+                    (*g, why)
+                })
+                .collect();
             for (g, why) in gone.into_iter().rev() {
-                self.end_group(g, format!("could not be read any more: {why}"))?;
+                self.end_group(g, why)?;
             }
             self.ended_since_refresh = true;
         }

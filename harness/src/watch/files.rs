@@ -28,6 +28,9 @@ pub struct Folder {
     pub dir: PathBuf,
     pub created: String,
     pub host: Host,
+    /// The wall-clock time of the first sample, s since the Unix epoch: a row's time
+    /// plus this is when it was read (to set rows beside a Prometheus's samples).
+    pub t0_unix_s: f64,
     _lock: FolderLock,
 }
 
@@ -80,6 +83,7 @@ pub fn create(
                 dir: path,
                 created,
                 host,
+                t0_unix_s: 0.0,
                 _lock: lock,
             },
             f,
@@ -196,6 +200,8 @@ struct WatchJson<'a> {
     tool_version: &'static str,
     kind: &'static str,
     created: &'a str,
+    /// The wall-clock time of the first sample (rows' time 0), s since the Unix epoch.
+    t0_unix_s: f64,
     /// True once the watch ended and its summary is written.
     complete: bool,
     host: &'a Host,
@@ -240,6 +246,7 @@ impl Folder {
             tool_version: env!("CARGO_PKG_VERSION"),
             kind: "watch",
             created: &self.created,
+            t0_unix_s: self.t0_unix_s,
             complete: summary.is_some(),
             host: &self.host,
             plan,

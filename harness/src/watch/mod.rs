@@ -109,7 +109,7 @@ pub fn run(
 ) -> Result<WatchResult> {
     let layout = Layout::detect(&opts.cgroup_root)?;
     let (initial, parent) = resolve(opts, &layout)?;
-    let (folder, mut files) = files::create(folder, host, created)?;
+    let (mut folder, mut files) = files::create(folder, host, created)?;
     let request = WatchRequest {
         targets: opts.targets.iter().map(|t| t.to_string()).collect(),
         children: opts.children.as_ref().map(|p| p.display().to_string()),
@@ -133,6 +133,10 @@ pub fn run(
         ..
     } = &mut files;
     let t0 = monotonic_ns();
+    folder.t0_unix_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
     let mut watch = Watch::start(
         layout,
         initial,

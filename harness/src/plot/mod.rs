@@ -9,10 +9,11 @@
 //! | file | kind | made when |
 //! | --- | --- | --- |
 //! | `latency` | request / slow-unit latency by percentile, per run, log axes; Indeed's conceptual model [Unthrottled] for requests under a CFS quota | latency.csv has rows |
-//! | `timeseries-run<N>` | CPU usage, throttled share per period, throttled time, steal / PSI / stalls over time, one file per run | timeseries.csv has rows |
+//! | `timeseries-run<N>` | CPU usage, throttled share per period, throttled time, steal / PSI / stalls, throttling episodes over time, one file per run | timeseries.csv has rows |
 //! | `sweep` | summary columns against the swept parameter (or the target share), one line per limiter | the folder has more than one configuration |
 //! | `threshold` | a threshold search's probes and bracket | probes.csv exists |
 
+mod episodes;
 mod latency;
 mod reduce;
 mod sweep;

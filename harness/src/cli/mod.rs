@@ -8,6 +8,7 @@ pub mod compare;
 pub mod exit;
 pub mod plot;
 pub mod probe;
+pub mod report;
 mod run;
 mod serve;
 pub mod threshold;
@@ -66,6 +67,10 @@ pub enum Command {
     /// Compare two result folders metric by metric, with intervals and tests; exit 1 when
     /// a metric regressed past --fail-on.
     Compare(compare::CompareArgs),
+    /// Many result folders in one table keyed by host, kernel and scenario; or, with
+    /// --as-scraped, what a Prometheus scrape and its increase() window make of a run's
+    /// or watch's throttling.
+    Report(report::ReportArgs),
     /// Remove what runs that died (SIGKILL, crash) left: their cgroups and processes. `run`
     /// does this before it starts too.
     Cleanup(cleanup::CleanupArgs),
@@ -127,6 +132,10 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Check(args) => check::run(&cli.cgroup_root, &cli.proc_root, &args),
         Command::Compare(args) => compare::run(&args),
+        Command::Report(args) => {
+            report::run(&args)?;
+            Ok(0)
+        }
         Command::Vm(args) => vm::run(&args),
         Command::Watch(args) => {
             watch::run(&cli.cgroup_root, &cli.proc_root, &args)?;

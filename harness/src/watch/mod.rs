@@ -9,6 +9,7 @@
 pub mod files;
 pub mod limits;
 pub mod live;
+pub mod serve;
 pub mod summary;
 pub mod target;
 

@@ -3,6 +3,7 @@
 //! or a pull-request comment. A command builds its tables once (`Table`, cells as text
 //! with numbers kept as numbers) and each format is a file here that renders them.
 
+pub mod comparison;
 mod csv;
 mod json;
 mod markdown;

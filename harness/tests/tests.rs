@@ -8,6 +8,7 @@ mod concurrent;
 mod deploy;
 mod disk;
 mod fips;
+mod fleet;
 mod fuzz;
 mod limiters;
 mod probe;

@@ -195,6 +195,11 @@ pub struct Seen {
 }
 
 /// Replay every group of `dir` with `config` (its `start_totals` are the group's).
+///
+/// Rules are evaluated from the first full window after the series' start on: before
+/// it, a window would hold only part of what a Prometheus that had scraped all along
+/// saw (the counters before the series are not known), and its ratio would be too high
+/// or too low. A series shorter than one window is evaluated from its start.
 pub fn replay(dir: &ResultDir, config: &ScrapeConfig) -> Result<Vec<Seen>, ReadError> {
     let folder = dir.dir.display().to_string();
     Ok(read_series(dir)?
@@ -202,6 +207,15 @@ pub fn replay(dir: &ResultDir, config: &ScrapeConfig) -> Result<Vec<Seen>, ReadE
         .map(|g| {
             let mut c = *config;
             c.start_totals = g.start;
+            let length = match (g.series.first(), g.series.last()) {
+                (Some(a), Some(b)) => b.t_s - (a.t_s - a.dt_s),
+                _ => 0.0,
+            };
+            c.eval_offset_s = if length >= c.window_s {
+                c.window_s
+            } else {
+                0.0
+            };
             let seen = as_scraped(&g.series, g.period_s, &c);
             Seen {
                 folder: folder.clone(),
@@ -338,7 +352,7 @@ pub fn tables(seen: &[Seen], config: &ScrapeConfig, max_listed: usize) -> Vec<Ta
         away.notes.push("none".into());
     }
     groups.notes.push(
-        "throttled_pct: throttled periods of all periods, every period counted; worst_window_true_pct: the highest such ratio over one increase() window ending at a rule evaluation; worst_window_scraped_pct: what the alert's expression gave there".into(),
+        "throttled_pct: throttled periods of all periods, every period counted; worst_window_true_pct: the highest such ratio over one increase() window ending at a rule evaluation; worst_window_scraped_pct: what the alert's expression gave there; rules are evaluated from the first full window after a series' start (from its start if it is shorter)".into(),
     );
     vec![groups, away]
 }

@@ -372,11 +372,8 @@ impl<'f> Watch<'f> {
         }
         ch.nlink = nlink;
         let target = format!("children of {}", ch.parent.cpu_dir.display());
-        let (found, skipped) = match self.layout.children(&ch.parent) {
-            Ok(x) => x,
-            // The parent itself went: every child with it.
-            Err(_) => (Vec::new(), Vec::new()),
-        };
+        // A parent that went took every child with it: none listed.
+        let (found, skipped) = self.layout.children(&ch.parent).unwrap_or_default();
         for e in skipped {
             eprintln!("throttlebench: watch: not watched: {e}");
         }

@@ -57,11 +57,11 @@ pub struct WatchResult {
 /// How often, at most, `Watch::refresh` runs (limits re-read, children looked at).
 pub const REFRESH_EVERY: Duration = Duration::from_secs(1);
 
+/// The cgroups to watch, each with the target it came from.
+pub type Initial = Vec<(Watched, String)>;
+
 /// What a watch's initial targets are, with the parent of `--children`.
-pub fn resolve(
-    opts: &WatchOptions,
-    layout: &Layout,
-) -> Result<(Vec<(Watched, String)>, Option<Watched>)> {
+pub fn resolve(opts: &WatchOptions, layout: &Layout) -> Result<(Initial, Option<Watched>)> {
     let mut initial: Vec<(Watched, String)> = Vec::new();
     let mut push = |w: Watched, target: String| {
         if !initial.iter().any(|(x, _)| x.cpu_dir == w.cpu_dir) {
@@ -185,7 +185,7 @@ pub fn run(
         busy_ns += busy;
         ticks.busy_max_s = ticks.busy_max_s.max(busy as f64 / 1e9);
         let ended = watch.take_ended();
-        if ticks.ticks % refresh_ticks == 0 || !ended.is_empty() {
+        if ticks.ticks.is_multiple_of(refresh_ticks) || !ended.is_empty() {
             let changed = watch.refresh()?;
             let mut ended = ended;
             ended.extend(watch.take_ended());

@@ -170,7 +170,7 @@ fn targets_resolve_to_v1_twins_v2_folders_and_a_process_cgroup() {
 fn step(dirs: &[(&Path, &dyn Fn(u64) -> bool)], state: &mut [(u64, u64, u64, u64)], sample: u64) {
     for ((dir, throttled), s) in dirs.iter().zip(state.iter_mut()) {
         s.0 += 2000;
-        if sample % 10 == 0 {
+        if sample.is_multiple_of(10) {
             s.1 += 1;
             if throttled(sample) {
                 s.2 += 1;
@@ -220,7 +220,7 @@ fn children_come_and_go_episodes_are_written_and_a_steady_tick_allocates_nothing
     // a: throttled in the periods ending at samples 30..=60 (an episode of 4 periods).
     let a_thr = |s: u64| (30..=60).contains(&s);
     let never = |_: u64| false;
-    let mut st = vec![(1000, 10, 0, 0); 3];
+    let mut st = [(1000, 10, 0, 0); 3];
     // Warm up (buffers sized), then count allocations over steady ticks.
     for s in 1..=20 {
         step(&[(&a, &a_thr), (&b, &never)], &mut st[..2], s);

@@ -138,13 +138,14 @@ mod tests {
     #[test]
     fn episodes_become_boxes_in_bounded_memory() {
         let mut b = EpisodeBoxes::new(0.1);
-        // 100 000 periods; every 100th starts a run of 5 throttled periods.
+        // 100 000 periods, those numbered 0 to 4 modulo 100 throttled: runs of 5, cut off
+        // at the start (1 to 4) and at the end (100 000 alone).
         for i in 1..=100_000u64 {
             let throttled = u64::from(i % 100 < 5);
             b.push(&row(i as f64 * 0.1, 1, throttled));
         }
         b.finish();
-        assert_eq!(b.count, 1000);
+        assert_eq!((b.count, b.cut_off), (1001, 2));
         assert!((b.longest_s - 0.5).abs() < 1e-6, "{}", b.longest_s);
         let o = b.outline();
         assert!(o.len() <= 4 * BUCKETS, "{}", o.len());

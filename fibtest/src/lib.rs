@@ -10,6 +10,7 @@ pub mod cpulist;
 pub mod export;
 pub mod fib;
 pub mod record;
+pub mod serve;
 pub mod span;
 pub mod stats;
 pub mod stop;

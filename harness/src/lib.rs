@@ -15,7 +15,7 @@
 //! | --- | --- | --- |
 //! | 1 | `process`, `cgroup`, `signals`, `clock`, `units` | /proc facts and signals, cgroup files, this process's signal handlers, clocks, units and formatting |
 //! | 2 | `sample`, `episodes` | the sampler and the sources it reads, host facts; throttling episodes in a series of samples |
-//! | 3 | `probe`, `exposition` | the steal and entropy probes; the Prometheus exposition of live counters |
+//! | 3 | `probe`, `exposition`, `load` | the steal and entropy probes; the Prometheus exposition of live counters; the open-loop load generator |
 //! | 4 | `scenario` | the schema, the plan, resolving one into the other |
 //! | 5 | `limiter` | kernel settings and control loops that hold a workload back |
 //! | 6 | `result`, `runner` | a run's raw data, and running a planned run |
@@ -33,6 +33,7 @@ pub mod clock;
 pub mod episodes;
 pub mod exposition;
 pub mod limiter;
+pub mod load;
 pub mod plot;
 pub mod probe;
 pub mod process;

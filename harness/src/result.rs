@@ -27,6 +27,9 @@ pub enum Outcome {
     Interrupted,
     /// The workload ran far past its expected length and was stopped.
     TimedOut { limit_s: f64 },
+    /// An external limiter command failed as it started (exited with a failure within a
+    /// second): nothing was limited, so the run measured nothing it meant to.
+    LimiterFailed { status: String, stderr_tail: String },
 }
 
 impl Outcome {
@@ -36,6 +39,7 @@ impl Outcome {
             Outcome::Failed { .. } => "failed",
             Outcome::Interrupted => "interrupted",
             Outcome::TimedOut { .. } => "timed_out",
+            Outcome::LimiterFailed { .. } => "limiter_failed",
         }
     }
 }

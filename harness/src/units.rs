@@ -21,7 +21,17 @@ pub fn human(column: &str, v: f64) -> String {
         }
     } else if column.ends_with("_pct") {
         format!("{v:.2}%")
-    } else if v.fract() == 0.0 && v.abs() < 1e15 {
+    } else if v.abs() >= 1e6 {
+        // Large rates (steps per s, bytes per s) in SI prefixes, four digits.
+        let (d, p) = if v.abs() >= 1e12 {
+            (1e12, "T")
+        } else if v.abs() >= 1e9 {
+            (1e9, "G")
+        } else {
+            (1e6, "M")
+        };
+        format!("{:.4} {p}", v / d)
+    } else if v.fract() == 0.0 {
         format!("{v:.0}")
     } else {
         format!("{v:.4}")
@@ -73,6 +83,10 @@ pub fn fmt_number(v: f64) -> String {
         let s = format!("{x:.3}");
         s.trim_end_matches('0').trim_end_matches('.').to_string()
     };
+    // An axis step landing next to zero by rounding (-2.8e-17) is zero.
+    if a < 1e-12 {
+        return "0".to_string();
+    }
     if a >= 1e9 {
         format!("{} G", trim(v / 1e9))
     } else if a >= 1e6 {
@@ -129,7 +143,9 @@ mod tests {
         assert_eq!(human("latency_p99_s", 0.4394), "439.40 ms");
         assert_eq!(human("wall_s", 9.4), "9.4000 s");
         assert_eq!(human("gap_max_s", 0.000_12), "120.0 µs");
-        assert_eq!(human("fast_iters_per_s", 3.5e9), "3500000000");
+        assert_eq!(human("fast_iters_per_s", 3.5e9), "3.5000 G");
+        assert_eq!(human("fast_iters_per_s", 1_780_959_137.149_7), "1.7810 G");
+        assert_eq!(human("requests", 20.0), "20");
         assert_eq!(human("throttled_pct", 66.129), "66.13%");
         assert_eq!(human("cpu_share", 0.0), "0");
         assert_eq!(signed("throttled_pct", 1.96), "+1.96 points");
@@ -146,6 +162,7 @@ mod tests {
         assert_eq!(fmt_number(3.5e9), "3.5 G");
         assert_eq!(fmt_number(12345.0), "12.345 k");
         assert_eq!(fmt_number(1_500_000.0), "1.5 M");
+        assert_eq!(fmt_number(-2.8e-17), "0");
         assert!(is_seconds("latency_p99_s") && !is_seconds("fast_iters_per_s"));
     }
 

@@ -14,7 +14,7 @@ mod stale;
 pub use files::{read_trimmed, write_file};
 pub use group::{CfsHandle, Cgroup, FreezerHandle};
 pub use hierarchy::{process_start_time, self_start_time, Hierarchy};
-pub use stale::{remove_stale, StaleCgroup};
+pub use stale::{parse_run_name, remove_stale, StaleCgroup};
 
 pub(crate) use group::kill_and_remove;
 

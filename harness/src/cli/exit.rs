@@ -8,7 +8,7 @@
 //! | 3 | bad scenario file or field |
 //! | 4 | missing privileges (cannot make cgroups or write limits) |
 //! | 5 | missing controller or kernel feature |
-//! | 6 | the workload failed (non-zero exit, crash, time-out) |
+//! | 6 | the workload failed (non-zero exit, crash, time-out), or an external limiter command failed as it started |
 //! | 7 | cannot write results (read-only or full disk, folder in use by another run); results written before are kept |
 //! | 128+N | interrupted by signal N: 130 SIGINT (Ctrl-C), 143 SIGTERM, 129 SIGHUP; partial results were written |
 //!
@@ -93,6 +93,13 @@ pub enum RunStop {
         what: String,
         dir: String,
     },
+    /// An external limiter command failed as it started: the run limited nothing.
+    #[error("run {run}: {what}; results so far are in {dir}")]
+    LimiterFailed {
+        run: usize,
+        what: String,
+        dir: String,
+    },
     #[error("interrupted by {}; partial results are in {dir}", signal_name(*.signal))]
     Interrupted { signal: i32, dir: String },
     /// Writing the results failed after `kept` of `planned` runs were written whole.
@@ -151,7 +158,7 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
         }
         if let Some(s) = cause.downcast_ref::<RunStop>() {
             return match s {
-                RunStop::WorkloadFailed { .. } => EXIT_WORKLOAD,
+                RunStop::WorkloadFailed { .. } | RunStop::LimiterFailed { .. } => EXIT_WORKLOAD,
                 RunStop::Interrupted { signal, .. } if (1..32).contains(signal) => 128 + signal,
                 RunStop::Interrupted { .. } => EXIT_INTERRUPTED,
                 RunStop::Results { .. } => EXIT_RESULTS,

@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, Args)]
 pub struct ProbeArgs {
+    #[command(flatten)]
+    pub root: super::CgroupRoot,
     #[command(subcommand)]
     pub what: ProbeWhat,
 }

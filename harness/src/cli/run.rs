@@ -4,6 +4,7 @@ use super::RunArgs;
 use crate::cgroup::{self, Hierarchy};
 use crate::cli::exit::RunStop;
 use crate::report::console::run_line;
+use crate::report::expect;
 use crate::report::{ResultFolder, ResultWriter, ResultsError};
 use crate::runner::{Exposed, Runner, WorkloadProgram};
 use crate::sample::Host;
@@ -74,9 +75,37 @@ fn missed_ticks_line(t: &crate::result::TickStats, groups: usize) -> String {
     }
 }
 
+/// The scenario's `[expect]` table, checked as `check` will: it parses and names only
+/// columns the result folder will have (an error names the field, exit 3).
+fn check_expect_table(plan: &Plan) -> Result<()> {
+    let table: Vec<(String, String)> = plan
+        .scenario
+        .expect
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let source = plan.source.clone();
+    let field = |name: &str, e: String| {
+        let err = scenario::ScenarioError::field(&source, &format!("expect.{name}"), e);
+        match std::fs::read_to_string(&source) {
+            Ok(text) => scenario::locate(err, &text),
+            Err(_) => err,
+        }
+    };
+    let exps = expect::parse_named(&table).map_err(|(name, e)| field(&name, e.to_string()))?;
+    let header = crate::report::SummaryRow::header(&plan.swept);
+    for e in &exps {
+        if let Err(err) = expect::check_columns(e, &header) {
+            return Err(field(e.name.as_deref().unwrap_or(""), err.to_string()).into());
+        }
+    }
+    Ok(())
+}
+
 /// `throttlebench run`.
 pub fn run_scenario(cgroup_root: &Path, proc_root: &Path, args: &RunArgs) -> Result<PathBuf> {
     let plan = load_plan(args.scenario.as_deref())?;
+    check_expect_table(&plan)?;
     if args.dry_run {
         println!("{}", serde_json::to_string_pretty(&plan)?);
         return Ok(PathBuf::new());
@@ -135,6 +164,7 @@ pub fn run_scenario(cgroup_root: &Path, proc_root: &Path, args: &RunArgs) -> Res
     );
     let (hostname, ticks_per_s) = (host.hostname.clone(), host.clock_ticks_per_s);
     let served = super::serve::start(args.serve.as_deref())?;
+    let host_cpus = host.cpus;
     let mut writer = ResultWriter::create(folder, &plan, host, created)?;
     let stopped = |error: ResultsError, kept: usize| RunStop::Results {
         error,
@@ -219,6 +249,11 @@ pub fn run_scenario(cgroup_root: &Path, proc_root: &Path, args: &RunArgs) -> Res
                     eprintln!("{what}: {}", run_line(row, &plan.runs[i]));
                 }
             }
+            for row in &rows {
+                for w in crate::report::console::warnings(row, run, host_cpus) {
+                    eprintln!("{what}: {w}");
+                }
+            }
             for f in &limiter_faults {
                 eprintln!("{what}: LIMITER FAULT: {f}");
             }
@@ -244,6 +279,22 @@ pub fn run_scenario(cgroup_root: &Path, proc_root: &Path, args: &RunArgs) -> Res
                 return Err(RunStop::WorkloadFailed {
                     run: i,
                     what: format!("{status}:\n{stderr_tail}"),
+                    dir: dir.display().to_string(),
+                }
+                .into());
+            }
+            crate::result::Outcome::LimiterFailed {
+                status,
+                stderr_tail,
+            } => {
+                bar.abandon();
+                return Err(RunStop::LimiterFailed {
+                    run: i,
+                    what: if stderr_tail.is_empty() {
+                        status
+                    } else {
+                        format!("{status}:\n{stderr_tail}")
+                    },
                     dir: dir.display().to_string(),
                 }
                 .into());

@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
+    #[command(flatten)]
+    pub root: super::CgroupRoot,
     /// What to watch: a cgroup folder (absolute, or relative to --cgroup-root; v1: its
     /// folder in the cpu hierarchy, its cpuacct twin gives the CPU time), or pid:N (that
     /// process's cgroup).

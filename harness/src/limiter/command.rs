@@ -60,6 +60,16 @@ impl CommandLimiter {
         })
     }
 
+    /// How it ended and after how long, if it has exited on its own (seen by `poll`).
+    pub fn exited(&self) -> Option<(std::process::ExitStatus, Duration)> {
+        self.exited
+    }
+
+    /// Its pid, which is also its session and process group (it calls setsid).
+    pub fn pid(&self) -> Option<i32> {
+        self.child.as_ref().map(|c| c.id() as i32)
+    }
+
     /// Look whether it has exited (call after a SIGCHLD): true the first time it has.
     pub fn poll(&mut self) -> bool {
         if self.exited.is_some() {

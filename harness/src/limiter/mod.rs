@@ -66,6 +66,10 @@ impl LimiterReport {
     }
 }
 
+/// An external limiter that fails within this time of its start failed to start: the run
+/// fails with it, instead of going on unlimited.
+pub const EARLY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A limiter that acts while the workload runs.
 pub struct ActiveLimiter {
     stop: Arc<AtomicBool>,
@@ -186,6 +190,28 @@ impl ActiveLimiter {
     /// first time it has, when what it left stopped has no owner any more.
     pub fn poll(&mut self) -> bool {
         self.command.as_mut().is_some_and(|c| c.poll())
+    }
+
+    /// An external limiter command that failed at once: it exited with a failure within
+    /// `EARLY` of its start (a mistyped command, a missing program), so it never
+    /// limited anything. Its status in words and when.
+    pub fn failed_at_start(&self) -> Option<String> {
+        let c = self.command.as_ref()?;
+        let (st, after) = c.exited()?;
+        (!st.success() && after <= EARLY).then(|| {
+            format!(
+                "the limiter command `{}` {} after {:.2}s",
+                c.command,
+                crate::process::describe_status(Some(st)),
+                after.as_secs_f64()
+            )
+        })
+    }
+
+    /// The session of an external limiter command (it runs in one of its own): its
+    /// processes are never the workload's.
+    pub fn session(&self) -> Option<i32> {
+        self.command.as_ref().and_then(|c| c.pid())
     }
 
     /// Stop the limiter (it leaves the workload running) and report what it did.

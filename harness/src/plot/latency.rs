@@ -83,6 +83,13 @@ fn model_for(dir: &ResultDir, s: &Table, row: usize) -> Option<f64> {
     }
     let quota = s.num(row, "quota_s")?;
     let period = s.num(row, "period_s")?;
+    // The model is of a request alone in its cgroup: where the requests ask for more
+    // than the quota, each queues behind the last and the model does not apply.
+    if s.num(row, "demand_cpus")
+        .is_some_and(|d| d > quota / period * 1.001)
+    {
+        return None;
+    }
     let run: usize = s.text(row, "run").parse().ok()?;
     let w = dir.planned_workload(run, &group_of(s, row))?;
     let work: Span = w.get("work")?.as_str()?.parse().ok()?;

@@ -18,6 +18,7 @@ mod episodes;
 pub mod fleet;
 mod latency;
 mod reduce;
+mod runs;
 mod sweep;
 mod threshold;
 mod timeseries;
@@ -103,6 +104,9 @@ fn figures(dir: &ResultDir, opts: &PlotOptions) -> Vec<Box<dyn AnyFigure>> {
         v.push(Box::new(f));
     }
     for f in timeseries::prepare(dir) {
+        v.push(Box::new(f));
+    }
+    if let Some(f) = runs::prepare(dir) {
         v.push(Box::new(f));
     }
     if let Some(f) = sweep::prepare(dir, &opts.metrics) {

@@ -1,8 +1,9 @@
-//! One run over time (timeseries.csv), one file per run, five panels sharing the time
-//! axis: CPU usage with the limit, throttled share per period, throttled time so far, the
-//! time lost outside the cgroup's control (steal, PSI, and observed stalls when the
-//! folder has a `stall_s` column), and the throttling episodes (`episodes`). Rates are means over one CFS period (100 ms without a
-//! quota), the time scale the throttling happens on.
+//! One run over time (timeseries.csv), one file per run, up to five panels sharing the
+//! time axis: CPU usage with the limit, throttled share per period, throttled time so
+//! far, the time lost outside the cgroup's control (steal, PSI, and observed stalls when
+//! the folder has a `stall_s` column), and the throttling episodes (`episodes`; the
+//! throttling panels only when there was throttling). Rates are means over one CFS period
+//! (100 ms without a quota), the time scale the throttling happens on.
 
 use super::episodes::EpisodeBoxes;
 use super::reduce::{Reduced, Windowed};
@@ -306,19 +307,33 @@ fn figure(dir: &ResultDir, acc: RunAcc) -> TimeseriesFigure {
         ));
         let mut c = vec![(0.0, 0.0)];
         c.extend(g.cumulative.points());
-        cum.push(line(
-            name(
-                &g.name,
-                &if reported {
-                    format!(
-                        "throttled time so far (total {}, {} throttled periods)",
-                        fmt_seconds(g.throttled_total),
-                        g.throttled_periods
-                    )
-                } else {
-                    "throttled time: not reported by this kernel".to_string()
-                },
+        // The same numbers as `run`'s line and summary.csv: over the measured window
+        // (from the workload's own time zero), then the whole run with its start-up.
+        let window = summary.zip(srow(&g.name)).and_then(|(s, i)| {
+            Some((
+                s.num(i, "throttled_s")?,
+                s.num(i, "nr_throttled")?,
+                s.num(i, "wall_s")?,
+            ))
+        });
+        let label = match (reported, window) {
+            (false, _) => "throttled time: not reported by this kernel".to_string(),
+            (true, Some((t, n, wall))) => format!(
+                "throttled time so far; in the measured window (the last {}, as summary.csv and run say): {}, {} periods; whole run with start-up: {}, {} periods",
+                fmt_seconds(wall),
+                fmt_seconds(t),
+                n,
+                fmt_seconds(g.throttled_total),
+                g.throttled_periods
             ),
+            (true, None) => format!(
+                "throttled time so far (total {}, {} throttled periods)",
+                fmt_seconds(g.throttled_total),
+                g.throttled_periods
+            ),
+        };
+        cum.push(line(
+            name(&g.name, &label),
             Some(gi),
             if reported { c } else { Vec::new() },
         ));
@@ -420,37 +435,56 @@ fn figure(dir: &ResultDir, acc: RunAcc) -> TimeseriesFigure {
         }
         None => format!("run {run}"),
     };
+    // Throttling panels only when there is throttling to show: a limiter without CFS
+    // bandwidth (freezer, signals, a command) or a kernel that does not report it leaves
+    // them empty, and the legend of the usage panel says so instead.
+    let anything_throttled = acc
+        .groups
+        .iter()
+        .any(|g| g.throttled.reported && g.throttled.out.max().unwrap_or(0.0) > 0.0);
+    let mut panels = vec![Panel {
+        y_desc: "CPU usage (CPUs)".into(),
+        lines: usage,
+        seconds: false,
+    }];
+    if anything_throttled {
+        panels.push(Panel {
+            y_desc: "throttled (thread-s per s)".into(),
+            lines: throttled,
+            seconds: false,
+        });
+        panels.push(Panel {
+            y_desc: "throttled time (s)".into(),
+            lines: cum,
+            seconds: true,
+        });
+    } else if let Some(first) = panels[0].lines.first_mut() {
+        let why = if acc.groups.iter().any(|g| g.throttled.reported) {
+            "never throttled by CFS bandwidth"
+        } else {
+            "throttling not reported by this kernel"
+        };
+        first
+            .label
+            .push_str(&format!(" ({why}: no throttling panels)"));
+    }
+    panels.push(Panel {
+        y_desc: "waiting, stolen (s per s)".into(),
+        lines: lost,
+        seconds: false,
+    });
+    if anything_throttled {
+        panels.push(Panel {
+            y_desc: "episode length (s)".into(),
+            lines: episodes,
+            seconds: true,
+        });
+    }
     TimeseriesFigure {
         run: run.to_string(),
         title: format!("{} {label}: over time", dir.scenario_name()),
         footer: footer(dir),
-        panels: vec![
-            Panel {
-                y_desc: "CPU usage (CPUs)".into(),
-                lines: usage,
-                seconds: false,
-            },
-            Panel {
-                y_desc: "throttled (thread-s per s)".into(),
-                lines: throttled,
-                seconds: false,
-            },
-            Panel {
-                y_desc: "throttled time (s)".into(),
-                lines: cum,
-                seconds: true,
-            },
-            Panel {
-                y_desc: "waiting, stolen (s per s)".into(),
-                lines: lost,
-                seconds: false,
-            },
-            Panel {
-                y_desc: "episode length (s)".into(),
-                lines: episodes,
-                seconds: true,
-            },
-        ],
+        panels,
         t_max,
     }
 }
@@ -461,7 +495,7 @@ impl Figure for TimeseriesFigure {
     }
 
     fn size(&self) -> (u32, u32) {
-        (1500, 1450)
+        (1500, if self.panels.len() > 4 { 1450 } else { 1200 })
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult

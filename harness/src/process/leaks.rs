@@ -57,20 +57,25 @@ pub fn check(pids: &[i32], proc_root: &Path) -> LeakReport {
 }
 
 /// Processes that became this process's children by being orphaned (it is a child
-/// subreaper) and are still alive after the run's own processes were waited for: a
-/// limiter's or workload's descendants that outlived them. They are reported, killed,
-/// and every such child (and zombie) is reaped.
-pub fn reap_orphans(proc_root: &Path) -> Vec<LeakedProcess> {
+/// subreaper) and are still alive after the run's own processes were waited for: the
+/// workload's descendants that outlived it. They are reported, killed, and every such
+/// child (and zombie) is reaped. A process already exiting is dying, not escaping, and an
+/// external limiter's own processes (its sessions, `limiter_sessions`) are never the
+/// workload's: a `sh -c` limiter that exited before its child finished exiting leaves
+/// that child to us. Those are reaped too, not reported.
+pub fn reap_orphans(proc_root: &Path, limiter_sessions: &[i32]) -> Vec<LeakedProcess> {
     let me = std::process::id() as i32;
     let mut alive = Vec::new();
     for p in procs::all(proc_root).into_iter().filter(|p| p.ppid == me) {
         if p.state != 'Z' {
-            alive.push(LeakedProcess {
-                pid: p.pid,
-                state: p.state.to_string(),
-                name: p.name.clone(),
-                cmdline: procs::cmdline(proc_root, p.pid),
-            });
+            if !p.exiting && !limiter_sessions.contains(&p.session) {
+                alive.push(LeakedProcess {
+                    pid: p.pid,
+                    state: p.state.to_string(),
+                    name: p.name.clone(),
+                    cmdline: procs::cmdline(proc_root, p.pid),
+                });
+            }
             // Our own child (adopted as a subreaper).
             let _ = kill(Pid::from_raw(p.pid), Signal::SIGKILL);
             let _ = kill(Pid::from_raw(p.pid), Signal::SIGCONT);
@@ -108,6 +113,33 @@ mod tests {
         assert_eq!(r.stopped[0].cmdline, "sed -e");
         assert_eq!(r.escaped.len(), 1);
         assert_eq!(r.escaped[0].pid, 6);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_orphan_that_is_exiting_or_a_limiters_own_is_reaped_but_not_reported() {
+        // Fake children of this process (pids well above any real one here, so the
+        // kill and wait below reach nothing): one alive, one exiting (PF_EXITING), one
+        // of the limiter's session.
+        let me = std::process::id();
+        let dir = std::env::temp_dir().join(format!("tb-orphans-{me}"));
+        for (pid, name, session, flags) in [
+            (4_190_001, "daemon", 4_190_001, 0),
+            (4_190_002, "cpulimit", 4_190_002, 0x4),
+            (4_190_003, "cpulimit", 4_190_050, 0),
+        ] {
+            let d = dir.join(pid.to_string());
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(
+                d.join("stat"),
+                format!("{pid} ({name}) R {me} {pid} {session} 0 -1 {flags} 0 0"),
+            )
+            .unwrap();
+            std::fs::write(d.join("cmdline"), format!("{name}\0")).unwrap();
+        }
+        let alive = reap_orphans(&dir, &[4_190_050]);
+        let names: Vec<&str> = alive.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["daemon"]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

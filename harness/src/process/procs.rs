@@ -14,6 +14,8 @@ pub struct ProcInfo {
     /// One-letter state: R, S, D, T (stopped), t (traced), Z (zombie), ...
     pub state: char,
     pub ppid: i32,
+    /// Its session (0 when the line does not say).
+    pub session: i32,
     /// The kernel is tearing it down (PF_EXITING): it is dying, not escaping.
     pub exiting: bool,
 }
@@ -33,6 +35,7 @@ impl ProcInfo {
             name: s.comm.to_string(),
             state: s.state,
             ppid: s.ppid()?,
+            session: s.session().unwrap_or(0),
             exiting: s.exiting(),
         })
     }

@@ -66,6 +66,11 @@ impl<'a> PidStat<'a> {
         self.number(5)
     }
 
+    /// Field 6: the session.
+    pub fn session(&self) -> Option<i32> {
+        self.number(6)
+    }
+
     /// Field 9: the kernel's flags (PF_*).
     pub fn flags(&self) -> Option<u64> {
         self.number(9)
@@ -109,6 +114,7 @@ mod tests {
         assert_eq!(p.state, 'T');
         assert_eq!(p.ppid(), Some(7));
         assert_eq!(p.pgrp(), Some(42));
+        assert_eq!(p.session(), Some(42));
         assert_eq!(p.flags(), Some(4194560));
         assert!(!p.exiting());
         let q = PidStat::parse("43 (x) R 7 42 42 0 -1 4194564 0 0").unwrap();

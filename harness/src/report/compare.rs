@@ -77,6 +77,18 @@ pub fn direction(metric: &str) -> Direction {
     }
 }
 
+/// Counts of bad events (leaks, limiter faults, missed ticks, failed FIPS blocks): one in
+/// any run is one too many, so these compare each side's worst run, not its median, and
+/// a `--fail-on` rule on them fails when the new side's worst run is worse than the
+/// base's worst by more than the threshold, whether or not a test could tell.
+pub fn is_event_count(metric: &str) -> bool {
+    metric.starts_with("leaked_")
+        || matches!(
+            metric,
+            "limiter_faults" | "missed_ticks" | "late_ticks" | "fips_failures"
+        )
+}
+
 /// Columns that say what a run was, not what it measured: never compared as metrics.
 const IDENTITY: &[&str] = &[
     "scenario",
@@ -118,7 +130,8 @@ pub struct Change {
     pub change: f64,
     /// change / |base_median| (None when base_median is 0).
     pub relative: Option<f64>,
-    /// Hodges-Lehmann shift and its interval (low, high, achieved level).
+    /// For counts of bad events (`is_event_count`) the medians above are each side's
+    /// largest value. Hodges-Lehmann shift and its interval (low, high, achieved level).
     pub shift: f64,
     pub ci: Option<(f64, f64, f64)>,
     /// Mann-Whitney two-sided p (None with one run on a side).
@@ -384,14 +397,27 @@ fn change(
     new: Vec<f64>,
     alpha: f64,
 ) -> Change {
-    let bm = median(&base).expect("non-empty");
-    let nm = median(&new).expect("non-empty");
+    let events = is_event_count(metric);
+    let worst = |v: &[f64]| v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let (bm, nm) = if events {
+        (worst(&base), worst(&new))
+    } else {
+        (
+            median(&base).expect("non-empty"),
+            median(&new).expect("non-empty"),
+        )
+    };
     let d = nm - bm;
     let (n, m) = (base.len(), new.len());
     let test = mann_whitney(&base, &new);
     let (shift, ci) = hodges_lehmann(&base, &new, alpha);
     let min_p = smallest_p(n, m);
-    let (significant, note) = if n < 2 || m < 2 {
+    let (significant, note) = if events {
+        (
+            Some(d != 0.0),
+            "a count of bad events: each side's worst run, no test needed".to_string(),
+        )
+    } else if n < 2 || m < 2 {
         (
             None,
             format!("no test: {n} run(s) against {m}; set repeats for a significance test"),
@@ -599,6 +625,41 @@ mod tests {
         assert_eq!(direction("fast_iters_per_s"), Direction::HigherBetter);
         assert_eq!(direction("share_error"), Direction::AbsHigherWorse);
         assert_eq!(direction("cpu_share"), Direction::Neutral);
+    }
+
+    #[test]
+    fn one_leak_in_three_runs_fails_a_count_rule_though_the_median_is_unchanged() {
+        let c = change(
+            "all runs",
+            "leaked_escaped",
+            direction("leaked_escaped"),
+            vec![0.0, 0.0, 0.0],
+            vec![0.0, 1.0, 0.0],
+            0.05,
+        );
+        assert_eq!((c.base_median, c.new_median), (0.0, 1.0), "the worst runs");
+        assert_eq!(c.verdict, "worse");
+        assert!(parse_fail_on("leaked_escaped:+0").unwrap().regressed(&c));
+        // No leak on either side: nothing to fail.
+        let same = change(
+            "all runs",
+            "leaked_escaped",
+            direction("leaked_escaped"),
+            vec![0.0; 3],
+            vec![0.0; 3],
+            0.05,
+        );
+        assert!(!parse_fail_on("leaked_escaped:+0").unwrap().regressed(&same));
+        // A measured metric is still judged by its median and a test.
+        let m = change(
+            "all runs",
+            "latency_p99_s",
+            direction("latency_p99_s"),
+            vec![1.0, 1.0, 1.0],
+            vec![1.0, 9.0, 1.0],
+            0.05,
+        );
+        assert_eq!(m.new_median, 1.0);
     }
 
     #[test]

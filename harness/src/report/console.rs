@@ -2,7 +2,7 @@
 //! summary row and the planned run.
 
 use super::summary::SummaryRow;
-use crate::scenario::{Limiter, PlannedRun};
+use crate::scenario::{Limiter, PlannedRun, Workload};
 
 /// One run (or group) in a line: CPU, throttling, latency, the limit or target, leaks.
 pub fn run_line(r: &SummaryRow, run: &PlannedRun) -> String {
@@ -66,6 +66,32 @@ pub fn run_line(r: &SummaryRow, run: &PlannedRun) -> String {
     s
 }
 
+/// What a reader of a run's line should be told besides: a workload of requests that
+/// asks for more than its limit (each waits behind the last, so latency grows with the
+/// run's length and the figures depend on it), and time stolen by the hypervisor large
+/// enough to disturb the timings (over 1% of the machine's CPU time in the window).
+pub fn warnings(r: &SummaryRow, run: &PlannedRun, cpus: usize) -> Vec<String> {
+    let mut w = Vec::new();
+    if let (Workload::Requests { .. }, Some(demand), Some(cap)) =
+        (run.workload(), r.demand_cpus, run.limiter.cap_cpus())
+    {
+        if demand > cap * 1.02 {
+            w.push(format!(
+                "WARNING: the requests ask for {demand:.3} CPUs, more than the limit {cap:.3}: each waits behind the last, so latency grows with the run's length"
+            ));
+        }
+    }
+    let machine_s = r.wall_s * cpus.max(1) as f64;
+    if machine_s > 0.0 && r.steal_s > 0.01 * machine_s {
+        w.push(format!(
+            "note: the hypervisor took {:.3}s of CPU (steal) during the run, {:.1}% of the machine's: timings are disturbed by that much",
+            r.steal_s,
+            100.0 * r.steal_s / machine_s
+        ));
+    }
+    w
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,5 +141,29 @@ mod tests {
         );
         let line = run_line(&row(&r, 0.1), &r);
         assert!(line.contains("asks for 0.100 only"), "{line}");
+    }
+
+    #[test]
+    fn demand_above_the_limit_and_large_steal_are_said() {
+        // 200 ms every 500 ms is 0.4 CPU against a 0.2 quota.
+        let r = run_of(
+            "kind = \"cfs\"\nquota = \"20ms\"",
+            "kind = \"requests\"\nwork = \"200ms\"\ninterval = \"500ms\"",
+        );
+        let mut s = row(&r, 0.2);
+        s.wall_s = 10.0;
+        let w = warnings(&s, &r, 2);
+        assert!(
+            w.len() == 1 && w[0].contains("0.400 CPUs, more than the limit 0.200"),
+            "{w:?}"
+        );
+        s.steal_s = 0.5;
+        assert!(warnings(&s, &r, 2).iter().any(|l| l.contains("2.5%")));
+        // At the limit: no warning.
+        let r = run_of(
+            "kind = \"cfs\"\nquota = \"40ms\"",
+            "kind = \"requests\"\nwork = \"200ms\"\ninterval = \"500ms\"",
+        );
+        assert!(warnings(&row(&r, 0.4), &r, 2).is_empty());
     }
 }

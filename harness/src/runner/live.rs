@@ -201,6 +201,12 @@ impl<'a> Live<'a> {
             if !signals_installed || events != seen_child_events {
                 seen_child_events = events;
                 if self.limiter.as_mut().is_some_and(|a| a.poll()) {
+                    if let Some(status) = self.limiter.as_ref().and_then(|a| a.failed_at_start()) {
+                        return Ok(Some(Outcome::LimiterFailed {
+                            status,
+                            stderr_tail: String::new(),
+                        }));
+                    }
                     // The external limiter died: nothing would continue what it stopped.
                     let orphaned = self.survey();
                     leaks::repair(&orphaned);
@@ -246,7 +252,25 @@ impl<'a> Live<'a> {
         self.ticks.busy_mean_s = self.busy_ns as f64 / 1e9 / self.ticks.ticks.max(1) as f64;
         // The limiter goes first (it leaves the workload running). What it left stopped
         // is recorded before anything else touches the processes.
+        let limiter_sessions: Vec<i32> = self
+            .limiter
+            .as_ref()
+            .and_then(|a| a.session())
+            .into_iter()
+            .collect();
         let limiter_report = self.limiter.take().map(|a| a.stop()).unwrap_or_default();
+        // A limiter that failed at once: what it said is why.
+        let outcome = match outcome {
+            Some(Outcome::LimiterFailed { status, .. }) => Some(Outcome::LimiterFailed {
+                status,
+                stderr_tail: limiter_report
+                    .command
+                    .as_ref()
+                    .map(|c| c.stderr_tail.clone())
+                    .unwrap_or_default(),
+            }),
+            o => o,
+        };
         let mut leaks = self.survey();
         leaks.escaped.clear();
         leaks.stopped.append(&mut self.left_stopped);
@@ -285,9 +309,10 @@ impl<'a> Live<'a> {
         // Descendants of the workload or the limiter that outlived them were orphaned to
         // this process (a child subreaper): reap them, and kill and report the live ones.
         if signals::is_subreaper() {
-            leaks
-                .escaped
-                .extend(leaks::reap_orphans(&self.runner.proc_root));
+            leaks.escaped.extend(leaks::reap_orphans(
+                &self.runner.proc_root,
+                &limiter_sessions,
+            ));
         }
         // Every process is gone now, so the pipes are closed and the reader ends.
         let (outputs, written) = self.output.take().expect("joined once").join();

@@ -81,7 +81,12 @@ pub fn parse(text: &str, file: &str) -> Result<Scenario, ScenarioError> {
         let line = e
             .span()
             .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-        let message = e.message().trim().to_string();
+        let mut message = e.message().trim().to_string();
+        if message.starts_with("invalid basic string") {
+            message.push_str(
+                ": a \"...\" string must close on its own line (use ''' for text over several lines)",
+            );
+        }
         // The field: the one toml names (unknown fields), else the key written on the line,
         // with the table it is in.
         let at = line.and_then(|l| field_at_line(text, l));

@@ -14,10 +14,17 @@
 //! 3. Sustainable duty share at cycle C: bracket around the throttled share, then bisect.
 //!    Each probe first drains any balance earned since (full speed until the rate
 //!    collapses), then runs `on = d × C`, `off = (1 − d) × C` for a few cycles; it is
-//!    sustainable if the ends of its later on-periods were not throttled. Starting each
-//!    probe empty keeps probes short: a duty share above the threshold shows within one
-//!    cycle instead of after draining a full budget. The bracket ends are probed once
-//!    more to confirm.
+//!    sustainable if the ends of its later on-periods kept `SearchParams::sustainable`
+//!    (by default half) of the calibrated rate. Starting each probe empty keeps probes
+//!    short: a duty share above the threshold shows within one cycle instead of after
+//!    draining a full budget. The bracket ends are probed once more to confirm; a
+//!    confirmation that disagrees with the probe before it is settled by a third probe
+//!    at the same share, and the output says so.
+//!
+//! A bracket needs evidence on both sides: a share found sustainable and one found
+//! throttled. Without a throttled probe (the rate never collapsed) there is no upper end,
+//! and the findings say that instead of a bracket of [100%, 100%]. A probe cut short by
+//! an interrupt measured nothing: it is discarded, not recorded.
 
 use fibtest::record::DutyPeriod;
 use fibtest::stats;
@@ -81,9 +88,15 @@ pub struct ProbeRecord {
 pub struct Findings {
     /// Largest duty share found sustainable at `cycle_s`.
     pub sustainable_share: f64,
-    /// The bracket: sustainable at `_low`, throttled at `_high`.
+    /// The bracket: sustainable at `_low`, throttled at `_high` (None: no probe was
+    /// throttled, so there is no upper end).
     pub sustainable_share_low: f64,
-    pub sustainable_share_high: f64,
+    pub sustainable_share_high: Option<f64>,
+    /// The rule a duty probe was judged by: its on-periods' ends kept this share of the
+    /// calibrated rate.
+    pub sustainable_rate: f64,
+    /// Shares at which two probes disagreed, and what a third decided (true: throttled).
+    pub disagreements: Vec<(f64, bool)>,
     pub cycle_s: f64,
     /// Seconds at full speed from rest until the rate collapsed (None: it did not within
     /// `burst_probe_s`, so the budget is at least that).
@@ -118,10 +131,18 @@ pub struct SearchParams {
     /// Total time allowed.
     pub budget: Duration,
     pub slice: Duration,
+    /// A duty probe is sustainable when the ends of its on-periods keep at least this
+    /// share of the calibrated rate (0.5: the machine's ordinary stalls never come near
+    /// it, throttling always goes below).
+    pub sustainable: f64,
 }
 
 /// Below this share of the calibrated rate a slice is throttled.
 const COLLAPSE: f64 = 0.5;
+
+/// After a collapse, a mean rate of at least this share of the calibrated one is the
+/// work running free again, not a throttled share.
+const RECOVERED: f64 = 0.95;
 
 /// The median of rates (the mean of the middle two for an even count; 0 for none).
 fn median(v: Vec<f64>) -> f64 {
@@ -221,16 +242,21 @@ pub fn search(
             duration_s: spec.duration.as_secs_f64(),
             rate_median: median(rates) / rate,
             rate_end: lower_median(ends.clone()),
-            throttled: !ends.is_empty() && lower_median(ends) < COLLAPSE,
+            throttled: !ends.is_empty() && lower_median(ends) < p.sustainable,
             nr_throttled: r.nr_throttled,
             throttled_s: r.throttled_s,
             elapsed_s: now_s() - start,
         };
+        if !r.complete {
+            // Cut short: it measured nothing, so it is not a probe.
+            anyhow::bail!(
+                "the search was interrupted during probe {} ({phase}), which is discarded; {} probe(s) kept",
+                records.len(),
+                records.len()
+            );
+        }
         records.push(rec.clone());
         progress(&rec, bracket);
-        if !r.complete {
-            anyhow::bail!("the search was interrupted after {} probes", records.len());
-        }
         Ok((r, rec))
     };
 
@@ -275,11 +301,20 @@ pub fn search(
             // system releasing a tick's worth at a time) makes single slices swing
             // between far below and far above the average it grants.
             let mean = after.iter().sum::<f64>() / after.len() as f64;
-            (Some(t), Some(mean / rate))
+            if mean / rate >= RECOVERED {
+                // A stall the work recovered from at full speed (another process had
+                // the CPU for a moment): nothing holds it to a share, so it is not
+                // throttling and leaves no share to search around.
+                (None, None)
+            } else {
+                (Some(t), Some(mean / rate))
+            }
         }
         None => (None, None),
     };
     let mut budget_exhausted = false;
+    let mut disagreements = Vec::new();
+    let mut high: Option<f64> = None;
     if let Some(s) = throttled_share {
         // 3. Bracket around the throttled share, then bisect.
         let cycle = p.cycle.as_secs_f64();
@@ -306,6 +341,9 @@ pub fn search(
                 bracket,
                 now_s,
             )?;
+            // A share outside [0, 1] has no off-time to give (and a negative one is
+            // no Duration): the bracket arithmetic stays inside, this says so.
+            let d = d.clamp(0.0, 1.0);
             let spec = ProbeSpec {
                 on: Duration::from_secs_f64(d * cycle),
                 off: Duration::from_secs_f64((1.0 - d) * cycle),
@@ -319,8 +357,8 @@ pub fn search(
         let over_budget = |now: f64| now - start + per_probe > p.budget.as_secs_f64();
         // Bracket: widen around the estimate until the low end holds and the high end breaks.
         let mut step = 0.02;
-        let mut lo = (s - step).max(0.005);
-        let mut hi = (s + step).min(0.995);
+        let mut lo = (s - step).clamp(0.005, 0.995);
+        let mut hi = (s + step).clamp(lo, 0.995);
         loop {
             if over_budget(now_s()) {
                 budget_exhausted = true;
@@ -357,16 +395,27 @@ pub fn search(
                 lo = mid;
             }
         }
-        // Confirm both ends once more; a disagreement widens the bracket.
+        // Confirm both ends once more. A confirmation that disagrees is settled by a
+        // third probe at the same share; a settled throttled low end (or sustainable high
+        // end) widens the bracket by the resolution.
         if !budget_exhausted && !over_budget(now_s()) {
             if probe_duty(lo, "confirm", &mut records, (lo, hi), now_s, prober)? {
-                lo = (lo - p.resolution).max(0.0);
+                let third = probe_duty(lo, "settle", &mut records, (lo, hi), now_s, prober)?;
+                disagreements.push((lo, third));
+                if third {
+                    lo = (lo - p.resolution).max(0.0);
+                }
             }
             if !probe_duty(hi, "confirm", &mut records, (lo, hi), now_s, prober)? {
-                hi = (hi + p.resolution).min(1.0);
+                let third = probe_duty(hi, "settle", &mut records, (lo, hi), now_s, prober)?;
+                disagreements.push((hi, third));
+                if !third {
+                    hi = (hi + p.resolution).min(1.0);
+                }
             }
         }
         bracket = (lo, hi);
+        high = Some(hi);
     } else {
         bracket = (1.0, 1.0);
     }
@@ -375,7 +424,9 @@ pub fn search(
         Findings {
             sustainable_share: bracket.0,
             sustainable_share_low: bracket.0,
-            sustainable_share_high: bracket.1,
+            sustainable_share_high: high,
+            sustainable_rate: p.sustainable,
+            disagreements,
             cycle_s: p.cycle.as_secs_f64(),
             burst_budget_s,
             burst_balance_s: burst_budget_s

@@ -80,8 +80,14 @@ pub fn text(out: &Output) -> String {
     )
 }
 
+/// Whether this is CI, where a test must not skip: any value of CI other than empty,
+/// `false` or `0` (CI=1 and CI=yes count, as CI=true does).
+pub fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "false" | "0"))
+}
+
 /// Whether this machine can run real-cgroup tests (root, a v1 or v2 cpu controller).
-/// Outside CI a test without them prints why and passes; in CI (CI=true) it fails, so a
+/// Outside CI a test without them prints why and passes; in CI (`ci()`) it fails, so a
 /// CI machine that lost its cgroups cannot turn the suite green by skipping.
 pub fn real_cgroups_or_skip(test: &str) -> bool {
     let root = nix::unistd::geteuid().is_root();
@@ -95,7 +101,7 @@ pub fn real_cgroups_or_skip(test: &str) -> bool {
     let why = format!(
         "{test}: needs root and a cgroup cpu controller (root: {root}, cpu controller: {cpu})"
     );
-    if std::env::var("CI").as_deref() == Ok("true") {
+    if ci() {
         panic!("{why}");
     }
     eprintln!("skipped: {why}");
@@ -142,30 +148,31 @@ pub fn exclusive() -> Exclusive {
     Exclusive { _guard: g }
 }
 
-/// Whether the run cgroup at `path` (`run-<pid>-<starttime>-<seq>`) belongs to a live
-/// process other than this test process: a run of another test suite on this shared
-/// machine, not one of ours (whose harnesses have ended by the check). A test's own
-/// cgroup (`tb-<tag>-<pid>`, the pid of the process that made it) counts as foreign while
-/// that pid is another live process.
+/// Whether the cgroup at `path` belongs to a live process other than this test process:
+/// a run of another test suite on this shared machine (`run-<pid>-<starttime>-<seq>`,
+/// `throttlebench-<pid>-<starttime>-<seq>` of an OCI runtime's container, a test's own
+/// `tb-<tag>-<pid>[-<n>]`), not one of ours, whose harnesses have ended by the check. A
+/// name is foreign when a number in it is the pid of another live process (and, when the
+/// number after it is a start time, that process started then).
 fn foreign_live(path: &Path) -> bool {
     let name = path.file_name().unwrap_or_default().to_string_lossy();
-    if let Some(rest) = name.strip_prefix("tb-") {
-        return rest
-            .rsplit('-')
-            .next()
-            .and_then(|p| p.parse::<u32>().ok())
-            .is_some_and(|pid| {
-                pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists()
-            });
-    }
-    let mut parts = name.strip_prefix("run-").unwrap_or("").split('-');
-    let (Some(Ok(pid)), Some(Ok(start))) = (
-        parts.next().map(str::parse::<u32>),
-        parts.next().map(str::parse::<u64>),
-    ) else {
-        return false;
-    };
-    pid != std::process::id() && throttlebench::cgroup::process_start_time(pid) == Some(start)
+    let parts: Vec<&str> = name.split('-').collect();
+    let me = std::process::id();
+    parts.iter().enumerate().any(|(i, p)| {
+        let Ok(pid) = p.parse::<u32>() else {
+            return false;
+        };
+        if pid <= 1 || pid == me || !Path::new(&format!("/proc/{pid}")).exists() {
+            return false;
+        }
+        match parts.get(i + 1).and_then(|s| s.parse::<u64>().ok()) {
+            // `<pid>-<starttime>`: the same process, not a reused pid.
+            Some(start) if start > 1000 => {
+                throttlebench::cgroup::process_start_time(pid) == Some(start)
+            }
+            _ => true,
+        }
+    })
 }
 
 impl Drop for Exclusive {
@@ -294,7 +301,7 @@ impl Drop for TmpfsMount {
 
 /// Mount a tmpfs with `options` (`ro,size=1m`) at `dir` (made if missing). If this
 /// machine cannot (no root, no mount(8), a container without the capability), the test
-/// prints why and passes, except under CI=true, where it fails (as `real_cgroups_or_skip`).
+/// prints why and passes, except in CI (`ci()`), where it fails (as `real_cgroups_or_skip`).
 pub fn mount_tmpfs_or_skip(test: &str, dir: &Path, options: &str) -> Option<TmpfsMount> {
     std::fs::create_dir_all(dir).unwrap();
     let why = match Command::new("mount")
@@ -310,7 +317,7 @@ pub fn mount_tmpfs_or_skip(test: &str, dir: &Path, options: &str) -> Option<Tmpf
         Err(e) => format!("cannot run mount(8): {e}"),
     };
     let why = format!("{test}: needs to mount a tmpfs at {}: {why}", dir.display());
-    if std::env::var("CI").as_deref() == Ok("true") {
+    if ci() {
         panic!("{why}");
     }
     eprintln!("skipped: {why}");

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use super::TempDir;
 
-/// Whether this run is CI's: `CI` set to anything but empty, `false` or `0`.
+/// Whether this run is CI's (`common::ci`).
 pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !matches!(v.as_str(), "" | "false" | "0"))
+    super::ci()
 }
 
 /// Whether a program is on PATH (runs with `--version`).

@@ -717,3 +717,42 @@ fn check_runs_a_scenario_for_real_and_plots_it() {
     let fail = check(&["--from", res.to_str().unwrap(), "--expect", "requests == 4"]);
     assert_eq!(fail.status.code(), Some(1), "{}", text(&fail));
 }
+
+#[test]
+fn cut_prints_columns_by_name_and_names_a_missing_one() {
+    let tmp = TempDir::new("cut");
+    let d = tmp.path().join("sweep");
+    sweep_folder(&d, 2, 5, 1.0);
+    let out = tb()
+        .args(["cut"])
+        .arg(&d)
+        .args(["-c", "limiter.quota,latency_p99_s"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let lines: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
+    assert_eq!(lines[0], "limiter.quota,latency_p99_s", "{}", text(&out));
+    assert_eq!(lines.len(), 5, "a header and four runs: {}", text(&out));
+    assert!(lines[1].starts_with("40ms,0.4"), "{}", text(&out));
+    assert!(lines[4].starts_with("80ms,0.2"), "{}", text(&out));
+
+    let table = tb()
+        .args(["cut", "--table"])
+        .arg(&d)
+        .args(["-c", "limiter.quota,latency_p99_s"])
+        .output()
+        .unwrap();
+    let first = stdout(&table).lines().next().unwrap_or("").to_string();
+    assert_eq!(first, "limiter.quota  latency_p99_s", "{}", text(&table));
+
+    let bad = tb()
+        .args(["cut"])
+        .arg(&d)
+        .args(["-c", "p99"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("summary.csv: no column `p99`"), "{err}");
+    assert!(err.contains("did you mean `latency_p99_s`"), "{err}");
+}

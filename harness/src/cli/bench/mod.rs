@@ -1,8 +1,10 @@
 //! `throttlebench bench`: what the tool itself costs, as tables, so that a claim about
 //! its speed or overhead is a measurement anyone can repeat: the sampler (`sampler`),
-//! memory and time at scale (`scale`), and the FIPS tests against rngtest (`fips`).
+//! memory and time at scale (`scale`), the FIPS tests against rngtest (`fips`), and the
+//! open-loop load generator against wrk (`load`).
 
 mod fips;
+mod load;
 mod sampler;
 mod scale;
 
@@ -15,6 +17,8 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
+    #[command(flatten)]
+    pub root: crate::cli::CgroupRoot,
     #[command(subcommand)]
     pub what: BenchWhat,
 }
@@ -55,6 +59,9 @@ pub enum BenchWhat {
         #[arg(long)]
         csv: Option<PathBuf>,
     },
+    /// The open-loop load generator against wrk: maximum rate and CPU per request on one
+    /// CPU, latencies at low load, or both tools on a server of yours (--target).
+    Load(load::LoadBenchArgs),
 }
 
 pub fn run(cgroup_root: &Path, proc_root: &Path, args: &BenchArgs) -> Result<()> {
@@ -129,5 +136,6 @@ pub fn run(cgroup_root: &Path, proc_root: &Path, args: &BenchArgs) -> Result<()>
         }
         BenchWhat::Scale(a) => scale::run(cgroup_root, a),
         BenchWhat::Fips { mib, repeat, csv } => fips::fips_bench(*mib, *repeat, csv.as_deref()),
+        BenchWhat::Load(a) => load::run(a),
     }
 }

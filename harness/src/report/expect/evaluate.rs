@@ -57,6 +57,83 @@ fn available(t: &Table) -> String {
     t.columns.join(", ")
 }
 
+/// Edit distance of two short names (insertions, deletions, substitutions).
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur.push(
+                (prev[j] + usize::from(ca != *cb))
+                    .min(prev[j + 1] + 1)
+                    .min(cur[j] + 1),
+            );
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// The column a mistyped `name` most likely meant: the name with its unit suffix
+/// (`latency_p99` for `latency_p99_s`), else the one column holding it as whole words
+/// (`p99` in `latency_p99_s`, not in `latency_p999_s`), else the nearest by edit
+/// distance (at most 3).
+pub fn suggest<'c>(name: &str, columns: &'c [String]) -> Option<&'c str> {
+    for suffix in ["_s", "_pct", "_per_s"] {
+        let with = format!("{name}{suffix}");
+        if let Some(c) = columns.iter().find(|c| **c == with) {
+            return Some(c);
+        }
+    }
+    let words: Vec<&str> = name.split('_').collect();
+    let mut holding = columns.iter().filter(|c| {
+        let cw: Vec<&str> = c.split('_').collect();
+        cw.windows(words.len()).any(|w| w == words.as_slice())
+    });
+    if let (Some(only), None) = (holding.next(), holding.next()) {
+        return Some(only);
+    }
+    columns
+        .iter()
+        .map(|c| (distance(name, c), c))
+        .filter(|(d, _)| *d <= 3)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c.as_str())
+}
+
+/// Check that every column `e` names (its own and its selection's) is one of `columns`
+/// (a summary.csv header), so a mistyped name is caught before anything runs, with the
+/// name it most likely meant.
+pub fn check_columns(e: &Expectation, columns: &[String]) -> Result<(), ExpectError> {
+    let t = Table::new(columns.to_vec(), Vec::new());
+    let names = std::iter::once(&e.column).chain(e.select.iter().map(|c| &c.column));
+    for name in names {
+        if resolve_column(&t, name).is_none() {
+            let hint = match suggest(name, columns) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => format!("the columns are {}", available(&t)),
+            };
+            return Err(err(&e.text, format!("no column `{name}`; {hint}")));
+        }
+    }
+    Ok(())
+}
+
+/// What a reader may not expect of `e`: a bare number against a column in seconds is
+/// seconds (`latency_p99_s < 20` is 20 s, not 20 ms).
+pub fn notes(e: &Expectation) -> Vec<String> {
+    let seconds = e.column.ends_with("_s") && !e.column.ends_with("_per_s");
+    if seconds && !e.unit_given && e.limit.abs() >= 1.0 {
+        vec![format!(
+            "`{}`: {} without a unit is {} s; write it with one (s, ms, us) to say so",
+            e.text, e.limit, e.limit
+        )]
+    } else {
+        Vec::new()
+    }
+}
+
 /// The rows that every condition selects.
 pub fn select_rows(t: &Table, conds: &[Condition], text: &str) -> Result<Vec<usize>, ExpectError> {
     let mut cols = Vec::new();
@@ -88,10 +165,11 @@ pub fn evaluate(e: &Expectation, t: &Table, also: &[Condition]) -> Result<Verdic
     let all: Vec<Condition> = e.select.iter().chain(also).cloned().collect();
     let rows = select_rows(t, &all, &e.text)?;
     let Some(column) = resolve_column(t, &e.column) else {
-        return Err(err(
-            &e.text,
-            format!("no column `{}`; the columns are {}", e.column, available(t)),
-        ));
+        let hint = match suggest(&e.column, &t.columns) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None => format!("the columns are {}", available(t)),
+        };
+        return Err(err(&e.text, format!("no column `{}`; {hint}", e.column)));
     };
     if rows.is_empty() {
         let what: Vec<String> = all

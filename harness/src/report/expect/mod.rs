@@ -32,7 +32,9 @@
 mod evaluate;
 mod parse;
 
-pub use evaluate::{evaluate, report_line, resolve_column, select_rows, Verdict};
+pub use evaluate::{
+    check_columns, evaluate, notes, report_line, resolve_column, select_rows, suggest, Verdict,
+};
 pub use parse::{parse, parse_named, parse_selection};
 
 use std::fmt;
@@ -51,6 +53,8 @@ pub struct Expectation {
     pub op: Op,
     /// The limit in the column's unit (seconds for `_s` columns).
     pub limit: f64,
+    /// Whether the limit was written with a unit (`50ms`, `20%`).
+    pub unit_given: bool,
 }
 
 /// `column=value` or `column!=value`, selecting summary rows.

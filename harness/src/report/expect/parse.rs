@@ -205,6 +205,9 @@ pub fn parse(text: &str) -> Result<Expectation, ExpectError> {
         return Err(err(text, "expected a number after the comparison"));
     }
     let limit = parse_limit(number_text, &column).map_err(|m| err(text, m))?;
+    let unit_given = number_text
+        .trim_end()
+        .ends_with(|c: char| c.is_alphabetic() || c == '%');
     Ok(Expectation {
         name: None,
         text: text.trim().to_string(),
@@ -213,6 +216,7 @@ pub fn parse(text: &str) -> Result<Expectation, ExpectError> {
         column,
         op,
         limit,
+        unit_given,
     })
 }
 
@@ -239,7 +243,12 @@ fn parse_limit(s: &str, column: &str) -> Result<f64, String> {
             if !column.ends_with("_s") || column.ends_with("_per_s") =>
         {
             return Err(format!(
-                "a time unit only goes with a column in seconds (ending in _s), not `{column}`"
+                "a time unit only goes with a column in seconds (ending in _s), not `{column}`{}",
+                if column.ends_with("_per_s") {
+                    String::new()
+                } else {
+                    format!(" (did you mean `{column}_s`?)")
+                }
             ))
         }
         "s" => 1.0,

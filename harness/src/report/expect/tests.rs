@@ -177,3 +177,47 @@ fn what_cannot_be_tested_says_why() {
     .unwrap_err();
     assert!(e.message.contains("at least 2 runs"), "{e}");
 }
+
+#[test]
+fn a_mistyped_column_is_caught_before_a_run_with_the_name_it_meant() {
+    let header: Vec<String> = [
+        "run",
+        "latency_p99_s",
+        "throttled_pct",
+        "param_limiter.quota",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let e = parse("latency_p99 < 20").unwrap();
+    let msg = check_columns(&e, &header).unwrap_err().to_string();
+    assert!(msg.contains("did you mean `latency_p99_s`"), "{msg}");
+    let e = parse("[limiter.quota=40ms] throttld_pct < 20").unwrap();
+    let msg = check_columns(&e, &header).unwrap_err().to_string();
+    assert!(msg.contains("did you mean `throttled_pct`"), "{msg}");
+    assert!(check_columns(
+        &parse("[limiter.quota=40ms] throttled_pct < 20").unwrap(),
+        &header
+    )
+    .is_ok());
+    // With a time unit on a column that is not in seconds, the parse says it.
+    let msg = parse("latency_p99 < 20ms").unwrap_err().to_string();
+    assert!(msg.contains("did you mean `latency_p99_s`"), "{msg}");
+    // A word of one column only is that column; a word of several is not guessed at.
+    let mut more = header.clone();
+    more.push("latency_p999_s".into());
+    more.push("throttled_s".into());
+    assert_eq!(suggest("p99", &more), Some("latency_p99_s"));
+    assert_eq!(suggest("p999", &more), Some("latency_p999_s"));
+    assert_eq!(suggest("latency", &more), None);
+}
+
+#[test]
+fn a_bare_number_against_seconds_is_pointed_out() {
+    let n = notes(&parse("latency_p99_s < 20").unwrap());
+    assert_eq!(n.len(), 1);
+    assert!(n[0].contains("20 s"), "{n:?}");
+    assert!(notes(&parse("latency_p99_s < 20ms").unwrap()).is_empty());
+    assert!(notes(&parse("throttled_pct < 20").unwrap()).is_empty());
+    assert!(notes(&parse("latency_p99_s < 0.5").unwrap()).is_empty());
+}

@@ -53,7 +53,7 @@ fn machine(dir: &ResultDir) -> (String, String, String) {
     };
     let mut name = s("hostname");
     if let Some(vm) = host.and_then(|h| h.get("vm")).and_then(Value::as_str) {
-        name.push_str(&format!(" (guest: {vm})"));
+        name.push_str(&format!(" [{vm}]"));
     }
     (name, s("kernel_release"), s("cgroup_version"))
 }

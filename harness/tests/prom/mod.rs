@@ -357,3 +357,77 @@ fn prometheus_sees_the_throttling_that_a_watch_of_a_real_cgroup_records() {
     assert_eq!(alerts, [Some(1.0), Some(1.0), None, None], "{said}");
     drop(cg);
 }
+
+#[test]
+fn run_serve_exports_the_runs_cgroup_while_it_runs() {
+    let test = "run_serve_exports_the_runs_cgroup_while_it_runs";
+    if !real_cgroups_or_skip(test) {
+        return;
+    }
+    let _x = exclusive();
+    let dir = TempDir::new("run-serve");
+    let scenario = dir.file(
+        "s.toml",
+        "name = \"serve-test\"\nsample_interval = \"10ms\"\n[limiter]\nkind = \"cfs\"\nquota = \"20ms\"\nperiod = \"100ms\"\n[workload]\nkind = \"duty\"\non = \"10s\"\noff = \"0s\"\nduration = \"10s\"\n",
+    );
+    let out = dir.path().join("out");
+    let mut run = spawn_tb(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--no-plot",
+        "--serve",
+        "127.0.0.1:0",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let mut stderr = BufReader::new(run.stderr.take().unwrap());
+    let addr: SocketAddr = loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "run ended before it served"
+        );
+        if let Some(rest) = line
+            .trim()
+            .strip_prefix("throttlebench: serving metrics at http://")
+        {
+            break rest.trim_end_matches("/metrics").parse().unwrap();
+        }
+    };
+    // Wait until the run's group is exported and has counted periods.
+    let start = Instant::now();
+    let text = loop {
+        let (code, body) = crate::common::prometheus::http_get(addr, "/metrics").unwrap();
+        assert_eq!(code, 200);
+        let periods = body
+            .lines()
+            .find(|l| {
+                l.starts_with("throttlebench_cpu_cfs_periods_total{")
+                    && l.contains("group=\"main\"")
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+        if periods.is_some_and(|p| p >= 5.0) {
+            break body;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no periods exported:\n{body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("throttlebench_cpu_cfs_throttled_periods_total{"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("cgroup=\"/throttlebench/run-"), "{line}");
+    assert!(line.contains("scenario=\"serve-test\""), "{line}");
+    assert!(line.contains("limiter=\"cfs\""), "{line}");
+    assert!(
+        text.contains("throttlebench_spec_cpu_quota_seconds{") && text.contains(" 0.02\n"),
+        "{text}"
+    );
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut said).unwrap();
+    let status = run.wait().unwrap();
+    assert!(status.success(), "{said}");
+}

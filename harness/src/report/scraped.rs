@@ -244,7 +244,18 @@ fn alert_text(a: &AsScraped) -> String {
 /// The tables: one row per group (the scraped view beside the truth), and the episodes
 /// each group's view averaged away (the longest `max_listed` of each group).
 pub fn tables(seen: &[Seen], config: &ScrapeConfig, max_listed: usize) -> Vec<Table> {
-    let human = |s: f64| crate::units::fmt_seconds(s).replace(' ', "");
+    // As the flags and PromQL write them: 15s, 5m, 1h.
+    let human = |s: f64| {
+        let whole = s.round() as u64;
+        match whole {
+            _ if (s - whole as f64).abs() > 1e-9 || whole == 0 => {
+                crate::units::fmt_seconds(s).replace(' ', "")
+            }
+            _ if whole.is_multiple_of(3600) => format!("{}h", whole / 3600),
+            _ if whole.is_multiple_of(60) => format!("{}m", whole / 60),
+            _ => format!("{whole}s"),
+        }
+    };
     let mut groups = Table::new(
         format!(
             "What your monitoring sees: scraped every {}, increase()[{}], rules every {}, alert above {}% for {} ({})",

@@ -84,10 +84,17 @@ pub fn run(cgroup_root: &Path, proc_root: &Path, args: &WatchArgs) -> Result<Pat
         proc_root: proc_root.to_path_buf(),
         serve: args.serve.clone(),
     };
-    anyhow::ensure!(
-        !args.interval.0.is_zero(),
-        "--interval must be longer than 0"
-    );
+    let usage = |what: &str| {
+        crate::cli::exit::exit_with(crate::cli::exit::EXIT_USAGE, anyhow::anyhow!("{what}"))
+    };
+    if args.interval.0.is_zero() {
+        return Err(usage("--interval must be longer than 0"));
+    }
+    if args.targets.is_empty() && args.children.is_none() {
+        return Err(usage(
+            "nothing to watch: give a cgroup path, pid:N, or --children PATH",
+        ));
+    }
     // What cannot be watched is said before a folder is made.
     let layout = Layout::detect(cgroup_root)?;
     watch::resolve(&opts, &layout)?;

@@ -133,6 +133,7 @@ pub fn run(
         latency,
         ..
     } = &mut files;
+    let with_children = parent.is_some();
     let t0 = monotonic_ns();
     folder.t0_unix_s = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -198,6 +199,10 @@ pub fn run(
         }
         if let Some(sig) = stopped() {
             break WatchEnd::Interrupted { signal: sig };
+        }
+        if watch.groups() == 0 && !with_children {
+            said("every watched cgroup went: nothing left to watch");
+            break WatchEnd::Completed;
         }
         if duration_ns.is_some_and(|d| now - t0 >= d) {
             break WatchEnd::Completed;

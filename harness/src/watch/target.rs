@@ -114,8 +114,9 @@ fn rel_name(rel: &Path) -> String {
 
 impl Layout {
     /// The layout under `root`: v2 when it has `cgroup.controllers`, else v1 with cpu and
-    /// cpuacct hierarchies (separate or joint).
-    pub fn detect(root: &Path) -> Result<Layout, TargetError> {
+    /// cpuacct hierarchies (separate or joint). Without them, the error is the cgroup
+    /// layer's (exit 5, a missing controller).
+    pub fn detect(root: &Path) -> Result<Layout, CgroupError> {
         if root.join("cgroup.controllers").exists() {
             return Ok(Layout::V2 {
                 root: root.to_path_buf(),

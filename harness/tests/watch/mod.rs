@@ -292,3 +292,73 @@ fn a_watch_killed_with_sigkill_keeps_whole_rows_up_to_its_last_tick() {
     assert_eq!(j["complete"], false);
     assert_eq!(j["end"], "running");
 }
+
+#[test]
+fn a_watch_ends_by_itself_when_every_cgroup_it_watched_went() {
+    let test = "a_watch_ends_when_its_cgroups_went";
+    if !ready(test) {
+        return;
+    }
+    let _x = exclusive();
+    let mut cg = TestCgroup::new(&format!("tb-watch-gone-{}", std::process::id()));
+    cg.start(duty("100ms", "100ms", "60s"));
+    let dir = TempDir::new("watch-gone");
+    let out = dir.path().join("out");
+    let w = spawn_tb(&[
+        "watch",
+        &cg.rel,
+        "--no-plot",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    wait_for("20 rows", Duration::from_secs(30), || rows_of(&out) >= 20);
+    cg.remove();
+    let o = w.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("removed"),
+        "{}",
+        text(&o)
+    );
+    let rows = read_csv(&out.join("summary.csv"));
+    assert_eq!(rows[0]["outcome"], "removed");
+    assert!(num(&rows[0], "nr_periods") > 0.0);
+}
+
+#[test]
+fn bad_targets_are_named_with_their_exit_codes() {
+    let d = TempDir::new("watch-bad");
+    let run = |args: &[&str]| {
+        let o = tb()
+            .current_dir(d.path())
+            .arg("watch")
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
+    };
+    let (code, err) = run(&["--duration", "1s"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("nothing to watch"), "{err}");
+    let (code, err) = run(&["pid:x"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("pid:N takes a process id"), "{err}");
+    // A root without a cpu controller: exit 5, naming it.
+    let root = d.path().to_str().unwrap();
+    let (code, err) = run(&["--cgroup-root", root, "x"]);
+    assert_eq!(code, Some(5), "{err}");
+    assert!(err.contains(root), "{err}");
+    // A fake v2 root: a missing folder and a process that is not there are named.
+    std::fs::write(d.path().join("cgroup.controllers"), "cpu\n").unwrap();
+    let (code, err) = run(&["--cgroup-root", root, "no/such"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("no/such"), "{err}");
+    let (code, err) = run(&["--cgroup-root", root, "pid:999999999"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("pid:999999999"), "{err}");
+    // No result folder was made for them (a watch's default is results/watch/<time>).
+    assert!(!d.path().join("results").exists());
+}

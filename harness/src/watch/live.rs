@@ -22,7 +22,7 @@ use crate::exposition::sampled::SampledGroups;
 use crate::exposition::{CpuLimits, Exposition, GroupLabels};
 use crate::report::files::appender::Appender;
 use crate::report::files::episodes;
-use crate::report::stream::RunWriter;
+use crate::report::stream::{Failure, RunWriter};
 use crate::report::ResultsError;
 use crate::result::TickStats;
 use crate::runner::RunSink;
@@ -94,6 +94,8 @@ pub struct Watch<'f> {
     ended: Vec<Ended>,
     /// The time of the last tick, ns since the first.
     last_t_ns: u64,
+    /// The writer's first failed write (a full disk), which ends the watch with exit 7.
+    failed: Failure,
 }
 
 fn ino(dir: &Path) -> u64 {
@@ -128,6 +130,7 @@ impl<'f> Watch<'f> {
         let sources: Vec<_> = initial.iter().map(|(w, _)| w.sources()).collect();
         let mut sampler = Sampler::open(&sources, proc_root, interval)?;
         let ticks_per_s = folder.host.clock_ticks_per_s;
+        let failed: Failure = std::sync::Arc::new(std::sync::Mutex::new(None));
         let mut writer = RunWriter::new(
             0,
             Vec::new(),
@@ -135,7 +138,7 @@ impl<'f> Watch<'f> {
             folder.dir.clone(),
             timeseries,
             latency,
-            std::sync::Arc::new(std::sync::Mutex::new(None)),
+            failed.clone(),
         );
         writer.flush_every(0);
         writer.begin(&[], sampler.system_has())?;
@@ -179,6 +182,7 @@ impl<'f> Watch<'f> {
             ended_since_refresh: false,
             ended: Vec::new(),
             last_t_ns: 0,
+            failed,
         };
         for (i, (watched, target)) in initial.into_iter().enumerate() {
             let child = target.starts_with("children of ");
@@ -287,7 +291,10 @@ impl<'f> Watch<'f> {
             self.ended_since_refresh = true;
         }
         let samples = self.sampler.last();
-        self.writer.tick(samples)?;
+        if let Err(e) = self.writer.tick(samples) {
+            let stored = self.failed.lock().unwrap_or_else(|p| p.into_inner()).take();
+            return Err(stored.map_or_else(|| e.into(), anyhow::Error::from));
+        }
         let ticks_per_s = self.ticks_per_s;
         for (lg, s) in self.live.iter_mut().zip(samples) {
             let d = Delta::between(&lg.prev, s, ticks_per_s);

@@ -362,3 +362,44 @@ fn bad_targets_are_named_with_their_exit_codes() {
     // No result folder was made for them (a watch's default is results/watch/<time>).
     assert!(!d.path().join("results").exists());
 }
+
+#[test]
+fn a_full_disk_ends_a_watch_with_7_naming_the_file() {
+    let test = "a_full_disk_ends_a_watch";
+    if !ready(test) {
+        return;
+    }
+    let _x = exclusive();
+    let dir = TempDir::new("watch-full");
+    let disk = dir.path().join("disk");
+    // 64 kB: the headers and run.json fit, then about 600 rows of 100 bytes.
+    let Some(_mount) = mount_tmpfs_or_skip("a watch on a full disk", &disk, "size=64k") else {
+        return;
+    };
+    let mut cg = TestCgroup::new(&format!("tb-watch-full-{}", std::process::id()));
+    cg.start(duty("100ms", "100ms", "60s"));
+    let out = disk.join("out");
+    let mut w = spawn_tb(&[
+        "watch",
+        &cg.rel,
+        "--no-plot",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let start = std::time::Instant::now();
+    while w.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = w.kill();
+            panic!("the watch went on with its disk full");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let o = w.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(7), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("disk is full") && err.contains(out.to_str().unwrap()),
+        "{err}"
+    );
+    drop(cg);
+}

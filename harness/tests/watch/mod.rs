@@ -301,10 +301,11 @@ fn a_watch_ends_by_itself_when_every_cgroup_it_watched_went() {
     }
     let _x = exclusive();
     let mut cg = TestCgroup::new(&format!("tb-watch-gone-{}", std::process::id()));
+    cg.limit(20_000, 100_000);
     cg.start(duty("100ms", "100ms", "60s"));
     let dir = TempDir::new("watch-gone");
     let out = dir.path().join("out");
-    let w = spawn_tb(&[
+    let mut w = spawn_tb(&[
         "watch",
         &cg.rel,
         "--no-plot",
@@ -313,6 +314,14 @@ fn a_watch_ends_by_itself_when_every_cgroup_it_watched_went() {
     ]);
     wait_for("20 rows", Duration::from_secs(30), || rows_of(&out) >= 20);
     cg.remove();
+    let start = std::time::Instant::now();
+    while w.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = w.kill();
+            panic!("the watch went on after its cgroup went");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let o = w.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(

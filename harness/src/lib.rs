@@ -17,7 +17,7 @@
 //! | 2 | `sample`, `episodes` | the sampler and the sources it reads, host facts; throttling episodes in a series of samples |
 //! | 3 | `probe`, `exposition`, `load` | the steal and entropy probes; the Prometheus exposition of live counters; the open-loop load generator |
 //! | 4 | `scenario` | the schema, the plan, resolving one into the other |
-//! | 5 | `limiter` | kernel settings and control loops that hold a workload back |
+//! | 5 | `limiter`, `runtime` | kernel settings and control loops that hold a workload back; real OCI runtimes (runc, crun, podman) starting it in a container |
 //! | 6 | `result`, `runner` | a run's raw data, and running a planned run |
 //! | 7 | `report`, `as_scraped` | result files, summaries, expectations, comparisons; a recorded series as a Prometheus scrape would see it |
 //! | 8 | `plot` | plots of stored result folders |
@@ -40,6 +40,7 @@ pub mod process;
 pub mod report;
 pub mod result;
 pub mod runner;
+pub mod runtime;
 pub mod sample;
 pub mod scenario;
 pub mod signals;

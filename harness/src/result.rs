@@ -5,6 +5,7 @@
 //! is computed; `report::summary` derives the figures.
 
 use crate::limiter::LimiterReport;
+use crate::load::LoadReport;
 use crate::probe::ProbeOutput;
 use crate::process::leaks::LeakReport;
 use crate::process::teardown::StopReport;
@@ -254,6 +255,27 @@ pub struct RunResult {
     /// How the harness ended workload processes that were still running (stop all,
     /// SIGTERM all, continue all), if any were.
     pub teardown: Option<StopReport>,
+    /// What the run's `[load]` did, when it had one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load: Option<LoadResult>,
+}
+
+/// What a run's `[load]` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadResult {
+    /// The group whose service was loaded.
+    pub group: String,
+    /// The loopback port the harness picked and gave the service (None: the target
+    /// names its own).
+    pub port: Option<u16>,
+    /// The load's time zero, in s since the run's first sample: its requests' times in
+    /// latency.csv count from it.
+    pub zero_s: Option<f64>,
+    /// What the generator measured (None when it could not run).
+    pub report: Option<LoadReport>,
+    /// Why the load could not run, or was cut short.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// One group of a run.

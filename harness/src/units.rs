@@ -4,6 +4,12 @@
 //!
 //! Result files keep base units (seconds, CPUs, counts); only what people read is
 //! formatted here.
+//!
+//! `cpu_limits`: CPU limits in the units people write (Docker `--cpus`, Kubernetes
+//! millicores, systemd `CPUQuota=`) turned into CFS quota/period and weights the way each
+//! system does it.
+
+pub mod cpu_limits;
 
 /// A value in a column's unit, for people: seconds as s/ms/µs, percent with %.
 pub fn human(column: &str, v: f64) -> String {

@@ -2,14 +2,18 @@
 //! `throttlebench/run-<pid>-<starttime>-<seq>` cgroup whose owner is dead (SIGKILL, a
 //! crash, a power cut) has its processes killed (thawed and continued first, so frozen or
 //! stopped ones die too) and is removed; empty `throttlebench` parents go as well.
-//! Cgroups of live runs and anything not named by this tool are not touched.
+//! Cgroups of live runs and anything not named by this tool are not touched. Containers
+//! of dead runs that an installed OCI runtime (runc, crun, podman) still holds go first,
+//! through the runtime, with their cgroups and bundle folders (`crate::runtime`).
 //!
 //! `cleanup --check` changes nothing: it counts what the tool may have left on the
-//! machine (any cgroup under the `throttlebench` parents, any process running the
-//! throttlebench or fibtest program, any stopped process) and exits 1 if it found any.
+//! machine (containers of dead runs, any cgroup under the `throttlebench` parents, any
+//! process running the throttlebench or fibtest program, any stopped process) and exits
+//! 1 if it found any.
 //! CI runs it after the test suite.
 
 use crate::cgroup::{self, Hierarchy};
+use crate::runtime;
 use anyhow::Result;
 use clap::Args;
 use std::path::Path;
@@ -48,10 +52,12 @@ impl Leftovers {
     }
 }
 
-/// The owner of a run's cgroup (`run-<pid>-<starttime>-<seq>`) if it is alive under
-/// `proc_root` (the same pid that started at that time).
+/// The owner of a run's cgroup (`run-<pid>-<starttime>-<seq>`, or a container's
+/// `throttlebench-<pid>-<starttime>-<seq>`) if it is alive under `proc_root` (the same
+/// pid that started at that time).
 fn live_owner(name: &str, proc_root: &Path) -> Option<u32> {
-    let (pid, start) = cgroup::parse_run_name(name)?;
+    let (pid, start) = cgroup::parse_run_name(name)
+        .or_else(|| runtime::ContainerName::parse(name).map(|n| (n.owner_pid, n.owner_start)))?;
     (crate::process::procs::start_time(proc_root, pid) == Some(start)).then_some(pid)
 }
 
@@ -147,8 +153,37 @@ pub fn find_leftovers(parents: &[std::path::PathBuf], proc_root: &Path, me: i32)
     l
 }
 
+/// Containers, cgroups and bundles of dead runs that OCI runtimes left
+/// (`crate::runtime`), from the runtimes installed here.
+fn runtime_leftovers(
+    cgroup_root: &Path,
+    proc_root: &Path,
+) -> (Vec<runtime::Runtime>, Vec<runtime::Leftover>) {
+    let runtimes: Vec<runtime::Runtime> = runtime::RuntimeKind::ALL
+        .into_iter()
+        .filter_map(|k| runtime::Runtime::find(k, cgroup_root).ok())
+        .collect();
+    let found = runtime::find_stale(&runtimes, cgroup_root, &std::env::temp_dir(), proc_root)
+        .unwrap_or_else(|e| {
+            eprintln!("could not list containers: {e}");
+            Vec::new()
+        });
+    (runtimes, found)
+}
+
 fn check(hierarchy: &Hierarchy, proc_root: &Path) -> i32 {
     let l = find_leftovers(&hierarchy.parents(), proc_root, std::process::id() as i32);
+    let (_, stale) = runtime_leftovers(&hierarchy.root, proc_root);
+    let containers: Vec<_> = stale
+        .iter()
+        .filter_map(|c| match c.kind {
+            runtime::LeftoverKind::Container(k) => Some(format!("{} {}", k.name(), c.name)),
+            _ => None,
+        })
+        .collect();
+    for c in &containers {
+        println!("container {c}");
+    }
     for c in &l.cgroups {
         println!("cgroup   {}", c.display());
     }
@@ -162,8 +197,9 @@ fn check(hierarchy: &Hierarchy, proc_root: &Path) -> i32 {
         println!("live     {r}: still running, not a leftover");
     }
     println!(
-        "leftovers: {} ({} cgroups under throttlebench/, {} processes of throttlebench or fibtest, {} stopped processes); {} live run(s) left alone",
-        l.count(),
+        "leftovers: {} ({} containers of dead runs, {} cgroups under throttlebench/, {} processes of throttlebench or fibtest, {} stopped processes); {} live run(s) left alone",
+        l.count() + containers.len(),
+        containers.len(),
         l.cgroups.len(),
         l.processes.len(),
         l.stopped.len(),
@@ -175,7 +211,7 @@ fn check(hierarchy: &Hierarchy, proc_root: &Path) -> i32 {
             l.uninspected
         );
     }
-    i32::from(l.count() > 0)
+    i32::from(l.count() + containers.len() > 0)
 }
 
 pub fn run(cgroup_root: &Path, proc_root: &Path, args: &CleanupArgs) -> Result<i32> {
@@ -183,9 +219,20 @@ pub fn run(cgroup_root: &Path, proc_root: &Path, args: &CleanupArgs) -> Result<i
     if args.check {
         return Ok(check(&hierarchy, proc_root));
     }
+    // Containers of dead runs go first, through their runtime.
+    let (runtimes, containers) = runtime_leftovers(cgroup_root, proc_root);
+    let mut failed = 0;
+    for (l, error) in runtime::remove_stale(&runtimes, cgroup_root, &containers) {
+        match error {
+            None => println!("removed {l} left by dead run {}", l.owner_pid),
+            Some(e) => {
+                failed += 1;
+                eprintln!("could not remove {l}: {e}");
+            }
+        }
+    }
     let found = cgroup::remove_stale(&hierarchy)?;
     hierarchy.remove_parents_if_empty();
-    let mut failed = 0;
     for s in &found {
         match &s.error {
             None => println!(
@@ -200,8 +247,8 @@ pub fn run(cgroup_root: &Path, proc_root: &Path, args: &CleanupArgs) -> Result<i
             }
         }
     }
-    if found.is_empty() {
-        println!("nothing to clean: no cgroup of a dead run under throttlebench/");
+    if found.is_empty() && containers.is_empty() {
+        println!("nothing to clean: no cgroup or container of a dead run under throttlebench/");
     }
     Ok(if failed > 0 { 1 } else { 0 })
 }

@@ -199,7 +199,13 @@ pub fn run_scenario(cgroup_root: &Path, proc_root: &Path, args: &RunArgs) -> Res
         let what = describe_run(&plan, i);
         bar.set_message(what.clone());
         let run = &plan.runs[i];
-        let mut written = writer.begin_run(run);
+        let mut written = match writer.begin_run(run) {
+            Ok(sink) => sink,
+            Err(e) => {
+                bar.abandon();
+                return Err(stopped(e, writer.runs_written()).into());
+            }
+        };
         let measured = match &served {
             Some((exposition, _)) => runner.run(
                 run,

@@ -54,6 +54,16 @@ pub struct ThreadResult {
     pub last_end_ns: u64,
     /// CPU time of the thread from time zero on, in ns.
     pub cpu_ns: u64,
+    /// Time the thread was ready to run but waited for a CPU, from time zero on, in ns
+    /// (None when the kernel keeps no scheduler statistics).
+    pub wait_ns: Option<u64>,
+}
+
+/// This thread's time waiting on a run queue so far, in ns: the second field of
+/// /proc/thread-self/schedstat (kernels with CONFIG_SCHED_INFO).
+fn run_queue_wait_ns() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    text.split_whitespace().nth(1)?.parse().ok()
 }
 
 struct InFlight {
@@ -168,6 +178,7 @@ impl<'a> Engine<'a> {
                 records_dropped: 0,
                 last_end_ns: 0,
                 cpu_ns: 0,
+                wait_ns: None,
             },
         }
     }
@@ -188,6 +199,7 @@ impl<'a> Engine<'a> {
         self.t0 = t0;
         fibtest::clock::sleep_until(t0);
         let cpu0 = fibtest::clock::thread_cpu_ns();
+        let wait0 = run_queue_wait_ns();
         let cut = self.end_ns + self.timeout_ns;
         loop {
             let now = self.now();
@@ -229,6 +241,9 @@ impl<'a> Engine<'a> {
             self.wait(left.saturating_sub(self.spin_ns));
         }
         self.out.cpu_ns = fibtest::clock::thread_cpu_ns() - cpu0;
+        self.out.wait_ns = wait0
+            .zip(run_queue_wait_ns())
+            .map(|(a, b)| b.saturating_sub(a));
         self.out
     }
 

@@ -60,6 +60,8 @@ pub struct LoadSpec {
     pub target: Target,
     /// HTTP: POST this body (GET without one). Line: the line to send (default `ping`).
     pub body: Option<Vec<u8>>,
+    /// HTTP: headers to add, "Name: value" (`Accept-Encoding: gzip`).
+    pub headers: Vec<String>,
     /// Requests per second, over all connections.
     pub rate: f64,
     pub arrivals: Arrivals,
@@ -94,6 +96,7 @@ impl LoadSpec {
         LoadSpec {
             target,
             body: None,
+            headers: Vec::new(),
             rate,
             arrivals: Arrivals::Constant,
             connections: 1,
@@ -162,6 +165,9 @@ pub struct LoadReport {
     /// generator_cpu_s / (wall_s * threads): how busy its threads were (with
     /// `LoadSpec::spin`, spinning counts).
     pub generator_busy: f64,
+    /// Time its threads were ready to run but waited for a CPU / (wall_s * threads)
+    /// (None without the kernel's scheduler statistics).
+    pub generator_wait: Option<f64>,
     /// Records the sink did not get because it fell behind (counted in the figures).
     pub records_dropped: u64,
     /// The latency histogram (ns), for merging or finer quantiles.
@@ -181,13 +187,30 @@ impl std::fmt::Debug for LatencyHistogram {
 }
 
 impl LoadReport {
-    /// Whether the generator could not keep to its schedule: 10% of sends or more were
-    /// over 1 ms late. Its latencies then say as much about the generator as about the
+    /// Why the generator could not keep to its schedule, if it could not: 10% of sends
+    /// or more were over 1 ms late; or its threads were busy 90% of the time or more, or
+    /// waited for a CPU 10% of the time or more (then it also noticed answers late,
+    /// which its own lateness does not count, since a connection is busy until its
+    /// answer is read). Its latencies then say as much about the generator as about the
     /// service. (A few late sends are timer jitter: on the project's VMs a timer wake-up
     /// is now and then 3 ms late on an idle machine.)
-    pub fn generator_saturated(&self) -> bool {
+    pub fn generator_saturated(&self) -> Option<String> {
         let sends = (self.scheduled + self.warmup_requests).max(1);
-        self.late_sends * 10 >= sends
+        if self.late_sends * 10 >= sends {
+            Some(format!(
+                "{:.0}% of its sends were more than 1 ms late",
+                100.0 * self.late_sends as f64 / sends as f64
+            ))
+        } else if self.generator_busy >= 0.9 {
+            Some(format!(
+                "its threads were busy {:.0}% of the time",
+                100.0 * self.generator_busy
+            ))
+        } else {
+            self.generator_wait
+                .filter(|w| *w >= 0.1)
+                .map(|w| format!("its threads waited for a CPU {:.0}% of the time", 100.0 * w))
+        }
     }
 }
 
@@ -216,7 +239,7 @@ where
     S: FnMut(&RequestRecord) -> std::io::Result<()>,
 {
     check(spec)?;
-    let request = spec.target.render(spec.body.as_deref())?;
+    let request = spec.target.render(spec.body.as_deref(), &spec.headers)?;
     wait_for_port(spec.target.addr, spec.port_wait)?;
     let threads = spec.threads.min(spec.connections);
     let cpus: Vec<Option<u32>> = (0..threads as usize)
@@ -331,6 +354,12 @@ fn report(spec: &LoadSpec, t0: u64, threads: u32, results: &[engine::ThreadResul
             cpu_s / (wall_s * threads as f64)
         } else {
             0.0
+        },
+        generator_wait: {
+            let waits: Option<u64> = results.iter().map(|r| r.wait_ns).sum();
+            waits
+                .filter(|_| wall_s > 0.0)
+                .map(|w| w as f64 / 1e9 / (wall_s * threads as f64))
         },
         records_dropped: sum(|r| r.records_dropped),
         latency_histogram: LatencyHistogram(latency),

@@ -39,18 +39,33 @@ impl Target {
         text.replace("{port}", &port.to_string()).parse()
     }
 
-    /// The bytes of one request: an HTTP/1.1 GET, or a POST when there is a body; for a
-    /// line target, the body (default `ping`) and a `\n`.
-    pub fn render(&self, body: Option<&[u8]>) -> Result<Vec<u8>, TargetError> {
+    /// The bytes of one request: an HTTP/1.1 GET, or a POST when there is a body, with
+    /// `headers` ("Name: value") added; for a line target, the body (default `ping`) and
+    /// a `\n`.
+    pub fn render(&self, body: Option<&[u8]>, headers: &[String]) -> Result<Vec<u8>, TargetError> {
         match self.protocol {
             Protocol::Http => {
+                let mut extra = String::new();
+                for h in headers {
+                    let ok = h.split_once(':').is_some_and(|(name, _)| {
+                        !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic())
+                    }) && !h.contains(['\r', '\n']);
+                    if !ok {
+                        return Err(TargetError {
+                            text: self.to_string(),
+                            why: format!("header `{h}` is not `Name: value` on one line"),
+                        });
+                    }
+                    extra.push_str(h);
+                    extra.push_str("\r\n");
+                }
                 let mut r = match body {
                     None => format!(
-                        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: throttlebench\r\n\r\n",
+                        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: throttlebench\r\n{extra}\r\n",
                         self.path, self.addr
                     ),
                     Some(b) => format!(
-                        "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: throttlebench\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+                        "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: throttlebench\r\n{extra}Content-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
                         self.path,
                         self.addr,
                         b.len()
@@ -162,17 +177,32 @@ mod tests {
     }
 
     #[test]
+    fn headers_are_added_and_bad_ones_refused() {
+        let t: Target = "http://127.0.0.1:8080/".parse().unwrap();
+        let gz = vec!["Accept-Encoding: gzip".to_string()];
+        let get = String::from_utf8(t.render(None, &gz).unwrap()).unwrap();
+        assert!(
+            get.ends_with("User-Agent: throttlebench\r\nAccept-Encoding: gzip\r\n\r\n"),
+            "{get}"
+        );
+        for bad in ["no colon", ": empty name", "A: b\r\nInjected: 1"] {
+            let e = t.render(None, &[bad.to_string()]).unwrap_err().to_string();
+            assert!(e.contains("Name: value"), "{e}");
+        }
+    }
+
+    #[test]
     fn renders_get_post_and_lines() {
         let t: Target = "http://127.0.0.1:8080/x".parse().unwrap();
-        let get = String::from_utf8(t.render(None).unwrap()).unwrap();
+        let get = String::from_utf8(t.render(None, &[]).unwrap()).unwrap();
         assert!(get.starts_with("GET /x HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"));
         assert!(get.ends_with("\r\n\r\n"));
-        let post = String::from_utf8(t.render(Some(b"abc")).unwrap()).unwrap();
+        let post = String::from_utf8(t.render(Some(b"abc"), &[]).unwrap()).unwrap();
         assert!(post.starts_with("POST /x HTTP/1.1\r\n"));
         assert!(post.contains("Content-Length: 3\r\n") && post.ends_with("\r\n\r\nabc"));
         let t: Target = "tcp://127.0.0.1:1".parse().unwrap();
-        assert_eq!(t.render(None).unwrap(), b"ping\n");
-        assert_eq!(t.render(Some(b"hi")).unwrap(), b"hi\n");
-        assert!(t.render(Some(b"a\nb")).is_err());
+        assert_eq!(t.render(None, &[]).unwrap(), b"ping\n");
+        assert_eq!(t.render(Some(b"hi"), &[]).unwrap(), b"hi\n");
+        assert!(t.render(Some(b"a\nb"), &[]).is_err());
     }
 }

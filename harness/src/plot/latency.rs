@@ -41,6 +41,8 @@ pub struct ModelLine {
 
 #[derive(Debug, Clone)]
 pub struct LatencyFigure {
+    /// The file name: `latency`, or `latency-split` for the split by throttled periods.
+    pub stem: String,
     pub title: String,
     /// The legend's heading: the scenario.
     pub scenario: String,
@@ -104,14 +106,53 @@ fn model_for(dir: &ResultDir, s: &Table, row: usize) -> Option<f64> {
 /// A series' run, group and kind.
 type Key = (String, String, String);
 
-/// Read latency.csv once, row by row, into a histogram per run, group and kind.
-fn scan(path: &std::path::Path) -> csv::Result<Vec<(Key, Series)>> {
+/// Histograms and their keys.
+type Found = Vec<(Key, Series)>;
+
+/// Histograms by key, each made when its key is first seen.
+#[derive(Default)]
+struct Bins {
+    keys: HashMap<Vec<u8>, usize>,
+    out: Vec<(Key, Series)>,
+}
+
+impl Bins {
+    fn record(&mut self, key: &[u8], parts: [&[u8]; 3], v: f64) {
+        let i = match self.keys.get(key) {
+            Some(i) => *i,
+            None => {
+                let text = |b: &[u8]| String::from_utf8_lossy(b).to_string();
+                self.out.push((
+                    (text(parts[0]), text(parts[1]), text(parts[2])),
+                    Series {
+                        label: String::new(),
+                        color: self.out.len(),
+                        hist: new_hist(),
+                        max_s: 0.0,
+                    },
+                ));
+                self.keys.insert(key.to_vec(), self.out.len() - 1);
+                self.out.len() - 1
+            }
+        };
+        let s = &mut self.out[i].1;
+        s.hist
+            .saturating_record(((v.max(0.0) * 1e9) as u64).clamp(1, MAX_NS));
+        s.max_s = s.max_s.max(v);
+    }
+}
+
+/// Read latency.csv once, row by row, into a histogram per run, group and kind, and, for
+/// requests whose periods are known (answered, after any warm-up), one per run, group
+/// and class: `touched` a throttled period or `clear`.
+fn scan(path: &std::path::Path) -> csv::Result<(Found, Found)> {
     let mut r = csv::ReaderBuilder::new().flexible(true).from_path(path)?;
     let h = r.byte_headers()?.clone();
     let col = |n: &str| h.iter().position(|c| c == n.as_bytes());
     let (c_run, c_group, c_kind, c_lat) = (col("run"), col("group"), col("kind"), col("latency_s"));
-    let mut keys: HashMap<Vec<u8>, usize> = HashMap::new();
-    let mut out: Vec<(Key, Series)> = Vec::new();
+    let (c_thr, c_err, c_warm) = (col("throttled_periods"), col("error"), col("warmup"));
+    let mut all = Bins::default();
+    let mut split = Bins::default();
     let mut key = Vec::new();
     let mut rec = csv::ByteRecord::new();
     while r.read_byte_record(&mut rec)? {
@@ -134,39 +175,84 @@ fn scan(path: &std::path::Path) -> csv::Result<Vec<(Key, Series)>> {
             key.extend_from_slice(part);
             key.push(0);
         }
-        let i = match keys.get(key.as_slice()) {
-            Some(i) => *i,
-            None => {
-                let text = |b: &[u8]| String::from_utf8_lossy(b).to_string();
-                out.push((
-                    (text(run), text(group), text(kind)),
-                    Series {
-                        label: String::new(),
-                        color: out.len(),
-                        hist: new_hist(),
-                        max_s: 0.0,
-                    },
-                ));
-                keys.insert(key.clone(), out.len() - 1);
-                out.len() - 1
+        all.record(&key, [run, group, kind], v);
+        let request = matches!(kind, b"request" | b"http" | b"line");
+        let answered = field(c_err, b"").is_empty() && field(c_warm, b"0") != b"1";
+        let touched = std::str::from_utf8(field(c_thr, b""))
+            .ok()
+            .and_then(|t| t.parse::<u64>().ok())
+            .map(|n| n > 0);
+        if let (true, true, Some(t)) = (request, answered, touched) {
+            let class: &[u8] = if t { b"touched" } else { b"clear" };
+            key.clear();
+            for part in [run, group, class] {
+                key.extend_from_slice(part);
+                key.push(0);
             }
-        };
-        let s = &mut out[i].1;
-        s.hist
-            .saturating_record(((v.max(0.0) * 1e9) as u64).clamp(1, MAX_NS));
-        s.max_s = s.max_s.max(v);
+            split.record(&key, [run, group, class], v);
+        }
     }
-    Ok(out)
+    Ok((all.out, split.out))
 }
 
-pub fn prepare(dir: &ResultDir) -> Option<LatencyFigure> {
-    let found = match scan(dir.latency.as_ref()?) {
+/// The latency figures of `dir`: every unit's latency by run, and, when requests met
+/// throttled periods, their latency split by whether they did.
+pub fn prepare(dir: &ResultDir) -> Vec<LatencyFigure> {
+    let Some(path) = dir.latency.as_ref() else {
+        return Vec::new();
+    };
+    let (found, split) = match scan(path) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("throttlebench: cannot read latency.csv for the plot: {e}");
-            return None;
+            return Vec::new();
         }
     };
+    let mut v: Vec<LatencyFigure> = prepare_all(dir, found).into_iter().collect();
+    if split.iter().any(|((_, _, class), _)| class == "touched") {
+        v.push(prepare_split(dir, split));
+    }
+    v
+}
+
+/// Requests by whether their life touched a throttled period, a line per run and class.
+fn prepare_split(dir: &ResultDir, found: Vec<(Key, Series)>) -> LatencyFigure {
+    let summary = dir.summary.as_ref();
+    let series = found
+        .into_iter()
+        .enumerate()
+        .map(|(i, ((run, group, class), mut v))| {
+            let row = summary.and_then(|s| {
+                (0..s.len()).find(|&r| s.text(r, "run") == run && group_of(s, r) == group)
+            });
+            let who = match (summary, row) {
+                (Some(s), Some(r)) => run_label(s, r),
+                _ => format!("run {run}"),
+            };
+            let what = if class == "touched" {
+                "touched a throttled period"
+            } else {
+                "met none"
+            };
+            v.label = format!("{who}: {} {what}", v.hist.len());
+            v.color = i;
+            v
+        })
+        .collect();
+    LatencyFigure {
+        stem: "latency-split".into(),
+        title: format!(
+            "{}: request latency, split by whether a throttled CFS period fell between due time and end",
+            dir.scenario_name()
+        ),
+        scenario: format!("scenario {}", dir.scenario_name()),
+        footer: footer(dir),
+        series,
+        models: Vec::new(),
+    }
+}
+
+fn prepare_all(dir: &ResultDir, found: Vec<(Key, Series)>) -> Option<LatencyFigure> {
     if found.is_empty() {
         return None;
     }
@@ -194,10 +280,10 @@ pub fn prepare(dir: &ResultDir) -> Option<LatencyFigure> {
         label.push_str(&format!(
             ": {} {}",
             v.hist.len(),
-            if kind == "slow" {
-                "slow units"
-            } else {
-                "requests"
+            match kind.as_str() {
+                "slow" => "slow units",
+                "http" | "line" => "requests (a load, from due time)",
+                _ => "requests",
             }
         ));
         if let (Some(s), Some(row)) = (summary, summary_row(run, group)) {
@@ -238,9 +324,11 @@ pub fn prepare(dir: &ResultDir) -> Option<LatencyFigure> {
     let what = match kinds.as_slice() {
         ["request"] => "request latency",
         ["slow"] => "slow-unit latency",
+        ["http"] | ["line"] => "request latency from due time",
         _ => "latency",
     };
     Some(LatencyFigure {
+        stem: "latency".into(),
         title: format!("{}: {what} by percentile", dir.scenario_name()),
         scenario: format!("scenario {}", dir.scenario_name()),
         footer: footer(dir),
@@ -340,7 +428,7 @@ macro_rules! latency_chart {
 
 impl Figure for LatencyFigure {
     fn stem(&self) -> String {
-        "latency".to_string()
+        self.stem.clone()
     }
 
     fn size(&self) -> (u32, u32) {

@@ -100,7 +100,7 @@ pub(crate) trait Figure {
 /// Every figure `dir` has data for.
 fn figures(dir: &ResultDir, opts: &PlotOptions) -> Vec<Box<dyn AnyFigure>> {
     let mut v: Vec<Box<dyn AnyFigure>> = Vec::new();
-    if let Some(f) = latency::prepare(dir) {
+    for f in latency::prepare(dir) {
         v.push(Box::new(f));
     }
     for f in timeseries::prepare(dir) {

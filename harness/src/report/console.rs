@@ -31,6 +31,25 @@ pub fn run_line(r: &SummaryRow, run: &PlannedRun) -> String {
             ms(r.latency_max_s)
         ));
     }
+    if let (Some(n), Some(t)) = (r.touched_requests, r.touched_p99_s) {
+        s.push_str(&format!(
+            ", {n} touched a throttled period (p99 {} against {})",
+            ms(Some(t)),
+            ms(r.clear_p99_s)
+        ));
+    }
+    if let Some(rate) = r.achieved_rate {
+        s.push_str(&format!(", {rate:.1} answers/s"));
+    }
+    if let Some(n) = r.non_2xx.filter(|n| *n > 0) {
+        s.push_str(&format!(", {n} answers not 2xx"));
+    }
+    if let Some(e) = r.errors.filter(|e| *e > 0) {
+        s.push_str(&format!(
+            ", {e} requests failed ({} timed out)",
+            r.timeouts.unwrap_or(0)
+        ));
+    }
     if let Some(n) = r.throttled_per_request {
         s.push_str(&format!(
             ", per request {:.1} throttled periods / {:.0}ms",
@@ -80,6 +99,15 @@ pub fn warnings(r: &SummaryRow, run: &PlannedRun, cpus: usize) -> Vec<String> {
                 "WARNING: the requests ask for {demand:.3} CPUs, more than the limit {cap:.3}: each waits behind the last, so latency grows with the run's length"
             ));
         }
+    }
+    if r.generator_saturated == Some(true) {
+        let pct = |x: Option<f64>| x.map(|x| format!("{x:.0}%")).unwrap_or_else(|| "-".into());
+        w.push(format!(
+            "WARNING: the load generator could not keep its schedule ({} of sends over 1 ms late, busy {}, waiting for a CPU {}): these latencies say as much about it as about the service (give it CPUs of its own with load.cpus, more threads, or a lower rate)",
+            pct(r.generator_late_pct),
+            pct(r.generator_busy_pct),
+            pct(r.generator_wait_pct)
+        ));
     }
     let machine_s = r.wall_s * cpus.max(1) as f64;
     if machine_s > 0.0 && r.steal_s > 0.01 * machine_s {

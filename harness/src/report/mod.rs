@@ -8,6 +8,8 @@ pub mod export;
 pub mod files;
 pub mod fleet;
 pub mod folder;
+pub mod join;
+pub mod periods;
 pub mod read;
 pub mod scraped;
 pub mod stream;

@@ -1,16 +1,20 @@
-//! Writing a run as it runs: the sampler's ticks become timeseries.csv rows, and the
-//! workloads' units become latency.csv rows, their other output files of their own
-//! (`workload/run<N>-<group>.stdout` and `.stderr`). Everything is buffered in fixed
-//! buffers and written at least once a second, so memory does not grow with the run
-//! and a run killed even by SIGKILL keeps all but its last second.
+//! Writing a run as it runs: the sampler's ticks become timeseries.csv rows; the
+//! workloads' units and the load's requests become rows of the run's latency spool
+//! (joined with their CFS periods into latency.csv when the run ends); the workloads'
+//! other output goes to files of their own (`workload/run<N>-<group>.stdout` and
+//! `.stderr`). Everything is buffered in fixed buffers and written at least once a
+//! second, so memory does not grow with the run and a run killed even by SIGKILL keeps
+//! all but its last second.
 
 use super::files::appender::Appender;
 use super::files::{latency, timeseries};
 use super::folder::ResultsError;
 use crate::clock::monotonic_ns;
-use crate::runner::{OutputSink, RunSink, Stream};
+use crate::load::RequestRecord;
+use crate::runner::{OutputSink, RequestSink, RunSink, Stream};
 use crate::sample::cpustat::Has;
 use crate::sample::{Delta, Sample, SystemHas};
+use crate::scenario::PlannedRun;
 use fibtest::record::UnitLatency;
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -44,6 +48,67 @@ pub(crate) fn workload_file(dir: &Path, run: usize, group: &str, stream: Stream)
     workload_dir(dir).join(format!("run{run}-{group}.{ext}"))
 }
 
+/// A run's latency rows before their periods are known: a file of its own, shared by
+/// the thread that reads the workloads' output and the load's.
+pub(crate) struct Spool {
+    pub(crate) path: PathBuf,
+    file: BufWriter<File>,
+    /// A row at a time, reused.
+    row: Vec<u8>,
+    flushed_at_ns: u64,
+}
+
+impl Spool {
+    /// Make run `run`'s spool in `dir`, with its header.
+    pub(crate) fn create(dir: &Path, run: usize) -> Result<Spool, ResultsError> {
+        let path = latency::spool_path(dir, run);
+        let mut file = BufWriter::with_capacity(
+            1 << 16,
+            File::create(&path).map_err(ResultsError::io(&path))?,
+        );
+        file.write_all(latency::spool_header().as_bytes())
+            .map_err(ResultsError::io(&path))?;
+        Ok(Spool {
+            path,
+            file,
+            row: Vec::with_capacity(256),
+            flushed_at_ns: monotonic_ns(),
+        })
+    }
+
+    fn write(
+        &mut self,
+        fill: impl FnOnce(&mut Vec<u8>) -> io::Result<()>,
+    ) -> Result<(), ResultsError> {
+        self.row.clear();
+        let path = &self.path;
+        fill(&mut self.row)
+            .and_then(|_| self.file.write_all(&self.row))
+            .map_err(ResultsError::io(path))?;
+        let now = monotonic_ns();
+        if now - self.flushed_at_ns >= 1_000_000_000 {
+            self.flushed_at_ns = now;
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn flush(&mut self) -> Result<(), ResultsError> {
+        self.file.flush().map_err(ResultsError::io(&self.path))
+    }
+}
+
+pub(crate) type SharedSpool = Arc<Mutex<Spool>>;
+
+fn spool_write(
+    spool: &SharedSpool,
+    failed: &Failure,
+    fill: impl FnOnce(&mut Vec<u8>) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut s = spool.lock().unwrap_or_else(|p| p.into_inner());
+    s.write(fill).map_err(|e| fail(failed, e))
+}
+
 /// The sampler's side of one run.
 pub struct RunWriter<'w> {
     pub(crate) run: usize,
@@ -51,7 +116,9 @@ pub struct RunWriter<'w> {
     pub(crate) ticks_per_s: u64,
     pub(crate) dir: PathBuf,
     pub(crate) timeseries: &'w mut Appender,
-    pub(crate) latency: Arc<Mutex<Appender>>,
+    pub(crate) spool: SharedSpool,
+    /// The kind of the load's rows: its protocol ("http", "line").
+    pub(crate) load_kind: &'static str,
     pub(crate) failed: Failure,
     counters: Vec<Has>,
     system: SystemHas,
@@ -66,21 +133,52 @@ pub struct RunWriter<'w> {
 
 impl<'w> RunWriter<'w> {
     pub(crate) fn new(
-        run: usize,
-        names: Vec<String>,
+        run: &PlannedRun,
         ticks_per_s: u64,
         dir: PathBuf,
         timeseries: &'w mut Appender,
-        latency: Arc<Mutex<Appender>>,
+        spool: SharedSpool,
+        failed: Failure,
+    ) -> RunWriter<'w> {
+        RunWriter {
+            run: run.index,
+            names: run.groups.iter().map(|g| g.name.clone()).collect(),
+            ticks_per_s,
+            dir,
+            timeseries,
+            spool,
+            load_kind: match &run.load {
+                Some(l) if l.target.starts_with("tcp://") => "line",
+                _ => "http",
+            },
+            failed,
+            counters: Vec::new(),
+            system: SystemHas::default(),
+            prev: Vec::new(),
+            first: true,
+            flushed_at_ns: 0,
+            flush_every_ns: 1_000_000_000,
+        }
+    }
+
+    /// A writer of run `run` whose groups come with `add_group` (a watch's, which has no
+    /// plan and no load).
+    pub(crate) fn for_groups(
+        run: usize,
+        ticks_per_s: u64,
+        dir: PathBuf,
+        timeseries: &'w mut Appender,
+        spool: SharedSpool,
         failed: Failure,
     ) -> RunWriter<'w> {
         RunWriter {
             run,
-            names,
+            names: Vec::new(),
             ticks_per_s,
             dir,
             timeseries,
-            latency,
+            spool,
+            load_kind: "http",
             failed,
             counters: Vec::new(),
             system: SystemHas::default(),
@@ -166,11 +264,44 @@ impl RunSink for RunWriter<'_> {
             run: self.run,
             names: self.names.clone(),
             dir: self.dir.clone(),
-            latency: self.latency.clone(),
+            spool: self.spool.clone(),
             text: BTreeMap::new(),
             failed: self.failed.clone(),
             flushed_at_ns: monotonic_ns(),
         }))
+    }
+
+    fn requests(&mut self) -> io::Result<Box<dyn RequestSink>> {
+        Ok(Box::new(RequestRows {
+            run: self.run,
+            names: self.names.clone(),
+            kind: self.load_kind,
+            spool: self.spool.clone(),
+            failed: self.failed.clone(),
+        }))
+    }
+}
+
+/// The load's side of one run (on the load's thread).
+struct RequestRows {
+    run: usize,
+    names: Vec<String>,
+    kind: &'static str,
+    spool: SharedSpool,
+    failed: Failure,
+}
+
+impl RequestSink for RequestRows {
+    fn request(&mut self, group: usize, r: &RequestRecord) -> io::Result<()> {
+        let (run, kind, name) = (self.run, self.kind, &self.names[group]);
+        spool_write(&self.spool, &self.failed, |b| {
+            latency::write_request(b, run, name, kind, r)
+        })
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let mut s = self.spool.lock().unwrap_or_else(|p| p.into_inner());
+        s.flush().map_err(|e| fail(&self.failed, e))
     }
 }
 
@@ -179,7 +310,7 @@ struct OutputFiles {
     run: usize,
     names: Vec<String>,
     dir: PathBuf,
-    latency: Arc<Mutex<Appender>>,
+    spool: SharedSpool,
     /// Each group's and stream's text file, made when it first has a line.
     text: BTreeMap<(usize, u8), (PathBuf, BufWriter<File>)>,
     failed: Failure,
@@ -188,14 +319,10 @@ struct OutputFiles {
 
 impl OutputSink for OutputFiles {
     fn unit(&mut self, group: usize, unit: &UnitLatency) -> io::Result<()> {
-        let mut l = self.latency.lock().unwrap_or_else(|p| p.into_inner());
-        let name = &self.names[group];
-        let run = self.run;
-        if let Err(e) = l.row(|b| latency::write_row(b, run, name, unit)) {
-            let e = l.error(e);
-            return Err(fail(&self.failed, e));
-        }
-        Ok(())
+        let (run, name) = (self.run, &self.names[group]);
+        spool_write(&self.spool, &self.failed, |b| {
+            latency::write_unit(b, run, name, unit)
+        })
     }
 
     fn text(&mut self, group: usize, stream: Stream, line: &[u8]) -> io::Result<()> {
@@ -226,11 +353,8 @@ impl OutputSink for OutputFiles {
 
     fn flush(&mut self) -> io::Result<()> {
         {
-            let mut l = self.latency.lock().unwrap_or_else(|p| p.into_inner());
-            if let Err(e) = l.flush() {
-                let e = l.error(e);
-                return Err(fail(&self.failed, e));
-            }
+            let mut s = self.spool.lock().unwrap_or_else(|p| p.into_inner());
+            s.flush().map_err(|e| fail(&self.failed, e))?;
         }
         for (path, w) in self.text.values_mut() {
             if let Err(e) = w.flush() {

@@ -1,6 +1,6 @@
 //! Result folders: `summary.csv` (a row per run and group, written when a run ends),
-//! `timeseries.csv` and `latency.csv` (written while a run runs, through its sink:
-//! `stream`), the probes' tables, the workloads' own output (`workload/`), and `run.json`
+//! `timeseries.csv` (written while a run runs, through its sink: `stream`),
+//! `latency.csv` (spooled while a run runs, joined with its CFS periods when it ends), the probes' tables, the workloads' own output (`workload/`), and `run.json`
 //! (the host, the plan, and each finished run's summary and outcome; written when the
 //! folder is made and rewritten, atomically, after every run, `complete: false` until
 //! the end).
@@ -15,7 +15,8 @@ use super::files::probes::Tagged;
 use super::files::run_json::{self, RunJson, RunJsonEntry, SCHEMA_VERSION};
 use super::files::{latency, timeseries};
 use super::folder::{FolderLock, ResultFolder, ResultsError};
-use super::stream::{workload_file, Failure, RunWriter};
+use super::join::{join, JoinGroup, Series, Split};
+use super::stream::{workload_file, Failure, RunWriter, SharedSpool, Spool};
 use super::summary::window::scan;
 use super::summary::{group_specs, summarize, SummaryRow};
 use crate::result::RunResult;
@@ -36,8 +37,10 @@ pub struct ResultWriter {
     _lock: FolderLock,
     summary: CsvFile,
     timeseries: Appender,
-    /// Shared with the thread that reads a running workload's output.
-    latency: Arc<Mutex<Appender>>,
+    /// Rows are appended when a run ends, from its spool.
+    latency: Appender,
+    /// The current run's latency rows, until it ends.
+    spool: Option<SharedSpool>,
     /// Probe tables (steal.csv, gaps.csv, ...), opened when a probe first reports.
     probe_files: std::collections::BTreeMap<&'static str, CsvFile>,
     /// Each finished run's summary rows and result (small: no samples), for run.json.
@@ -99,7 +102,8 @@ impl ResultWriter {
             _lock: lock,
             summary,
             timeseries,
-            latency: Arc::new(Mutex::new(latency)),
+            latency,
+            spool: None,
             probe_files: Default::default(),
             runs: Vec::new(),
             failed: Arc::new(Mutex::new(None)),
@@ -127,19 +131,20 @@ impl ResultWriter {
         self.runs.len()
     }
 
-    /// The sink of planned run `run`, to hand to the runner: its samples and its
-    /// workloads' output go to the files as they come.
-    pub fn begin_run(&mut self, run: &PlannedRun) -> RunWriter<'_> {
+    /// The sink of planned run `run`, to hand to the runner: its samples, its
+    /// workloads' output and its load's requests go to the files as they come.
+    pub fn begin_run(&mut self, run: &PlannedRun) -> Result<RunWriter<'_>, ResultsError> {
         *self.failed.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        RunWriter::new(
-            run.index,
-            run.groups.iter().map(|g| g.name.clone()).collect(),
+        let spool = Arc::new(Mutex::new(Spool::create(&self.dir, run.index)?));
+        self.spool = Some(spool.clone());
+        Ok(RunWriter::new(
+            run,
             self.host.clock_ticks_per_s,
             self.dir.clone(),
             &mut self.timeseries,
-            self.latency.clone(),
+            spool,
             self.failed.clone(),
-        )
+        ))
     }
 
     /// The run the runner just finished: its rows go to disk, its summary (computed from
@@ -179,11 +184,9 @@ impl ResultWriter {
         self.timeseries
             .sync()
             .map_err(|e| self.timeseries.error(e))?;
-        {
-            let mut l = self.latency.lock().unwrap_or_else(|p| p.into_inner());
-            l.sync().map_err(|e| l.error(e))?;
-        }
         let specs = group_specs(&result);
+        let splits = self.join_latency(&result, &specs)?;
+        self.latency.sync().map_err(|e| self.latency.error(e))?;
         let (windows, shares) = (|| {
             let mut head = csv::Reader::from_reader(self.timeseries.reader_from(0)?);
             let header = head.byte_headers()?.clone();
@@ -194,7 +197,7 @@ impl ResultWriter {
             path: self.timeseries.path.clone(),
             error: std::io::Error::other(e),
         })?;
-        let rows = summarize(&plan.scenario.name, &result, &windows, shares);
+        let rows = summarize(&plan.scenario.name, &result, &windows, shares, &splits);
         self.summary.add(false, |w| {
             rows.iter().try_for_each(|row| w.write_record(row.values()))
         })?;
@@ -210,6 +213,60 @@ impl ResultWriter {
         Ok(rows)
     }
 
+    /// Append the run's spooled latency rows to latency.csv with their CFS periods;
+    /// returns each group's latencies split by throttled periods.
+    fn join_latency(
+        &mut self,
+        result: &RunResult,
+        specs: &[super::summary::window::GroupSpec],
+    ) -> Result<Vec<Option<Split>>, ResultsError> {
+        let Some(spool) = self.spool.clone() else {
+            return Ok(vec![None; result.groups.len()]);
+        };
+        let path = {
+            let mut s = spool.lock().unwrap_or_else(|p| p.into_inner());
+            s.flush()?;
+            s.path.clone()
+        };
+        let period_s = result
+            .planned
+            .limiter
+            .cfs_period_us()
+            .map(|p| p as f64 / 1e6);
+        let groups: Vec<JoinGroup> = result
+            .groups
+            .iter()
+            .zip(specs)
+            .map(|(g, spec)| JoinGroup {
+                name: g.name.clone(),
+                zero_s: spec.zero_s.or(Some(0.0)),
+                load_zero_s: result
+                    .load
+                    .as_ref()
+                    .filter(|l| l.group == g.name)
+                    .and_then(|l| l.zero_s),
+                period_s: period_s.filter(|_| g.counters.bandwidth),
+            })
+            .collect();
+        let ts = &self.timeseries;
+        let ts_io = |e: std::io::Error| ts.error(e);
+        let mut head = csv::Reader::from_reader(ts.reader_from(0).map_err(ts_io)?);
+        let header = head
+            .byte_headers()
+            .map_err(|e| ts.error(std::io::Error::other(e)))?
+            .clone();
+        let pass1 = ts.reader_from(ts.run_start()).map_err(ts_io)?;
+        let pass2 = ts.reader_from(ts.run_start()).map_err(ts_io)?;
+        let series = Series {
+            header: &header,
+            pass1,
+            pass2,
+            run: result.planned.index,
+            interval_s: result.planned.sample_interval.as_secs_f64(),
+        };
+        join(series, &path, &groups, &mut self.latency)
+    }
+
     fn csv_files(&mut self) -> impl Iterator<Item = &mut CsvFile> {
         std::iter::once(&mut self.summary).chain(self.probe_files.values_mut())
     }
@@ -219,10 +276,16 @@ impl ResultWriter {
             f.commit();
         }
         self.timeseries.commit();
-        self.latency
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .commit();
+        self.latency.commit();
+        self.remove_spool();
+    }
+
+    /// The current run's spool goes (its rows are in latency.csv, or the run is cut).
+    fn remove_spool(&mut self) {
+        if let Some(s) = self.spool.take() {
+            let path = s.lock().unwrap_or_else(|p| p.into_inner()).path.clone();
+            let _ = fs::remove_file(path);
+        }
     }
 
     /// Cut every file back to the end of the last whole run; `run`'s workload output
@@ -232,10 +295,8 @@ impl ResultWriter {
             f.rollback();
         }
         self.timeseries.rollback();
-        self.latency
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .rollback();
+        self.latency.rollback();
+        self.remove_spool();
         // A probe table that this run opened goes again.
         self.probe_files.retain(|_, f| {
             let keep = f.committed > 0;

@@ -7,7 +7,7 @@
 //! latency histogram of its own there (a second exposed entry with the same labels), so
 //! every set of atomics keeps its single writer.
 
-use super::sink::{OutputSink, RunSink, Stream};
+use super::sink::{OutputSink, RequestSink, RunSink, Stream};
 use crate::exposition::sampled::SampledGroups;
 use crate::exposition::{CpuLimits, Exposition, GroupHandle, GroupLabels};
 use crate::sample::cpustat::Has;
@@ -114,6 +114,10 @@ impl RunSink for Exposed<'_> {
             g.update(samples);
         }
         Ok(())
+    }
+
+    fn requests(&mut self) -> io::Result<Box<dyn RequestSink>> {
+        self.inner.requests()
     }
 
     fn output(&mut self) -> io::Result<Box<dyn OutputSink>> {

@@ -2,6 +2,7 @@
 //! output and its limiter, from the first sample to the collected output (steps 2 to 4
 //! of `runner`). Every tick's samples go to the sink as they are taken.
 
+use super::load::{pick_port, LiveLoad};
 use super::output::OutputReader;
 use super::scope::{scope_pids, RunProcs};
 use super::sink::RunSink;
@@ -41,6 +42,8 @@ pub(super) struct Live<'a> {
     /// Processes an external limiter that died mid-run had left stopped (continued at
     /// once, reported at the end).
     left_stopped: Vec<LeakedProcess>,
+    /// The run's `[load]`, when it has one.
+    load: Option<LiveLoad>,
     /// The sampler's thread runs away from the workloads' CPUs while the run is live.
     _pin: Option<AffinityGuard>,
 }
@@ -81,6 +84,8 @@ impl<'a> Live<'a> {
         sink.begin(&counters, sampler.system_has())?;
         let mut running: Vec<Running> = Vec::new();
         let mut pipes = Vec::new();
+        let port = pick_port(run)?;
+        let loaded = run.load.as_ref().map(|l| l.group);
         for g in 0..run.groups.len() {
             let (r, p) = spawn(
                 &runner.workload,
@@ -88,6 +93,7 @@ impl<'a> Live<'a> {
                 groups.get(g).copied(),
                 run,
                 g,
+                port.filter(|_| loaded == Some(g)),
             )?;
             running.push(r);
             pipes.push(p);
@@ -118,6 +124,18 @@ impl<'a> Live<'a> {
             .filter(|s| !s.is_empty());
         let t0 = monotonic_ns();
         sink.tick(sampler.tick(0)?)?;
+        // The load starts once the run is sampled, from outside its cgroups; it waits for
+        // the service's port itself.
+        let load = match &run.load {
+            Some(l) => Some(LiveLoad::start(
+                super::load::spec(l, run, port, spare.as_ref())?,
+                l.group,
+                &run.groups[l.group].name,
+                port,
+                sink.requests()?,
+            )?),
+            None => None,
+        };
         Ok(Live {
             runner,
             run,
@@ -135,6 +153,7 @@ impl<'a> Live<'a> {
             limiter,
             t0,
             left_stopped: Vec::new(),
+            load,
             _pin: spare.as_ref().map(AffinityGuard::pin),
         })
     }
@@ -219,7 +238,18 @@ impl<'a> Live<'a> {
                 }
             }
             let live = self.running.iter().filter(|r| r.live()).count();
-            if live == 0 {
+            // A load outlives a service that died: its requests from then on fail
+            // (refused), and are counted.
+            if live == 0 && self.load.as_ref().is_none_or(LiveLoad::done) {
+                return Ok(None);
+            }
+            // A run with a load ends when the load is done: what still runs (the
+            // service) is stopped by the harness, as planned.
+            if self.load.as_ref().is_some_and(LiveLoad::done) {
+                let at = now - t0;
+                for r in self.running.iter_mut().filter(|r| r.live()) {
+                    r.stop_at_ns.get_or_insert(at);
+                }
                 return Ok(None);
             }
             // Workloads that run until the harness stops them: done when all that still
@@ -229,13 +259,19 @@ impl<'a> Live<'a> {
                 .iter()
                 .filter(|r| r.live() && r.stop_at_ns.is_some_and(|t| now - t0 >= t))
                 .count();
-            if due == live {
+            if due == live && live > 0 {
                 return Ok(None);
             }
             if signals::received().is_some() {
+                if let Some(l) = self.load.as_mut() {
+                    l.cut("interrupted");
+                }
                 return Ok(Some(Outcome::Interrupted));
             }
             if now - t0 > limit_ns {
+                if let Some(l) = self.load.as_mut() {
+                    l.cut("the run timed out");
+                }
                 return Ok(Some(Outcome::TimedOut {
                     limit_s: limit.as_secs_f64(),
                 }));
@@ -246,6 +282,8 @@ impl<'a> Live<'a> {
     /// Take the last sample, stop the limiter, record and repair what it left behind, end
     /// what still runs, and collect each group's output.
     pub(super) fn finish(mut self, outcome: Option<Outcome>) -> Result<RunResult> {
+        // The load first: it ends (cut short if the run was), before anything is stopped.
+        let load = self.load.take().map(|l| l.finish(self.t0));
         let end = monotonic_ns();
         // One more read after the end: the counters are final now.
         self.tick(end)?;
@@ -270,6 +308,14 @@ impl<'a> Live<'a> {
                     .unwrap_or_default(),
             }),
             o => o,
+        };
+        // A service that never opened its port failed to start, whatever its exit.
+        let outcome = match (&load, outcome) {
+            (Some((_, Some(never))), None) => Some(Outcome::Failed {
+                status: never.clone(),
+                stderr_tail: String::new(),
+            }),
+            (_, o) => o,
         };
         let mut leaks = self.survey();
         leaks.escaped.clear();
@@ -319,6 +365,7 @@ impl<'a> Live<'a> {
         written?;
         let mut groups = Vec::new();
         let mut failure: Option<Outcome> = None;
+        let load_group = self.run.load.as_ref().map(|l| l.group);
         for (g, (r, out)) in self.running.iter().zip(outputs).enumerate() {
             let plan = &self.run.groups[g];
             let harness_stopped = r.stop_at_ns.is_some();
@@ -326,6 +373,17 @@ impl<'a> Live<'a> {
             if !ok && failure.is_none() {
                 failure = Some(Outcome::Failed {
                     status: format!("group {}: {}", plan.name, describe_status(r.status)),
+                    stderr_tail: out.stderr_tail.clone(),
+                });
+            }
+            // A service that exited on its own, even with 0, left its load unserved.
+            if load_group == Some(g) && !harness_stopped && failure.is_none() {
+                failure = Some(Outcome::Failed {
+                    status: format!(
+                        "group {}: the service {} before its load was done",
+                        plan.name,
+                        describe_status(r.status)
+                    ),
                     stderr_tail: out.stderr_tail.clone(),
                 });
             }
@@ -349,6 +407,7 @@ impl<'a> Live<'a> {
             limiter: limiter_report,
             leaks,
             teardown,
+            load: load.map(|(l, _)| l),
         })
     }
 }

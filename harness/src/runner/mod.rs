@@ -17,13 +17,14 @@
 
 mod exposed;
 mod live;
+mod load;
 mod output;
 mod scope;
 mod sink;
 mod spawn;
 
 pub use exposed::Exposed;
-pub use sink::{Discard, OutputSink, RunSink, Stream};
+pub use sink::{Discard, OutputSink, RequestSink, RunSink, Stream};
 pub use spawn::WorkloadProgram;
 
 use crate::cgroup::{Cgroup, CgroupError, Hierarchy};
@@ -171,7 +172,7 @@ impl Runner {
         cg: &Cgroup,
         run: &PlannedRun,
     ) -> Result<(Outcome, WorkloadOutput)> {
-        let (mut r, pipes) = spawn::spawn(&self.workload, &self.proc_root, Some(cg), run, 0)?;
+        let (mut r, pipes) = spawn::spawn(&self.workload, &self.proc_root, Some(cg), run, 0, None)?;
         let reader = OutputReader::start(vec![pipes], Box::new(Discard))?;
         let outcome = loop {
             if let Some(st) = r.guard.child.as_mut().expect("set").try_wait()? {

@@ -2,6 +2,7 @@
 //! line its workloads write to a sink as they come, so nothing grows with the run's
 //! length; the report layer's sink writes them to the result folder's files.
 
+use crate::load::RequestRecord;
 use crate::sample::cpustat::Has;
 use crate::sample::{Sample, SystemHas};
 use fibtest::record::UnitLatency;
@@ -31,6 +32,16 @@ pub trait RunSink {
     fn tick(&mut self, samples: &[Sample]) -> io::Result<()>;
     /// The sink for the workloads' output, handed to the thread that reads their pipes.
     fn output(&mut self) -> io::Result<Box<dyn OutputSink>>;
+    /// The sink for a `[load]`'s requests, handed to the load's thread.
+    fn requests(&mut self) -> io::Result<Box<dyn RequestSink>>;
+}
+
+/// A load's side of a run's data (called on the load's thread, in batches).
+pub trait RequestSink: Send {
+    /// A request to group `group`'s service ended (times since the load's time zero).
+    fn request(&mut self, group: usize, r: &RequestRecord) -> io::Result<()>;
+    /// Push what is buffered to the files; called at the end.
+    fn flush(&mut self) -> io::Result<()>;
 }
 
 /// The workloads' side of a run's data (called on the thread that reads their output).
@@ -57,6 +68,18 @@ impl RunSink for Discard {
     }
     fn output(&mut self) -> io::Result<Box<dyn OutputSink>> {
         Ok(Box::new(Discard))
+    }
+    fn requests(&mut self) -> io::Result<Box<dyn RequestSink>> {
+        Ok(Box::new(Discard))
+    }
+}
+
+impl RequestSink for Discard {
+    fn request(&mut self, _: usize, _: &RequestRecord) -> io::Result<()> {
+        Ok(())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 

@@ -78,13 +78,16 @@ impl Running {
     }
 }
 
-/// Start group `g` of `run`, in `cg` when there is one; its output pipes come back too.
+/// Start group `g` of `run`, in `cg` when there is one, listening on `port` when its
+/// load picked one (`--port` of a server, `{port}` of a command); its output pipes come
+/// back too.
 pub(super) fn spawn(
     program: &WorkloadProgram,
     proc_root: &Path,
     cg: Option<&Cgroup>,
     run: &PlannedRun,
     g: usize,
+    port: Option<u16>,
 ) -> Result<(Running, (ChildStdout, ChildStderr))> {
     // Opened before fork: the child writes "0" (itself) into each, then execs.
     let procs: Vec<File> = cg
@@ -102,7 +105,10 @@ pub(super) fn spawn(
     let mut cmd = match workload {
         Workload::Command { command, .. } => {
             let mut c = Command::new("sh");
-            c.arg("-c").arg(command);
+            match port {
+                Some(p) => c.arg("-c").arg(command.replace("{port}", &p.to_string())),
+                None => c.arg("-c").arg(command),
+            };
             c
         }
         w if w.is_probe() => {
@@ -122,6 +128,9 @@ pub(super) fn spawn(
         _ => {
             let mut c = Command::new(&program.program);
             c.args(&program.leading_args).args(run.fibtest_args(g));
+            if let (Workload::Serve { .. }, Some(p)) = (workload, port) {
+                c.arg("--port").arg(p.to_string());
+            }
             c
         }
     };

@@ -9,7 +9,9 @@ pub mod schema;
 pub mod template;
 
 pub use duration::{Quota, Span};
-pub use plan::{CfsLimit, Limiter, PeriodPhase, Placement, Plan, PlannedRun, Workload};
+pub use plan::{
+    CfsLimit, Limiter, LoadPlan, PeriodPhase, Placement, Plan, PlannedRun, ServeProtocol, Workload,
+};
 pub use resolve::resolve;
 pub use schema::Scenario;
 

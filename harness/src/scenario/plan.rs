@@ -40,6 +40,9 @@ pub struct PlannedRun {
     pub groups: Vec<PlannedGroup>,
     /// Where in the CFS period the workload starts, when the scenario says.
     pub phase: Option<PeriodPhase>,
+    /// Requests sent to a group's service while the run lasts (`[load]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load: Option<LoadPlan>,
     /// Whether the run gets cgroups of its own (decided once against the machine by
     /// `resolve::place`).
     #[serde(skip_serializing_if = "Placement::is_cgroup")]
@@ -102,8 +105,12 @@ impl PlannedRun {
         &self.groups[0].workload
     }
 
-    /// How long the run should take at most under its limiter (the longest group).
+    /// How long the run should take at most under its limiter (the longest group; with
+    /// a load, the load ends the run).
     pub fn expected_duration(&self) -> Duration {
+        if let Some(l) = &self.load {
+            return l.expected_duration();
+        }
         self.groups
             .iter()
             .map(|g| g.workload.expected_duration(&self.limiter))
@@ -125,6 +132,59 @@ impl PlannedRun {
             ]);
         }
         a
+    }
+}
+
+/// A resolved `[load]` table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LoadPlan {
+    /// The target with `{port}` still in it.
+    pub target: String,
+    pub rate: f64,
+    /// Poisson arrivals from this seed (plus the run number); None: constant.
+    pub poisson: Option<u64>,
+    pub connections: u32,
+    /// Generator threads (None: one per connection up to the CPUs left to it).
+    pub threads: Option<u32>,
+    /// The generator's CPUs (None: those no workload pins, if any).
+    pub cpus: Option<CpuList>,
+    pub duration: Span,
+    pub warmup: Span,
+    pub timeout: Span,
+    pub port_wait: Span,
+    pub body: Option<String>,
+    pub headers: Vec<String>,
+    /// Index of the group whose service is loaded.
+    pub group: usize,
+}
+
+impl LoadPlan {
+    /// Whether the harness picks the port (`{port}` in the target).
+    pub fn picks_port(&self) -> bool {
+        self.target.contains("{port}")
+    }
+
+    /// The longest the load can take: waiting for the port, the warm-up and the
+    /// schedule, and the last answer's time-out.
+    pub fn expected_duration(&self) -> Duration {
+        self.port_wait.0 + self.warmup.0 + self.duration.0 + self.timeout.0
+    }
+}
+
+/// What `fibtest serve` speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServeProtocol {
+    Http,
+    Line,
+}
+
+impl ServeProtocol {
+    pub fn name(&self) -> &'static str {
+        match self {
+            ServeProtocol::Http => "http",
+            ServeProtocol::Line => "line",
+        }
     }
 }
 
@@ -196,6 +256,15 @@ impl Limiter {
             Limiter::Freezer { duty } | Limiter::Signal { duty, .. } => Some(duty.share()),
             Limiter::Command { share, .. } => *share,
             Limiter::None | Limiter::Weight | Limiter::Credits(_) => None,
+        }
+    }
+
+    /// The CFS period the limiter's quota counts in, in µs, when it sets one.
+    pub fn cfs_period_us(&self) -> Option<u64> {
+        match self {
+            Limiter::Cfs(c) if c.quota_us.is_some() => Some(c.period_us),
+            Limiter::Credits(m) => Some(m.period_us),
+            _ => None,
         }
     }
 
@@ -274,6 +343,14 @@ pub enum Workload {
         command: String,
         duration: Option<Span>,
     },
+    /// `fibtest serve`: `threads` workers, each request costing `work` of CPU; listens
+    /// on the port `[load]` picked and runs until the harness stops it.
+    Serve {
+        threads: u32,
+        work: Span,
+        cpus: Option<CpuList>,
+        protocol: ServeProtocol,
+    },
     /// `throttlebench probe steal` on `cpus` (default: the allowed CPUs).
     Steal {
         duration: Span,
@@ -298,6 +375,7 @@ impl Workload {
             Workload::Command { .. } => "command",
             Workload::Steal { .. } => "steal",
             Workload::Entropy { .. } => "entropy",
+            Workload::Serve { .. } => "serve",
         }
     }
 
@@ -369,6 +447,21 @@ impl Workload {
             Workload::Command { command, .. } => {
                 // Not a fibtest workload: the runner starts `sh -c command` instead.
                 push("-c", command.clone());
+            }
+            Workload::Serve {
+                threads,
+                work,
+                cpus,
+                protocol,
+            } => {
+                // The port is added by the runner, which picks it.
+                push("serve", String::new());
+                push("--threads", threads.to_string());
+                push("--work", work.to_string());
+                push("--protocol", protocol.name().to_string());
+                if let Some(c) = cpus {
+                    push("--cpus", c.to_string());
+                }
             }
             Workload::Steal {
                 duration,
@@ -460,14 +553,17 @@ impl Workload {
                 Some(pinned(cpus, *threads as f64 * share))
             }
             Workload::Steal { cpus, .. } => cpus.as_ref().map(|c| c.len() as f64),
-            Workload::Command { .. } | Workload::Entropy { .. } => None,
+            // A server's demand is its load's: rate × work, known to the run, not here.
+            Workload::Command { .. } | Workload::Entropy { .. } | Workload::Serve { .. } => None,
         }
     }
 
     /// CPUs the workload pins itself to, if it pins.
     pub fn cpus(&self) -> Option<CpuList> {
         match self {
-            Workload::Requests { cpus, .. } | Workload::Duty { cpus, .. } => cpus.clone(),
+            Workload::Requests { cpus, .. }
+            | Workload::Duty { cpus, .. }
+            | Workload::Serve { cpus, .. } => cpus.clone(),
             Workload::Command { .. } | Workload::Entropy { .. } => None,
             Workload::Steal { cpus, .. } => cpus.clone(),
             Workload::Fibtest {
@@ -491,6 +587,8 @@ impl Workload {
             Workload::Command { duration, .. } => {
                 duration.map(|d| d.0).unwrap_or(Duration::from_secs(600))
             }
+            // Stopped when its load is done (`PlannedRun::expected_duration`).
+            Workload::Serve { .. } => Duration::from_secs(600),
             Workload::Requests {
                 work,
                 count,

@@ -30,6 +30,10 @@ pub struct Scenario {
     /// (and weight, for `limiter.kind = "weight"`).
     #[serde(default, rename = "group", skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<GroupSpec>,
+    /// Requests sent to a group's service from outside its cgroup while it runs; the run
+    /// ends when they are done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<LoadTable>,
     /// One configuration per combination of values: `"limiter.quota" = ["20ms", "40ms"]`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sweep: BTreeMap<String, Vec<toml::Value>>,
@@ -188,6 +192,9 @@ pub enum WorkloadKind {
     Steal,
     /// The entropy probe: RNG readiness, supply per source and readers, FIPS tests.
     Entropy,
+    /// fibtest's reference server: every request costs `work` of CPU on one of
+    /// `threads` workers; runs until the harness stops it (loaded by `[load]`).
+    Serve,
 }
 
 impl WorkloadKind {
@@ -199,6 +206,7 @@ impl WorkloadKind {
             WorkloadKind::Command => "command",
             WorkloadKind::Steal => "steal",
             WorkloadKind::Entropy => "entropy",
+            WorkloadKind::Serve => "serve",
         }
     }
 }
@@ -208,7 +216,7 @@ impl WorkloadKind {
 #[serde(deny_unknown_fields)]
 pub struct WorkloadSpec {
     pub kind: WorkloadKind,
-    /// requests: CPU time each request needs.
+    /// requests, serve: CPU time each request needs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub work: Option<Span>,
     /// requests: how many.
@@ -217,10 +225,10 @@ pub struct WorkloadSpec {
     /// requests: time between arrivals (0 = back to back).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<Span>,
-    /// requests, duty: worker threads (default 1).
+    /// requests, duty, serve: worker threads (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threads: Option<u32>,
-    /// requests, duty: CPUs to pin to ("0", "1-3", "0,2-3").
+    /// requests, duty, serve: CPUs to pin to ("0", "1-3", "0,2-3").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpus: Option<String>,
     /// fibtest: fast threads (default 1).
@@ -254,7 +262,8 @@ pub struct WorkloadSpec {
     /// duty: length of the slices work is counted in (default 100ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slice: Option<Span>,
-    /// command: the shell command to run (`sh -c`).
+    /// command: the shell command to run (`sh -c`); `{port}` is the port `[load]` picked,
+    /// `{dir}` the scenario file's folder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
     /// steal: shortest gap between clock reads counted as a stall (default 5us).
@@ -269,9 +278,63 @@ pub struct WorkloadSpec {
     /// entropy: concurrent reader counts (default [1, 4]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub readers: Option<Vec<u32>>,
+    /// serve: "http" (HTTP/1.1, keep-alive; the default) or "line" (a line in, the same
+    /// line out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
     /// any kind, under a cfs quota below one CPU: start the work this long after a CFS
     /// period boundary (found by the workload before it starts). Absent: whenever the
     /// workload is ready, at no particular point of the period.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<Span>,
+}
+
+/// The `[load]` table: an open-loop load of a group's service (docs/latency.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadTable {
+    /// `http://127.0.0.1:{port}/path` (HTTP/1.1; GET, or POST with `body`) or
+    /// `tcp://127.0.0.1:{port}` (a line out, a line back). `{port}` is a free loopback
+    /// port the harness picks and hands to the service (`--port` of `serve`, `{port}` in
+    /// a command).
+    pub target: String,
+    /// Requests per second, over all connections, on a schedule fixed in advance.
+    pub rate: f64,
+    /// Exponential gaps between arrivals (a Poisson process) instead of even ones.
+    #[serde(default)]
+    pub poisson: bool,
+    /// Seed of the Poisson arrivals (default 1; the run number is added, so repeats
+    /// differ and a rerun is the same).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Connections, each with at most one request in flight (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<u32>,
+    /// Threads of the generator (default: one per connection up to the CPUs left to it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<u32>,
+    /// CPUs of the generator's threads (default: the CPUs no workload pins, if any).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<String>,
+    /// How long requests are sent, after the warm-up (default 10s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<Span>,
+    /// Requests due in this first stretch are written but left out of the summary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<Span>,
+    /// An answer later than this after its send is a timeout (default 2s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Span>,
+    /// How long the service may take to accept connections (default 10s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_wait: Option<Span>,
+    /// HTTP: POST this body; tcp: the line to send (default `ping`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// HTTP: headers to send, "Name: value" (`["Accept-Encoding: gzip"]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<String>,
+    /// The group whose service is loaded (default: the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }

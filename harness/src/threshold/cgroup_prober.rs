@@ -64,6 +64,7 @@ impl Prober for CgroupProber<'_> {
                 },
             }],
             phase: None,
+            load: None,
             placement: Placement::Cgroup,
         };
         let before = self.cpu_stat();

@@ -21,7 +21,6 @@ use crate::sample::Host;
 use serde::Serialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 /// What stays fixed for a watch's folder.
 pub struct Folder {
@@ -38,9 +37,6 @@ pub struct Folder {
 pub struct Files {
     pub timeseries: Appender,
     pub episodes: Appender,
-    /// latency.csv has only its header (a watch sees no requests), kept so a watch's
-    /// folder has every file a run's has.
-    pub latency: Arc<Mutex<Appender>>,
     summary: CsvFile,
 }
 
@@ -66,14 +62,12 @@ pub fn create(
         summary.add(false, |w| w.write_record(SummaryRow::header(&[])))?;
         summary.write()?;
         summary.commit();
+        // latency.csv has only its header (a watch sees no requests), so a watch's
+        // folder has every file a run's has.
+        with_header(&path, "latency.csv", &latency::header())?;
         Ok(Files {
             timeseries: with_header(&path, "timeseries.csv", &timeseries::header())?,
             episodes: with_header(&path, "episodes.csv", &episodes::header())?,
-            latency: Arc::new(Mutex::new(with_header(
-                &path,
-                "latency.csv",
-                &latency::header(),
-            )?)),
             summary,
         })
     })();

@@ -22,7 +22,7 @@ use crate::exposition::sampled::SampledGroups;
 use crate::exposition::{CpuLimits, Exposition, GroupLabels};
 use crate::report::files::appender::Appender;
 use crate::report::files::episodes;
-use crate::report::stream::{Failure, RunWriter};
+use crate::report::stream::{Failure, RunWriter, Spool};
 use crate::report::ResultsError;
 use crate::result::TickStats;
 use crate::runner::RunSink;
@@ -123,7 +123,6 @@ impl<'f> Watch<'f> {
         interval: Duration,
         folder: &Folder,
         timeseries: &'f mut Appender,
-        latency: std::sync::Arc<std::sync::Mutex<Appender>>,
         episodes: &'f mut Appender,
         exposition: Option<&Exposition>,
     ) -> Result<Watch<'f>> {
@@ -131,13 +130,16 @@ impl<'f> Watch<'f> {
         let mut sampler = Sampler::open(&sources, proc_root, interval)?;
         let ticks_per_s = folder.host.clock_ticks_per_s;
         let failed: Failure = std::sync::Arc::new(std::sync::Mutex::new(None));
-        let mut writer = RunWriter::new(
+        // A watch has no units or requests: the writer's latency spool is made for its
+        // type's sake and unlinked at once (nothing is ever written to it).
+        let spool = Spool::create(&folder.dir, 0)?;
+        let _ = std::fs::remove_file(&spool.path);
+        let mut writer = RunWriter::for_groups(
             0,
-            Vec::new(),
             ticks_per_s,
             folder.dir.clone(),
             timeseries,
-            latency,
+            std::sync::Arc::new(std::sync::Mutex::new(spool)),
             failed.clone(),
         );
         writer.flush_every(0);

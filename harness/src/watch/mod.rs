@@ -130,7 +130,6 @@ pub fn run(
     let files::Files {
         timeseries,
         episodes,
-        latency,
         ..
     } = &mut files;
     let with_children = parent.is_some();
@@ -147,7 +146,6 @@ pub fn run(
         opts.interval,
         &folder,
         timeseries,
-        latency.clone(),
         episodes,
         exposition,
     )?;

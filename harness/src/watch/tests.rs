@@ -196,7 +196,6 @@ fn children_come_and_go_episodes_are_written_and_a_steady_tick_allocates_nothing
     let files::Files {
         timeseries,
         episodes,
-        latency,
         ..
     } = &mut fs_;
     let mut w = Watch::start(
@@ -207,7 +206,6 @@ fn children_come_and_go_episodes_are_written_and_a_steady_tick_allocates_nothing
         Duration::from_millis(10),
         &folder,
         timeseries,
-        latency.clone(),
         episodes,
         Some(&exposition),
     )
@@ -327,7 +325,6 @@ fn a_cgroup_made_anew_at_a_path_that_went_is_a_new_group() {
     let files::Files {
         timeseries,
         episodes,
-        latency,
         ..
     } = &mut fs_;
     let mut w = Watch::start(
@@ -338,7 +335,6 @@ fn a_cgroup_made_anew_at_a_path_that_went_is_a_new_group() {
         Duration::from_millis(10),
         &folder,
         timeseries,
-        latency.clone(),
         episodes,
         None,
     )

@@ -399,7 +399,7 @@ fn gen_row(table: &'static str, r: &LoadReport, from_send: bool) -> LoadRow {
         cpu_pct: 100.0 * r.generator_busy,
         late_p99_us: Some(r.lateness.p99_s * 1e6),
         errors: r.errors.total(),
-        saturated: r.generator_saturated(),
+        saturated: r.generator_saturated().is_some(),
         ..LoadRow::default()
     }
 }
@@ -523,7 +523,7 @@ pub fn run(a: &LoadBenchArgs) -> Result<()> {
                 let mut row = gen_row("capacity", &r, false);
                 row.server_behind = server_behind;
                 emit(row);
-                if r.generator_saturated() || server_behind {
+                if r.generator_saturated().is_some() || server_behind {
                     break;
                 }
             }

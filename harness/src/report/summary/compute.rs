@@ -5,8 +5,10 @@
 
 use super::row::SummaryRow;
 use super::window::{GroupSpec, GroupWindow};
+use crate::load::record::Percentiles;
 use crate::probe::ProbeOutput;
-use crate::result::{GroupResult, RunResult};
+use crate::report::join::Split;
+use crate::result::{GroupResult, LoadResult, RunResult};
 use crate::sample::Delta;
 use crate::scenario::{Limiter, Workload};
 use fibtest::record::Role;
@@ -41,6 +43,7 @@ pub fn summarize(
     r: &RunResult,
     windows: &[GroupWindow],
     shares: Option<Vec<f64>>,
+    splits: &[Option<Split>],
 ) -> Vec<SummaryRow> {
     r.groups
         .iter()
@@ -52,9 +55,52 @@ pub fn summarize(
             if r.groups.len() > 1 {
                 row.group_share_pct = shares.as_ref().map(|s| s[i]);
             }
+            if let Some(s) = splits.get(i).copied().flatten() {
+                let p = |x: &Percentiles, f: fn(&Percentiles) -> f64| (x.count > 0).then(|| f(x));
+                row.touched_requests = Some(s.touched.count);
+                row.touched_p50_s = p(&s.touched, |x| x.p50_s);
+                row.touched_p99_s = p(&s.touched, |x| x.p99_s);
+                row.clear_p50_s = p(&s.clear, |x| x.p50_s);
+                row.clear_p99_s = p(&s.clear, |x| x.p99_s);
+            }
+            if let Some(l) = r.load.as_ref().filter(|l| l.group == g.name) {
+                loaded(&mut row, l);
+            }
             row
         })
         .collect()
+}
+
+/// A loaded group's figures come from its load: its requests, their latency from due
+/// time, the errors, and how well the generator kept its schedule.
+fn loaded(row: &mut SummaryRow, l: &LoadResult) {
+    let Some(rep) = &l.report else {
+        return;
+    };
+    let lat = &rep.latency;
+    let some = |x: f64| (lat.count > 0).then_some(x);
+    row.requests = Some(rep.responses);
+    row.latency_p50_s = some(lat.p50_s);
+    row.latency_p90_s = some(lat.p90_s);
+    row.latency_p99_s = some(lat.p99_s);
+    row.latency_p999_s = some(lat.p999_s);
+    row.latency_max_s = some(lat.max_s);
+    row.achieved_rate = Some(rep.achieved_rate);
+    row.errors = Some(rep.errors.total());
+    row.timeouts = Some(rep.errors.timeout);
+    row.non_2xx = Some(rep.non_2xx);
+    let sends = (rep.scheduled + rep.warmup_requests).max(1);
+    row.generator_late_pct = Some(100.0 * rep.late_sends as f64 / sends as f64);
+    row.generator_busy_pct = Some(100.0 * rep.generator_busy);
+    row.generator_wait_pct = rep.generator_wait.map(|w| 100.0 * w);
+    row.generator_saturated = Some(rep.generator_saturated().is_some());
+    let per_request = |x: Option<f64>| {
+        x.zip(row.requests)
+            .filter(|(_, n)| *n > 0)
+            .map(|(x, n)| x / n as f64)
+    };
+    row.throttled_per_request = per_request(row.nr_throttled.map(|n| n as f64));
+    row.throttled_s_per_request = per_request(row.throttled_s);
 }
 
 fn summarize_group(
@@ -75,7 +121,10 @@ fn summarize_group(
         _ => (None, None, None),
     };
     let w = &g.workload;
-    let requests = matches!(workload, Workload::Requests { .. }).then_some(w.units.requests);
+    // A command of the user's own counts its requests when it reports them as records.
+    let own_requests = matches!(workload, Workload::Command { .. }) && w.units.requests > 0;
+    let requests =
+        (matches!(workload, Workload::Requests { .. }) || own_requests).then_some(w.units.requests);
     let slow_units = matches!(workload, Workload::Fibtest { .. }).then_some(w.units.slow);
     let fast_iters_per_s = match (workload, &w.end) {
         (Workload::Fibtest { fast, .. }, Some(end)) if *fast > 0 && end.wall_s > 0.0 => {
@@ -171,5 +220,19 @@ fn summarize_group(
         limiter_faults: r.limiter.faults().len(),
         late_ticks: r.ticks.late,
         missed_ticks: r.ticks.missed,
+        // Set by `summarize` from the latency join and the load.
+        touched_requests: None,
+        touched_p50_s: None,
+        touched_p99_s: None,
+        clear_p50_s: None,
+        clear_p99_s: None,
+        achieved_rate: None,
+        errors: None,
+        timeouts: None,
+        non_2xx: None,
+        generator_late_pct: None,
+        generator_busy_pct: None,
+        generator_wait_pct: None,
+        generator_saturated: None,
     }
 }

@@ -126,6 +126,31 @@ columns! {
     throttled_per_request: Option<f64>,
     /// throttled_s / requests.
     throttled_s_per_request: Option<f64>,
+    /// Requests (of the requests workload or a `[load]`; answered, after the warm-up)
+    /// whose life from due time to end touched a CFS period that ended throttled: how
+    /// many, and the p50 and p99 latency of those that did and of those that did not
+    /// (empty without a period grid: no quota, or too few samples to place it).
+    touched_requests: Option<u64>,
+    touched_p50_s: Option<f64>,
+    touched_p99_s: Option<f64>,
+    clear_p50_s: Option<f64>,
+    clear_p99_s: Option<f64>,
+    /// `[load]`: requests answered per s over the load's duration.
+    achieved_rate: Option<f64>,
+    /// `[load]`: requests that got no answer (refused, reset, timed out, ...; run.json
+    /// has each kind), and of those, the ones that timed out.
+    errors: Option<u64>,
+    timeouts: Option<u64>,
+    /// `[load]`: HTTP answers with a status outside 200-299 (counted in `requests`).
+    non_2xx: Option<u64>,
+    /// `[load]`: how the generator kept its schedule: 100 × sends more than 1 ms late /
+    /// sends; the share of the time its threads were busy and waited for a CPU, in %;
+    /// whether it could not keep up (10% late, 90% busy or 10% waiting: its latencies
+    /// then say as much about it as about the service).
+    generator_late_pct: Option<f64>,
+    generator_busy_pct: Option<f64>,
+    generator_wait_pct: Option<f64>,
+    generator_saturated: Option<bool>,
     /// Steal probe: time its pinned spinning threads did not run, summed over its CPUs,
     /// in s; the share of each CPU that was (mean); the p99 and largest gap, in s; the
     /// stalls attributed to the cgroup's throttling and the rest; the loop's time per

@@ -42,7 +42,7 @@ impl Measured {
         let body = &text[timeseries::header().len()..];
         let specs = group_specs(&self.r);
         let (windows, shares) = scan(&header, body, self.r.planned.index, &specs).unwrap();
-        summarize("default", &self.r, &windows, shares)
+        summarize("default", &self.r, &windows, shares, &[])
     }
 }
 
@@ -100,6 +100,7 @@ fn result() -> Measured {
             limiter: Default::default(),
             leaks: Default::default(),
             teardown: None,
+            load: None,
             groups: vec![GroupResult {
                 name: "main".into(),
                 exit_status: "exited with code 0".into(),

@@ -8,6 +8,7 @@
 
 mod fields;
 mod limiter;
+mod load;
 mod machine;
 mod sweep;
 mod workload;
@@ -44,6 +45,26 @@ pub fn resolve(
             (None, gs) => gs.iter().find_map(|g| g.workload.phase),
         };
         let phase = resolve_phase(phase_spec, &limiter, source)?;
+        let load = sc
+            .load
+            .as_ref()
+            .map(|l| load::resolve_load(l, source, &groups, allowed))
+            .transpose()?;
+        if load.is_none() {
+            if let Some(g) = groups
+                .iter()
+                .find(|g| matches!(g.workload, Workload::Serve { .. }))
+            {
+                return Err(ScenarioError::field(
+                    source,
+                    "load",
+                    format!(
+                        "group `{}` runs a server (kind = \"serve\"), which runs until its load is done: add a [load] table",
+                        g.name
+                    ),
+                ));
+            }
+        }
         for repeat in 0..scenario.repeats {
             runs.push(PlannedRun {
                 index: runs.len(),
@@ -54,6 +75,7 @@ pub fn resolve(
                 limiter: limiter.clone(),
                 groups: groups.clone(),
                 phase,
+                load: load.clone(),
                 placement: Placement::Cgroup,
             });
         }
@@ -132,6 +154,27 @@ fn resolve_groups(
             .map(|g| resolve_group(g, source, allowed))
             .collect::<Result<_, _>>()?,
     };
+    // `{dir}` in a command is the scenario file's folder, so a scenario can run the
+    // scripts beside it from wherever it is run.
+    let mut groups = groups;
+    for g in &mut groups {
+        if let Workload::Command { command, .. } = &mut g.workload {
+            if command.contains("{dir}") {
+                let dir = std::path::Path::new(source)
+                    .canonicalize()
+                    .ok()
+                    .and_then(|p| p.parent().map(|d| d.display().to_string()))
+                    .ok_or_else(|| {
+                        ScenarioError::field(
+                            source,
+                            "workload.command",
+                            "uses {dir}, the scenario file's folder, but the scenario is not read from a file",
+                        )
+                    })?;
+                *command = command.replace("{dir}", &dir);
+            }
+        }
+    }
     let mut names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
     names.sort_unstable();
     if names.windows(2).any(|w| w[0] == w[1]) {
@@ -142,7 +185,6 @@ fn resolve_groups(
         ));
     }
     let weighted = groups.iter().any(|g| g.weight.is_some());
-    let mut groups = groups;
     if *limiter == Limiter::Weight {
         for g in &mut groups {
             g.weight.get_or_insert(100);

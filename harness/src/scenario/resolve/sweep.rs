@@ -25,13 +25,13 @@ pub(super) fn expand_sweep(
         let path: Vec<&str> = key.split('.').collect();
         let settable = matches!(
             path.as_slice(),
-            ["limiter" | "workload", _] | ["limiter" | "workload" | "sample_interval"]
+            ["limiter" | "workload" | "load", _] | ["limiter" | "workload" | "sample_interval"]
         );
         if !settable {
             return Err(ScenarioError::field(
                 source,
                 &field,
-                "a swept field is `limiter.<field>`, `workload.<field>`, a whole `limiter` or `workload` table, or `sample_interval`",
+                "a swept field is `limiter.<field>`, `workload.<field>`, `load.<field>`, a whole `limiter` or `workload` table, or `sample_interval`",
             ));
         }
         if values.is_empty() {

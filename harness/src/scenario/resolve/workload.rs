@@ -3,7 +3,7 @@
 
 use super::fields::{cpus_field, positive, reject_unused};
 use crate::scenario::duration::Span;
-use crate::scenario::plan::Workload;
+use crate::scenario::plan::{ServeProtocol, Workload};
 use crate::scenario::schema::{WorkloadKind, WorkloadSpec};
 use crate::scenario::ScenarioError;
 use fibtest::cpulist::CpuList;
@@ -36,6 +36,7 @@ pub(super) fn resolve_workload(
         ("sources", w.sources.is_some()),
         ("sizes", w.sizes.is_some()),
         ("readers", w.readers.is_some()),
+        ("protocol", w.protocol.is_some()),
     ];
     let applies: &[&str] = match w.kind {
         WorkloadKind::Requests => &["work", "count", "interval", "threads", "cpus", "phase"],
@@ -53,6 +54,7 @@ pub(super) fn resolve_workload(
         WorkloadKind::Command => &["command", "duration"],
         WorkloadKind::Steal => &["duration", "cpus", "threshold"],
         WorkloadKind::Entropy => &["duration", "sources", "sizes", "readers"],
+        WorkloadKind::Serve => &["threads", "work", "cpus", "protocol"],
     };
     reject_unused(source, "workload", kind, &present, applies)?;
     let opt_cpus = |field: &str, v: &Option<String>| {
@@ -223,6 +225,22 @@ pub(super) fn resolve_workload(
                 readers,
             })
         }
+        WorkloadKind::Serve => Ok(Workload::Serve {
+            threads: threads(w.threads)?,
+            work: w.work.unwrap_or(Span::from_millis(5)),
+            cpus: opt_cpus("workload.cpus", &w.cpus)?,
+            protocol: match w.protocol.as_deref() {
+                None | Some("http") => ServeProtocol::Http,
+                Some("line") => ServeProtocol::Line,
+                Some(other) => {
+                    return Err(ScenarioError::field(
+                        source,
+                        "workload.protocol",
+                        format!("`{other}` is not a protocol of serve (\"http\" or \"line\")"),
+                    ))
+                }
+            },
+        }),
         WorkloadKind::Command => {
             let command = w
                 .command

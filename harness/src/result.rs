@@ -11,6 +11,7 @@ use crate::process::leaks::LeakReport;
 use crate::process::teardown::StopReport;
 use crate::sample::cpustat::Has;
 use crate::sample::SystemHas;
+use crate::scenario::plan::GroupLimit;
 use crate::scenario::PlannedRun;
 use fibtest::record::{DutyPeriod, End, Header, Record, ThreadReport, UnitKind, UnitLatency};
 use hdrhistogram::Histogram;
@@ -258,6 +259,24 @@ pub struct RunResult {
     /// What the run's `[load]` did, when it had one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub load: Option<LoadResult>,
+    /// The run's `[[change]]`s, as they were made.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<AppliedChange>,
+}
+
+/// A `[[change]]` as it was made.
+#[derive(Debug, Clone, Serialize)]
+pub struct AppliedChange {
+    /// When it was planned, and when its settings were written, in s since the run's
+    /// first sample.
+    pub at_s: f64,
+    pub applied_s: f64,
+    /// The group it changed ("" for the run's own cgroup).
+    pub group: String,
+    pub limit: GroupLimit,
+    /// Why writing it failed, if it did (the run went on with the settings before).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// What a run's `[load]` did.

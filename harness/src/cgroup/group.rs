@@ -142,6 +142,19 @@ impl Cgroup {
         }
     }
 
+    /// CPU weight as v1 shares (a Kubernetes request: kubelet's MilliCPUToShares). v1
+    /// writes cpu.shares; v2 writes cpu.weight by kubelet's conversion of shares
+    /// (`1 + (shares - 2) * 9999 / 262142`), as kubelet does for pod cgroups.
+    pub fn set_shares(&self, shares: u64) -> Result<(), CgroupError> {
+        match self.version {
+            Version::V1 => write_file(&self.cpu_dir().join("cpu.shares"), &shares.to_string()),
+            Version::V2 => write_file(
+                &self.cpu_dir().join("cpu.weight"),
+                &crate::units::cpu_limits::kubelet_shares_to_weight(shares).to_string(),
+            ),
+        }
+    }
+
     /// Pin the cgroup to `cpus` (v1 cpuset.cpus, with cpuset.mems inherited; v2 cpuset.cpus).
     pub fn set_cpus(&self, cpus: &str) -> Result<(), CgroupError> {
         let d = self

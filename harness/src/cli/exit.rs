@@ -7,7 +7,7 @@
 //! | 2 | bad command-line flags (clap) |
 //! | 3 | bad scenario file or field |
 //! | 4 | missing privileges (cannot make cgroups or write limits) |
-//! | 5 | missing controller or kernel feature |
+//! | 5 | missing controller or kernel feature (or a tree of limits that only cgroup v2 allows) |
 //! | 6 | the workload failed (non-zero exit, crash, time-out), or an external limiter command failed as it started |
 //! | 7 | cannot write results (read-only or full disk, folder in use by another run); results written before are kept |
 //! | 128+N | interrupted by signal N: 130 SIGINT (Ctrl-C), 143 SIGTERM, 129 SIGHUP; partial results were written |
@@ -155,6 +155,10 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
         // A transparent wrapper: its CgroupError is not in the chain of its own.
         if let Some(PlaceError::Cgroup(c)) = cause.downcast_ref::<PlaceError>() {
             return cgroup_code(c);
+        }
+        // A tree of limits only cgroup v2 allows: a kernel feature this machine lacks.
+        if let Some(PlaceError::V1Tree(_)) = cause.downcast_ref::<PlaceError>() {
+            return EXIT_MISSING;
         }
         if let Some(s) = cause.downcast_ref::<RunStop>() {
             return match s {

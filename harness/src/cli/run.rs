@@ -106,7 +106,23 @@ fn check_expect_table(plan: &Plan) -> Result<()> {
 pub fn run_scenario(cgroup_root: &Path, proc_root: &Path, args: &RunArgs) -> Result<PathBuf> {
     let plan = load_plan(args.scenario.as_deref())?;
     check_expect_table(&plan)?;
+    for n in &plan.notes {
+        eprintln!("note: {n}");
+    }
     if args.dry_run {
+        // The tree of each configuration in words (stderr), the plan as JSON (stdout).
+        let trees = plan
+            .runs
+            .iter()
+            .any(|r| r.has_child_cgroups() || !r.changes.is_empty());
+        if trees {
+            for r in plan.runs.iter().filter(|r| r.repeat == 0) {
+                eprintln!("{}:", describe_run(&plan, r.index));
+                for line in scenario::show::tree(r) {
+                    eprintln!("  {line}");
+                }
+            }
+        }
         println!("{}", serde_json::to_string_pretty(&plan)?);
         return Ok(PathBuf::new());
     }
@@ -234,6 +250,23 @@ pub fn run_scenario(cgroup_root: &Path, proc_root: &Path, args: &RunArgs) -> Res
         };
         let outcome = result.outcome.clone();
         let limiter_faults = result.limiter.faults();
+        let failed_changes: Vec<String> = result
+            .changes
+            .iter()
+            .filter_map(|c| {
+                let whom = if c.group.is_empty() {
+                    "the run cgroup"
+                } else {
+                    &c.group
+                };
+                c.error.as_ref().map(|e| {
+                    format!(
+                        "at {}: {whom}: {e} (the settings before it stayed)",
+                        fmt_seconds(c.at_s)
+                    )
+                })
+            })
+            .collect();
         let ticks = result.ticks;
         let rows = match writer.end_run(&plan, result) {
             Ok(rows) => rows,
@@ -262,6 +295,9 @@ pub fn run_scenario(cgroup_root: &Path, proc_root: &Path, args: &RunArgs) -> Res
             }
             for f in &limiter_faults {
                 eprintln!("{what}: LIMITER FAULT: {f}");
+            }
+            for c in &failed_changes {
+                eprintln!("{what}: CHANGE FAILED {c}");
             }
             if ticks.missed > 0 {
                 eprintln!("{what}: {}", missed_ticks_line(&ticks, run.groups.len()));

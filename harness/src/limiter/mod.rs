@@ -12,7 +12,7 @@ use crate::cgroup::{Cgroup, CgroupError, FreezerHandle};
 use crate::clock::{monotonic_ns, sleep_until};
 use crate::process::procs;
 use crate::sample::file::{parse_u64, RereadFile};
-use crate::scenario::plan::{DutyControl, Limiter, PlannedRun};
+use crate::scenario::plan::{DutyControl, GroupLimit, Limiter, PlannedRun, Weight};
 use crate::scenario::schema::SignalBy;
 use duty::{Actuator, Clock, CpuUsage, DutyStats};
 use std::io;
@@ -34,6 +34,24 @@ pub fn apply(run: &PlannedRun, cg: &Cgroup, groups: &[&Cgroup]) -> Result<(), Cg
         }
         _ => Ok(()),
     }
+}
+
+/// Put a group's own settings (`limit = { ... }`, or a change of them) on its cgroup:
+/// CFS bandwidth, a weight (v2 units, or v1 shares as a Kubernetes request gives them),
+/// a CPU set.
+pub fn apply_group_limit(cg: &Cgroup, l: &GroupLimit) -> Result<(), CgroupError> {
+    if let Some(c) = &l.cfs {
+        cg.set_cfs(c)?;
+    }
+    match l.weight {
+        Some(Weight::V2(w)) => cg.set_weight(w)?,
+        Some(Weight::Shares(s)) => cg.set_shares(s)?,
+        None => {}
+    }
+    if let Some(c) = &l.cpuset {
+        cg.set_cpus(&c.to_string())?;
+    }
+    Ok(())
 }
 
 /// What a limiter did while the workload ran.
@@ -192,13 +210,14 @@ impl ActiveLimiter {
         self.command.as_mut().is_some_and(|c| c.poll())
     }
 
-    /// An external limiter command that failed at once: it exited with a failure within
-    /// `EARLY` of its start (a mistyped command, a missing program), so it never
-    /// limited anything. Its status in words and when.
+    /// An external limiter command that failed at once: it exited with a failure code
+    /// within `EARLY` of its start (a mistyped command, a missing program), so it never
+    /// limited anything. Its status in words and when. One killed by a signal crashed
+    /// rather than failed to start: that is a limiter fault, and the run goes on.
     pub fn failed_at_start(&self) -> Option<String> {
         let c = self.command.as_ref()?;
         let (st, after) = c.exited()?;
-        (!st.success() && after <= EARLY).then(|| {
+        (st.code().is_some_and(|c| c != 0) && after <= EARLY).then(|| {
             format!(
                 "the limiter command `{}` {} after {:.2}s",
                 c.command,

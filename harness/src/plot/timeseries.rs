@@ -64,6 +64,10 @@ struct GroupAcc {
     stall: Windowed,
     probe_stall: Windowed,
     episodes: EpisodeBoxes,
+    /// The group's own quota over time (timeseries.csv's `limit_cpus`): a point where
+    /// it starts and at each change, so a change mid-run shows as a step. Bounded by
+    /// the run's changes.
+    limit: Vec<(f64, Option<f64>)>,
 }
 
 /// One run, accumulated while timeseries.csv is read.
@@ -97,6 +101,7 @@ impl RunAcc {
                     stall: Windowed::new(w),
                     probe_stall: Windowed::new(w),
                     episodes: EpisodeBoxes::new(w),
+                    limit: Vec::new(),
                 });
                 self.index.insert(name.to_vec(), self.groups.len() - 1);
                 self.groups.len() - 1
@@ -146,6 +151,7 @@ fn scan(dir: &ResultDir) -> csv::Result<Vec<RunAcc>> {
         col(&h, "psi_some_s"),
         col(&h, "stall_s"),
     );
+    let c_limit = col(&h, "limit_cpus");
     let mut rec = csv::ByteRecord::new();
     while r.read_byte_record(&mut rec)? {
         let (Some(t), Some(dt)) = (num(&rec, c_t), num(&rec, c_dt)) else {
@@ -209,6 +215,12 @@ fn scan(dir: &ResultDir) -> csv::Result<Vec<RunAcc>> {
         g.psi.push(t, dt, num(&rec, c_psi));
         if c_stall.is_some() {
             g.stall.push(t, dt, num(&rec, c_stall));
+        }
+        if c_limit.is_some() {
+            let l = num(&rec, c_limit);
+            if g.limit.last().is_none_or(|(_, last)| *last != l) {
+                g.limit.push((t - dt, l));
+            }
         }
     }
     for g in runs.iter_mut().flat_map(|r| r.groups.iter_mut()) {
@@ -337,7 +349,36 @@ fn figure(dir: &ResultDir, acc: RunAcc) -> TimeseriesFigure {
             Some(gi),
             if reported { c } else { Vec::new() },
         ));
-        if let Some((s, i)) = summary.zip(srow(&g.name)) {
+        if g.limit.iter().any(|(_, l)| l.is_some()) {
+            // The group's own quota from timeseries.csv: a step where a change set it.
+            let mut pts = Vec::new();
+            let values: Vec<String> = g
+                .limit
+                .iter()
+                .map(|(t, l)| match l {
+                    Some(l) => format!("{} at {}", fmt_number(*l), fmt_seconds(*t)),
+                    None => format!("none at {}", fmt_seconds(*t)),
+                })
+                .collect();
+            for (k, (t, l)) in g.limit.iter().enumerate() {
+                let end = g.limit.get(k + 1).map(|(t, _)| *t).unwrap_or(t_max);
+                if let Some(l) = l {
+                    pts.push((t.max(0.0), *l));
+                    pts.push((end, *l));
+                }
+            }
+            let label = match g.limit.as_slice() {
+                [(_, Some(l))] => format!("quota {} CPUs", fmt_number(*l)),
+                _ => format!("quota in CPUs as changed: {}", values.join(", ")),
+            };
+            usage.push(Line {
+                label: name(&g.name, &label),
+                color: if multi { Some(gi) } else { None },
+                dashed: true,
+                marks: false,
+                points: pts,
+            });
+        } else if let Some((s, i)) = summary.zip(srow(&g.name)) {
             let limit = s
                 .num(i, "target_share")
                 .or_else(|| Some(s.num(i, "quota_s")? / s.num(i, "period_s")?));

@@ -60,8 +60,13 @@ pub fn run_line(r: &SummaryRow, run: &PlannedRun) -> String {
     if let Some(f) = r.fast_iters_per_s {
         s.push_str(&format!(", fast {:.0} M steps/s", f / 1e6));
     }
+    // A group's own quota (or the run's CFS quota) as the row says it.
+    let quota = r.quota_s.zip(r.period_s).map(|(q, p)| q / p);
     match (&run.limiter, run.limiter.cap_cpus(), r.target_share) {
         // A cap, not a goal: a workload that asks for less uses less.
+        _ if quota.is_some() => {
+            s.push_str(&format!(", limit {:.3}", quota.unwrap_or_default()));
+        }
         (Limiter::Cfs(_) | Limiter::Cpuset { .. }, Some(cap), _) => {
             s.push_str(&format!(", limit {cap:.3}"));
         }

@@ -122,6 +122,8 @@ pub struct RunWriter<'w> {
     pub(crate) failed: Failure,
     counters: Vec<Has>,
     system: SystemHas,
+    /// Each group's own CFS quota in CPUs, as last set.
+    limits: Vec<Option<f64>>,
     /// The previous tick's samples (one per group), for the changes.
     prev: Vec<Sample>,
     first: bool,
@@ -154,6 +156,7 @@ impl<'w> RunWriter<'w> {
             failed,
             counters: Vec::new(),
             system: SystemHas::default(),
+            limits: Vec::new(),
             prev: Vec::new(),
             first: true,
             flushed_at_ns: 0,
@@ -182,6 +185,7 @@ impl<'w> RunWriter<'w> {
             failed,
             counters: Vec::new(),
             system: SystemHas::default(),
+            limits: Vec::new(),
             prev: Vec::new(),
             first: true,
             flushed_at_ns: 0,
@@ -202,6 +206,7 @@ impl<'w> RunWriter<'w> {
         self.names.push(name);
         self.counters.push(has);
         self.prev.push(*first);
+        self.limits.resize(self.names.len(), None);
     }
 
     /// Group `g` is no longer sampled (its cgroup went); the groups after it move down.
@@ -210,6 +215,9 @@ impl<'w> RunWriter<'w> {
         self.names.remove(g);
         self.counters.remove(g);
         self.prev.remove(g);
+        if g < self.limits.len() {
+            self.limits.remove(g);
+        }
     }
 
     /// Write what is buffered to the file now.
@@ -242,9 +250,10 @@ impl RunSink for RunWriter<'_> {
             let d = Delta::between(&self.prev[g], s, ticks);
             let t_s = s.t_ns as f64 / 1e9;
             let (name, has) = (&self.names[g], self.counters[g]);
+            let limit = self.limits.get(g).copied().flatten();
             let written = self
                 .timeseries
-                .row(|b| timeseries::write_row(b, run, name, t_s, &d, has, system));
+                .row(|b| timeseries::write_row(b, run, name, t_s, &d, has, system, limit));
             if let Err(e) = written {
                 let e = self.timeseries.error(e);
                 return Err(fail(&self.failed, e));
@@ -269,6 +278,14 @@ impl RunSink for RunWriter<'_> {
             failed: self.failed.clone(),
             flushed_at_ns: monotonic_ns(),
         }))
+    }
+
+    fn limit(&mut self, group: usize, cpus: Option<f64>) -> io::Result<()> {
+        if self.limits.len() <= group {
+            self.limits.resize(group + 1, None);
+        }
+        self.limits[group] = cpus;
+        Ok(())
     }
 
     fn requests(&mut self) -> io::Result<Box<dyn RequestSink>> {

@@ -8,6 +8,7 @@
 //! every set of atomics keeps its single writer.
 
 use super::sink::{OutputSink, RequestSink, RunSink, Stream};
+use crate::cgroup::CfsLimit;
 use crate::exposition::sampled::SampledGroups;
 use crate::exposition::{CpuLimits, Exposition, GroupHandle, GroupLabels};
 use crate::sample::cpustat::Has;
@@ -24,7 +25,8 @@ pub struct Exposed<'a> {
     /// One per group, in the plan's order; `cgroup` set when the runner names them.
     labels: Vec<GroupLabels>,
     host: GroupLabels,
-    limits: CpuLimits,
+    /// Each group's CFS limits: its own (`limit = { ... }`) or the run's limiter's.
+    limits: Vec<CpuLimits>,
     ticks_per_s: u64,
     groups: Option<SampledGroups>,
 }
@@ -33,12 +35,24 @@ pub struct Exposed<'a> {
 /// the others (a duty cycle or a weight is no CFS limit).
 pub fn limits_of(limiter: &Limiter) -> CpuLimits {
     match limiter {
-        Limiter::Cfs(c) => CpuLimits {
-            quota_s: c.quota_us.map(|q| q as f64 / 1e6),
-            period_s: Some(c.period_us as f64 / 1e6),
-            burst_s: Some(c.burst_us as f64 / 1e6),
-        },
+        Limiter::Cfs(c) => cfs_limits(c),
         _ => CpuLimits::default(),
+    }
+}
+
+fn cfs_limits(c: &CfsLimit) -> CpuLimits {
+    CpuLimits {
+        quota_s: c.quota_us.map(|q| q as f64 / 1e6),
+        period_s: Some(c.period_us as f64 / 1e6),
+        burst_s: Some(c.burst_us as f64 / 1e6),
+    }
+}
+
+/// Group `g`'s CFS limits: its own quota when it has one, else the run's limiter's.
+fn group_limits(run: &PlannedRun, g: usize) -> CpuLimits {
+    match run.groups[g].limit.as_ref().and_then(|l| l.cfs.as_ref()) {
+        Some(c) => cfs_limits(c),
+        None => limits_of(&run.limiter),
     }
 }
 
@@ -78,7 +92,9 @@ impl<'a> Exposed<'a> {
             exposition: exposition.clone(),
             labels: run.groups.iter().map(|g| label(&g.name, "")).collect(),
             host: label("host", "/"),
-            limits: limits_of(&run.limiter),
+            limits: (0..run.groups.len())
+                .map(|g| group_limits(run, g))
+                .collect(),
             ticks_per_s,
             groups: None,
         }
@@ -101,8 +117,8 @@ impl RunSink for Exposed<'_> {
             self.ticks_per_s,
             system,
         );
-        for (l, has) in self.labels.iter().zip(counters) {
-            g.add(l.clone(), *has, &self.limits);
+        for ((l, has), limits) in self.labels.iter().zip(counters).zip(&self.limits) {
+            g.add(l.clone(), *has, limits);
         }
         self.groups = Some(g);
         Ok(())
@@ -118,6 +134,22 @@ impl RunSink for Exposed<'_> {
 
     fn requests(&mut self) -> io::Result<Box<dyn RequestSink>> {
         self.inner.requests()
+    }
+
+    /// A quota set (at the start, or by a `[[change]]`): on to the wrapped sink, and into
+    /// the group's quota gauge (CPUs times its period).
+    fn limit(&mut self, group: usize, cpus: Option<f64>) -> io::Result<()> {
+        self.inner.limit(group, cpus)?;
+        if let Some(l) = self.limits.get_mut(group) {
+            let quota_s = cpus.zip(l.period_s).map(|(c, p)| c * p);
+            if l.quota_s != quota_s && l.period_s.is_some() {
+                l.quota_s = quota_s;
+                if let Some(g) = self.groups.as_mut() {
+                    g.set_limits(group, l);
+                }
+            }
+        }
+        Ok(())
     }
 
     fn output(&mut self) -> io::Result<Box<dyn OutputSink>> {

@@ -14,9 +14,9 @@ use crate::limiter::{self, ActiveLimiter};
 use crate::process::affinity::AffinityGuard;
 use crate::process::leaks::{self, LeakReport, LeakedProcess};
 use crate::process::{describe_status, teardown};
-use crate::result::{GroupResult, Outcome, RunResult, TickStats};
+use crate::result::{AppliedChange, GroupResult, Outcome, RunResult, TickStats};
 use crate::sample::{GroupSources, Sampler};
-use crate::scenario::PlannedRun;
+use crate::scenario::{PlannedRun, Workload};
 use crate::signals;
 use anyhow::Result;
 use fibtest::cpulist::CpuList;
@@ -44,6 +44,10 @@ pub(super) struct Live<'a> {
     left_stopped: Vec<LeakedProcess>,
     /// The run's `[load]`, when it has one.
     load: Option<LiveLoad>,
+    /// Each group's cgroup (none for a run measured from /proc).
+    cgroups: Vec<&'a Cgroup>,
+    /// The `[[change]]`s made so far.
+    changes: Vec<AppliedChange>,
     /// The sampler's thread runs away from the workloads' CPUs while the run is live.
     _pin: Option<AffinityGuard>,
 }
@@ -87,6 +91,12 @@ impl<'a> Live<'a> {
         let port = pick_port(run)?;
         let loaded = run.load.as_ref().map(|l| l.group);
         for g in 0..run.groups.len() {
+            if run.groups[g].workload == Workload::None {
+                // A group that only holds others: sampled, nothing started.
+                running.push(Running::nothing());
+                pipes.push(None);
+                continue;
+            }
             let (r, p) = spawn(
                 &runner.workload,
                 &runner.proc_root,
@@ -96,7 +106,7 @@ impl<'a> Live<'a> {
                 port.filter(|_| loaded == Some(g)),
             )?;
             running.push(r);
-            pipes.push(p);
+            pipes.push(Some(p));
         }
         let output = OutputReader::start(pipes, sink.output()?)?;
         if top.is_none() {
@@ -104,11 +114,12 @@ impl<'a> Live<'a> {
                 sampler.arm_process(g, &runner.proc_root, r.guard.pid())?;
             }
         }
+        let first = run.first_workload();
         let limiter = ActiveLimiter::start(
             &run.limiter,
             &limiter::Target {
                 cgroup: top,
-                pid: running[0].guard.pid(),
+                pid: running[first].guard.pid(),
                 proc_root: &runner.proc_root,
             },
         )?;
@@ -122,6 +133,9 @@ impl<'a> Live<'a> {
         let spare = used
             .map(|w| runner.allowed.difference(&w))
             .filter(|s| !s.is_empty());
+        for g in 0..run.groups.len() {
+            sink.limit(g, own_quota_cpus(run, g))?;
+        }
         let t0 = monotonic_ns();
         sink.tick(sampler.tick(0)?)?;
         // The load starts once the run is sampled, from outside its cgroups; it waits for
@@ -154,6 +168,8 @@ impl<'a> Live<'a> {
             t0,
             left_stopped: Vec::new(),
             load,
+            cgroups: groups.to_vec(),
+            changes: Vec::new(),
             _pin: spare.as_ref().map(AffinityGuard::pin),
         })
     }
@@ -167,6 +183,42 @@ impl<'a> Live<'a> {
         self.ticks.ticks += 1;
         self.busy_ns += busy;
         self.ticks.busy_max_s = self.ticks.busy_max_s.max(busy as f64 / 1e9);
+        Ok(())
+    }
+
+    /// Make the `[[change]]`s that have fallen due by `now` (CLOCK_MONOTONIC ns): write
+    /// their settings, record when, and tell the sink a group's new quota.
+    fn make_changes(&mut self, now: u64) -> Result<()> {
+        while let Some(c) = self.run.changes.get(self.changes.len()) {
+            let at_ns = c.at.as_micros() * 1000;
+            if now.saturating_sub(self.t0) < at_ns {
+                break;
+            }
+            let (cg, sampled) = match c.group {
+                Some(g) => (self.cgroups.get(g).copied(), Some(g)),
+                None => (self.top, (!self.run.has_child_cgroups()).then_some(0)),
+            };
+            let error = match cg {
+                Some(cg) => limiter::apply_group_limit(cg, &c.limit)
+                    .err()
+                    .map(|e| e.to_string()),
+                None => Some("the run has no cgroup to change".into()),
+            };
+            if let (None, Some(g), Some(cfs)) = (&error, sampled, &c.limit.cfs) {
+                let cpus = cfs.quota_us.map(|q| q as f64 / cfs.period_us as f64);
+                self.sink.limit(g, cpus)?;
+            }
+            self.changes.push(AppliedChange {
+                at_s: c.at.as_secs_f64(),
+                applied_s: (monotonic_ns() - self.t0) as f64 / 1e9,
+                group: c
+                    .group
+                    .map(|g| self.run.groups[g].name.clone())
+                    .unwrap_or_default(),
+                limit: c.limit.clone(),
+                error,
+            });
+        }
         Ok(())
     }
 
@@ -215,6 +267,7 @@ impl<'a> Live<'a> {
                 self.ticks.late += 1;
             }
             self.tick(now)?;
+            self.make_changes(now)?;
             // waitpid only after a SIGCHLD (or when no handler is installed).
             let events = signals::child_events();
             if !signals_installed || events != seen_child_events {
@@ -408,6 +461,18 @@ impl<'a> Live<'a> {
             leaks,
             teardown,
             load: load.map(|(l, _)| l),
+            changes: std::mem::take(&mut self.changes),
         })
+    }
+}
+
+/// Group `g`'s own CFS quota at the start, in CPUs: its `limit`'s, or, when the run's
+/// one group is the run's own cgroup, `[limiter]`'s.
+fn own_quota_cpus(run: &PlannedRun, g: usize) -> Option<f64> {
+    let share = |c: &crate::scenario::CfsLimit| c.quota_us.map(|q| q as f64 / c.period_us as f64);
+    match (&run.groups[g].limit, &run.limiter) {
+        (Some(l), _) if l.cfs.is_some() => l.cfs.as_ref().and_then(share),
+        (_, crate::scenario::Limiter::Cfs(c)) if !run.has_child_cgroups() => share(c),
+        _ => None,
     }
 }

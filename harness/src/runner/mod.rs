@@ -57,18 +57,21 @@ impl Drop for Runner {
     }
 }
 
-/// A run's cgroups: the run's own (`top`) and, with several groups, a child per group.
-/// Dropped (or `remove`d), they are removed, children first.
+/// A run's cgroups: the run's own (`top`) and, with several groups or a tree, one per
+/// group, each made in its parent's (or the run's). Dropped (or `remove`d), they are
+/// removed, children first.
 struct RunCgroups {
     top: Option<Cgroup>,
+    /// One per group, in the plan's order (parents before children).
     children: Vec<Cgroup>,
 }
 
 impl RunCgroups {
-    /// Make the cgroups of `run` with its limiter's kernel settings. Limits that groups
-    /// inherit (a cpuset) go on before the groups are made; weights go on the groups.
+    /// Make the cgroups of `run` with their kernel settings: the limiter's (limits that
+    /// groups inherit, a cpuset, go on before the groups are made; weights go on the
+    /// groups), and each group's own.
     fn make(hierarchy: &Hierarchy, run: &PlannedRun) -> Result<RunCgroups, CgroupError> {
-        let top = hierarchy.create_run(run.extra_controllers())?;
+        let top = hierarchy.create_run(&run.extra_controllers())?;
         let mut made = RunCgroups {
             top: Some(top),
             children: Vec::new(),
@@ -77,14 +80,23 @@ impl RunCgroups {
         if !matches!(run.limiter, Limiter::Weight) {
             limiter::apply(run, top, &[])?;
         }
-        if run.groups.len() > 1 {
+        if run.has_child_cgroups() {
             for g in &run.groups {
-                let child = top.create_child(&g.name)?;
+                let parent = match g.parent {
+                    Some(p) => &made.children[p],
+                    None => made.top.as_ref().expect("made"),
+                };
+                let child = parent.create_child(&g.name)?;
                 made.children.push(child);
             }
         }
         if matches!(run.limiter, Limiter::Weight) {
-            limiter::apply(run, top, &made.groups())?;
+            limiter::apply(run, made.top.as_ref().expect("made"), &made.groups())?;
+        }
+        for (g, cg) in run.groups.iter().zip(made.groups()) {
+            if let Some(l) = &g.limit {
+                limiter::apply_group_limit(cg, l)?;
+            }
         }
         Ok(made)
     }
@@ -104,7 +116,7 @@ impl RunCgroups {
 
     /// Remove every folder; returns those still there afterwards, and the error.
     fn remove(mut self) -> (Vec<String>, Result<(), CgroupError>) {
-        for c in self.children.drain(..) {
+        while let Some(c) = self.children.pop() {
             let _ = c.destroy(Duration::from_secs(5));
         }
         let top = self.top.take().expect("removed once");
@@ -121,7 +133,8 @@ impl RunCgroups {
 
 impl Drop for RunCgroups {
     fn drop(&mut self) {
-        for c in self.children.drain(..) {
+        // Children first, the deepest last made.
+        while let Some(c) = self.children.pop() {
             let _ = c.destroy(Duration::from_secs(5));
         }
         if let Some(top) = self.top.take() {
@@ -173,7 +186,7 @@ impl Runner {
         run: &PlannedRun,
     ) -> Result<(Outcome, WorkloadOutput)> {
         let (mut r, pipes) = spawn::spawn(&self.workload, &self.proc_root, Some(cg), run, 0, None)?;
-        let reader = OutputReader::start(vec![pipes], Box::new(Discard))?;
+        let reader = OutputReader::start(vec![Some(pipes)], Box::new(Discard))?;
         let outcome = loop {
             if let Some(st) = r.guard.child.as_mut().expect("set").try_wait()? {
                 break if st.success() {

@@ -34,14 +34,18 @@ pub(super) struct OutputReader {
 }
 
 impl OutputReader {
-    /// Start reading `pipes` (one pair per group, in the plan's order) into `sink`.
+    /// Start reading `pipes` (one pair per group, in the plan's order; None for a group
+    /// that runs nothing) into `sink`.
     pub(super) fn start(
-        pipes: Vec<(ChildStdout, ChildStderr)>,
+        pipes: Vec<Option<(ChildStdout, ChildStderr)>>,
         sink: Box<dyn OutputSink>,
     ) -> io::Result<OutputReader> {
         let groups = pipes.len();
         let mut all = Vec::with_capacity(2 * groups);
-        for (g, (out, err)) in pipes.into_iter().enumerate() {
+        for (g, pair) in pipes.into_iter().enumerate() {
+            let Some((out, err)) = pair else {
+                continue;
+            };
             all.push(Pipe {
                 group: g,
                 stream: Stream::Stdout,

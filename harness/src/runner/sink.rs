@@ -34,6 +34,11 @@ pub trait RunSink {
     fn output(&mut self) -> io::Result<Box<dyn OutputSink>>;
     /// The sink for a `[load]`'s requests, handed to the load's thread.
     fn requests(&mut self) -> io::Result<Box<dyn RequestSink>>;
+    /// Group `group`'s own CFS quota, in CPUs (None: none), from the next tick on: set
+    /// before the first tick and whenever a change sets it.
+    fn limit(&mut self, _group: usize, _cpus: Option<f64>) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A load's side of a run's data (called on the load's thread, in batches).

@@ -72,6 +72,16 @@ pub(super) struct Running {
 }
 
 impl Running {
+    /// A group that runs nothing (it holds others in a tree): never live.
+    pub(super) fn nothing() -> Running {
+        use std::os::unix::process::ExitStatusExt;
+        Running {
+            guard: ChildGuard { child: None },
+            status: Some(ExitStatus::from_raw(0)),
+            stop_at_ns: None,
+        }
+    }
+
     /// Whether its main process has not been waited for yet.
     pub(super) fn live(&self) -> bool {
         self.status.is_none()

@@ -6,6 +6,7 @@ pub mod duration;
 pub mod plan;
 pub mod resolve;
 pub mod schema;
+pub mod show;
 pub mod template;
 
 pub use duration::{Quota, Span};

@@ -20,6 +20,10 @@ pub struct Plan {
     /// Swept fields, in column order (`param_<field>` columns).
     pub swept: Vec<String>,
     pub runs: Vec<PlannedRun>,
+    /// What the plan does that the kernel permits but a reader should know (a child
+    /// limited above its parent); `run` prints them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// One run: a configuration and a repeat number.
@@ -40,6 +44,9 @@ pub struct PlannedRun {
     pub groups: Vec<PlannedGroup>,
     /// Where in the CFS period the workload starts, when the scenario says.
     pub phase: Option<PeriodPhase>,
+    /// Limits changed while the run runs, in time order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<PlannedChange>,
     /// Requests sent to a group's service while the run lasts (`[load]`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub load: Option<LoadPlan>,
@@ -70,39 +77,104 @@ impl Placement {
     }
 }
 
-/// One workload of a run and its cgroup's settings.
+/// One group of a run (a workload, or a cgroup that holds others) and its cgroup's
+/// settings.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlannedGroup {
     /// "main" for a scenario without groups.
     pub name: String,
+    /// The group whose cgroup this one's is made in (an index into the run's groups,
+    /// always an earlier one); None: the run's own cgroup.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<usize>,
     /// CPU weight (v2 units), for the weight limiter.
     pub weight: Option<u32>,
+    /// The group's own limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<GroupLimit>,
+    /// `Workload::None` for a group that only holds others.
     pub workload: Workload,
+}
+
+/// A group's own settings (`limit = { ... }`), on its own cgroup.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupLimit {
+    pub cfs: Option<CfsLimit>,
+    pub weight: Option<Weight>,
+    pub cpuset: Option<CpuList>,
+    /// How a limit given in another system's units became these values.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub from: Vec<String>,
+}
+
+/// A CPU weight as given: in cgroup v2 units, or as v1 shares (a Kubernetes request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Weight {
+    V2(u32),
+    Shares(u64),
+}
+
+/// A limit changed while the run runs (`[[change]]`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlannedChange {
+    /// When, after the run's first sample.
+    pub at: Span,
+    /// The group (an index into the run's groups); None: the run's own cgroup.
+    pub group: Option<usize>,
+    pub limit: GroupLimit,
 }
 
 impl PlannedRun {
     /// The controllers the run's cgroups need besides cpu and cpuacct.
-    pub fn extra_controllers(&self) -> &'static [Controller] {
-        match self.limiter {
-            Limiter::Cpuset { .. } => &[Controller::Cpuset],
-            Limiter::Freezer { .. } => &[Controller::Freezer],
-            _ => &[],
+    pub fn extra_controllers(&self) -> Vec<Controller> {
+        let mut v = match self.limiter {
+            Limiter::Cpuset { .. } => vec![Controller::Cpuset],
+            Limiter::Freezer { .. } => vec![Controller::Freezer],
+            _ => Vec::new(),
+        };
+        let cpuset = self
+            .groups
+            .iter()
+            .filter_map(|g| g.limit.as_ref())
+            .chain(self.changes.iter().map(|c| &c.limit))
+            .any(|l| l.cpuset.is_some());
+        if cpuset && !v.contains(&Controller::Cpuset) {
+            v.push(Controller::Cpuset);
         }
+        v
     }
 
     /// Whether the run can go without a cgroup of its own: one group, and a limiter that
     /// acts on processes (or none).
     pub fn can_run_without_cgroup(&self) -> bool {
         self.groups.len() == 1
+            && self.changes.is_empty()
+            && self.groups[0].limit.is_none()
             && matches!(
                 self.limiter,
                 Limiter::None | Limiter::Signal { .. } | Limiter::Command { .. }
             )
     }
 
-    /// The first group's workload (the only one unless the scenario has groups).
+    /// The first group's workload that runs something (the only one unless the scenario
+    /// has groups).
     pub fn workload(&self) -> &Workload {
-        &self.groups[0].workload
+        &self.groups[self.first_workload()].workload
+    }
+
+    /// Index of the first group that runs a workload (a tree's upper groups run none).
+    pub fn first_workload(&self) -> usize {
+        self.groups
+            .iter()
+            .position(|g| g.workload != Workload::None)
+            .unwrap_or(0)
+    }
+
+    /// Whether the run makes a cgroup per group (several groups, or a tree), rather than
+    /// running its one group in the run's own cgroup.
+    pub fn has_child_cgroups(&self) -> bool {
+        self.groups.len() > 1 || self.groups.iter().any(|g| g.limit.is_some())
     }
 
     /// How long the run should take at most under its limiter (the longest group; with
@@ -314,6 +386,8 @@ pub struct CreditModel {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Workload {
+    /// Nothing runs: a group whose cgroup only holds others (a pod above its containers).
+    None,
     Requests {
         work: Span,
         count: u64,
@@ -376,6 +450,7 @@ impl Workload {
             Workload::Steal { .. } => "steal",
             Workload::Entropy { .. } => "entropy",
             Workload::Serve { .. } => "serve",
+            Workload::None => "none",
         }
     }
 
@@ -448,6 +523,7 @@ impl Workload {
                 // Not a fibtest workload: the runner starts `sh -c command` instead.
                 push("-c", command.clone());
             }
+            Workload::None => {}
             Workload::Serve {
                 threads,
                 work,
@@ -554,7 +630,10 @@ impl Workload {
             }
             Workload::Steal { cpus, .. } => cpus.as_ref().map(|c| c.len() as f64),
             // A server's demand is its load's: rate × work, known to the run, not here.
-            Workload::Command { .. } | Workload::Entropy { .. } | Workload::Serve { .. } => None,
+            Workload::Command { .. }
+            | Workload::Entropy { .. }
+            | Workload::Serve { .. }
+            | Workload::None => None,
         }
     }
 
@@ -564,13 +643,30 @@ impl Workload {
             Workload::Requests { cpus, .. }
             | Workload::Duty { cpus, .. }
             | Workload::Serve { cpus, .. } => cpus.clone(),
-            Workload::Command { .. } | Workload::Entropy { .. } => None,
+            Workload::Command { .. } | Workload::Entropy { .. } | Workload::None => None,
             Workload::Steal { cpus, .. } => cpus.clone(),
             Workload::Fibtest {
                 fast_cpus,
                 slow_cpus,
                 ..
             } => Some(fast_cpus.union(slow_cpus)),
+        }
+    }
+
+    /// How long the workload is planned to run, when its plan says: a duration, or
+    /// requests' arrivals (None for a command without a duration, or a server).
+    pub fn nominal_duration(&self) -> Option<Duration> {
+        match self {
+            Workload::Fibtest { duration, .. }
+            | Workload::Duty { duration, .. }
+            | Workload::Steal { duration, .. }
+            | Workload::Entropy { duration, .. } => Some(duration.0),
+            Workload::Requests {
+                count, interval, ..
+            } => Some(interval.0 * (*count).min(u32::MAX as u64) as u32),
+            Workload::Command { duration, .. } => duration.map(|d| d.0),
+            Workload::Serve { .. } => None,
+            Workload::None => Some(Duration::ZERO),
         }
     }
 
@@ -589,6 +685,7 @@ impl Workload {
             }
             // Stopped when its load is done (`PlannedRun::expected_duration`).
             Workload::Serve { .. } => Duration::from_secs(600),
+            Workload::None => Duration::ZERO,
             Workload::Requests {
                 work,
                 count,

@@ -30,6 +30,9 @@ pub struct Scenario {
     /// (and weight, for `limiter.kind = "weight"`).
     #[serde(default, rename = "group", skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<GroupSpec>,
+    /// Limits changed while the run runs, in time order.
+    #[serde(default, rename = "change", skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<ChangeSpec>,
     /// Requests sent to a group's service from outside its cgroup while it runs; the run
     /// ends when they are done.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -165,16 +168,97 @@ impl SignalBy {
     }
 }
 
-/// A `[[group]]` table: one of several workloads that compete at once.
+/// A `[[group]]` table: one of several workloads that compete at once, or (without a
+/// workload) a cgroup above others in a tree (a Kubernetes pod above its containers).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GroupSpec {
     /// Names the group's cgroup and its rows in the results.
     pub name: String,
+    /// The group this one's cgroup is made in (default: the run's own cgroup).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
     /// weight: the group's CPU weight (v2 units, 1-10000; default 100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<u32>,
-    pub workload: WorkloadSpec,
+    /// The group's own limit, on its own cgroup (beside the run's `[limiter]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<LimitSpec>,
+    /// What runs in it; absent for a group that only holds others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<WorkloadSpec>,
+}
+
+/// A number or a text, for fields that take both (`millicores = 500` or `"500m"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum NumberOrText {
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl NumberOrText {
+    pub fn text(&self) -> String {
+        match self {
+            NumberOrText::Int(i) => i.to_string(),
+            NumberOrText::Float(f) => f.to_string(),
+            NumberOrText::Text(t) => t.clone(),
+        }
+    }
+}
+
+/// A `limit = { ... }` table (of a group or a change): a CFS quota in one of the units
+/// people write, a weight, CPUs. docs/units.md says how each unit becomes quota and period.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSpec {
+    /// Run time per period, as the kernel takes it ("40ms", or "max").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<Quota>,
+    /// With `quota`: the period (default 100ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<Span>,
+    /// Burst allowance (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<Span>,
+    /// Docker's `--cpus` (0.5): quota = cpus × 100 ms per 100 ms, exact to 9 decimals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<NumberOrText>,
+    /// A Kubernetes CPU limit: millicores (500) or a quantity ("500m", "0.5"), written
+    /// as kubelet writes it (MilliCPUToQuota).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub millicores: Option<NumberOrText>,
+    /// systemd's `CPUQuota=` in % of one CPU (40, or "40.25%").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_quota_pct: Option<NumberOrText>,
+    /// The period the unit's system uses: kubelet's `--cpu-cfs-quota-period` (with
+    /// `millicores`), systemd's `CPUQuotaPeriodSec=` (with `cpu_quota_pct`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_period: Option<Span>,
+    /// CPU weight in v2 units (1-10000; v1 shares = weight × 1024 / 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+    /// A Kubernetes CPU request (millicores or a quantity): v1 shares as kubelet writes
+    /// them (MilliCPUToShares), v2 weight by kubelet's conversion of those shares.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<NumberOrText>,
+    /// CPUs the group may run on ("0", "0-1").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpuset: Option<String>,
+}
+
+/// A `[[change]]` table: a group's limit changed while the run runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeSpec {
+    /// When, after the run's first sample.
+    pub at: Span,
+    /// Which group (default: the run's own cgroup, which `[limiter]` limits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// The new settings (those not given stay as they are).
+    pub limit: LimitSpec,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -53,7 +53,9 @@ impl Prober for CgroupProber<'_> {
             limiter: Limiter::None,
             groups: vec![PlannedGroup {
                 name: "main".into(),
+                parent: None,
                 weight: None,
+                limit: None,
                 workload: Workload::Duty {
                     on: span(spec.on),
                     off: span(spec.off),
@@ -65,6 +67,7 @@ impl Prober for CgroupProber<'_> {
             }],
             phase: None,
             load: None,
+            changes: Vec::new(),
             placement: Placement::Cgroup,
         };
         let before = self.cpu_stat();

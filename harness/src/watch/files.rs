@@ -269,6 +269,7 @@ impl Files {
                 name: g.name.clone(),
                 zero_s: None,
                 end_s: None,
+                holds_only: false,
             })
             .collect();
         let path = self.timeseries.path.clone();

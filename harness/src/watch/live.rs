@@ -102,6 +102,11 @@ fn ino(dir: &Path) -> u64 {
     std::fs::metadata(dir).map(|m| m.ino()).unwrap_or(0)
 }
 
+/// A quota in CPUs (timeseries.csv's `limit_cpus`): quota over period, None without one.
+fn quota_cpus(l: &CpuLimits) -> Option<f64> {
+    l.quota_s.zip(l.period_s).map(|(q, p)| q / p)
+}
+
 fn record_limits(l: &CpuLimits) -> LimitsRecord {
     LimitsRecord {
         quota_s: l.quota_s,
@@ -209,6 +214,8 @@ impl<'f> Watch<'f> {
         let mut limits = LimitFiles::open(&w.cpu_dir, w.v2);
         let l = limits.read();
         self.writer.add_group(name.clone(), has, first);
+        // Recording a limit only stores it (the writer's rows carry it from the next tick).
+        let _ = self.writer.limit(g, quota_cpus(&l));
         if let Some(e) = self.exported.as_mut() {
             e.add(
                 GroupLabels {
@@ -368,6 +375,7 @@ impl<'f> Watch<'f> {
                 if let Some(e) = self.exported.as_mut() {
                     e.set_limits(g, &l);
                 }
+                self.writer.limit(g, quota_cpus(&l))?;
                 self.records[lg.record].limits = record_limits(&l);
             }
         }

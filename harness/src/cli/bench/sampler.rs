@@ -204,6 +204,7 @@ fn run_loop(
                         &d,
                         counters[g],
                         system,
+                        None,
                     )
                 })?;
                 prev[g] = *s;

@@ -26,6 +26,7 @@ pub const COLUMNS: &[&str] = &[
     "busy_s",
     "psi_some_s",
     "psi_full_s",
+    "limit_cpus",
 ];
 
 /// Append a number: floats by ryu (shortest text that reads back to the same f64),
@@ -43,7 +44,9 @@ pub(crate) fn int(buf: &mut Vec<u8>, x: u64) {
 
 /// Write one row into `buf`; counters the kernel does not report (`has`, `system`) are
 /// left empty rather than written as 0. `t_s` is the sample's time since the run's first
-/// sample. Nothing allocates.
+/// sample; `limit_cpus` the group's own CFS quota at the time, in CPUs (None: none).
+/// Nothing allocates.
+#[allow(clippy::too_many_arguments)]
 pub fn write_row(
     buf: &mut Vec<u8>,
     run: usize,
@@ -52,6 +55,7 @@ pub fn write_row(
     d: &Delta,
     has: Has,
     system: SystemHas,
+    limit_cpus: Option<f64>,
 ) -> io::Result<()> {
     let share = |x: f64| if d.dt_s > 0.0 { x / d.dt_s } else { 0.0 };
     int(buf, run as u64);
@@ -93,6 +97,10 @@ pub fn write_row(
     if system.psi_full {
         float(buf, d.psi_full_s);
     }
+    buf.push(b',');
+    if let Some(l) = limit_cpus {
+        float(buf, l);
+    }
     buf.push(b'\n');
     Ok(())
 }
@@ -119,17 +127,19 @@ pub struct Row {
     pub steal_s: f64,
     pub psi_some_s: Option<f64>,
     pub psi_full_s: Option<f64>,
+    /// The group's own CFS quota at the time, in CPUs.
+    pub limit_cpus: Option<f64>,
 }
 
 /// Column positions of a timeseries.csv header (older folders may order or lack some).
 #[derive(Debug, Clone)]
 pub struct Columns {
-    idx: [Option<usize>; 16],
+    idx: [Option<usize>; 17],
 }
 
 impl Columns {
     pub fn of(header: &csv::ByteRecord) -> Columns {
-        let mut idx = [None; 16];
+        let mut idx = [None; 17];
         for (i, name) in COLUMNS.iter().enumerate() {
             idx[i] = header.iter().position(|h| h == name.as_bytes());
         }
@@ -166,6 +176,7 @@ impl Columns {
             steal_s: self.num(rec, 12).unwrap_or(0.0),
             psi_some_s: self.num(rec, 14),
             psi_full_s: self.num(rec, 15),
+            limit_cpus: self.num(rec, 16),
         })
     }
 }
@@ -195,10 +206,10 @@ mod tests {
             psi: true,
             psi_full: false,
         };
-        write_row(&mut buf, 3, "main", 1.25, &d, has, system).unwrap();
+        write_row(&mut buf, 3, "main", 1.25, &d, has, system, Some(0.4)).unwrap();
         let text = format!("{}{}", header(), String::from_utf8(buf).unwrap());
         assert!(
-            text.ends_with("3,main,1.25,0.01,0.004,0.4,1,1,0.006,0.6,,,0.0,0.0,0.002,\n"),
+            text.ends_with("3,main,1.25,0.01,0.004,0.4,1,1,0.006,0.6,,,0.0,0.0,0.002,,0.4\n"),
             "{text}"
         );
         let mut r = csv::Reader::from_reader(text.as_bytes());
@@ -211,6 +222,7 @@ mod tests {
         assert_eq!(row.nr_bursts, None);
         assert_eq!(row.psi_some_s, Some(0.002));
         assert_eq!(row.psi_full_s, None);
+        assert_eq!(row.limit_cpus, Some(0.4));
         assert_eq!(cols.group(&rec), b"main");
     }
 }

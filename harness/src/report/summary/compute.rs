@@ -27,6 +27,11 @@ pub fn group_specs(r: &RunResult) -> Vec<GroupSpec> {
             let zero_s = zero_ns.map(|z| z as f64 / 1e9);
             GroupSpec {
                 name: g.name.clone(),
+                holds_only: r
+                    .planned
+                    .groups
+                    .iter()
+                    .any(|p| p.name == g.name && p.workload == Workload::None),
                 zero_s,
                 end_s: zero_s
                     .zip(g.workload.end.as_ref())
@@ -52,7 +57,7 @@ pub fn summarize(
         .enumerate()
         .map(|(i, ((g, plan), w))| {
             let mut row = summarize_group(scenario, r, g, &plan.workload, &w.totals);
-            if r.groups.len() > 1 {
+            if r.groups.len() > 1 && plan.workload != Workload::None {
                 row.group_share_pct = shares.as_ref().map(|s| s[i]);
             }
             if let Some(s) = splits.get(i).copied().flatten() {
@@ -112,8 +117,20 @@ fn summarize_group(
 ) -> SummaryRow {
     let p = &r.planned;
     let wall_s = total.dt_s;
-    let (quota_s, period_s, burst_s) = match &p.limiter {
-        Limiter::Cfs(c) => (
+    // A group's own limit, where it has one; else the run's limiter.
+    let own = p
+        .groups
+        .iter()
+        .find(|pg| pg.name == g.name)
+        .and_then(|pg| pg.limit.as_ref())
+        .and_then(|l| l.cfs);
+    let (quota_s, period_s, burst_s) = match (&own, &p.limiter) {
+        (Some(c), _) => (
+            c.quota_us.map(|q| q as f64 / 1e6),
+            Some(c.period_us as f64 / 1e6),
+            Some(c.burst_us as f64 / 1e6),
+        ),
+        (None, Limiter::Cfs(c)) => (
             c.quota_us.map(|q| q as f64 / 1e6),
             Some(c.period_us as f64 / 1e6),
             Some(c.burst_us as f64 / 1e6),

@@ -33,6 +33,7 @@ impl Measured {
                     &d,
                     self.r.groups[g].counters,
                     self.r.system,
+                    None,
                 )
                 .unwrap();
             }
@@ -101,6 +102,7 @@ fn result() -> Measured {
             leaks: Default::default(),
             teardown: None,
             load: None,
+            changes: Vec::new(),
             groups: vec![GroupResult {
                 name: "main".into(),
                 exit_status: "exited with code 0".into(),

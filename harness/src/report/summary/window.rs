@@ -20,6 +20,9 @@ pub struct GroupSpec {
     pub zero_s: Option<f64>,
     /// When its workload ended, in s since the first sample (None: unknown).
     pub end_s: Option<f64>,
+    /// Whether it holds others only (a tree's upper group): its usage is theirs, so it
+    /// has no share of the groups' CPU and is not counted in theirs.
+    pub holds_only: bool,
 }
 
 /// A group's totals over its window.
@@ -153,7 +156,14 @@ pub fn scan(
             }
             let usage: Vec<f64> = scans
                 .iter()
-                .map(|s| s.usage_at_to - s.usage_at_from)
+                .zip(groups)
+                .map(|(s, g)| {
+                    if g.holds_only {
+                        0.0
+                    } else {
+                        s.usage_at_to - s.usage_at_from
+                    }
+                })
                 .collect();
             let all: f64 = usage.iter().sum();
             (all > 0.0).then(|| usage.iter().map(|u| 100.0 * u / all).collect())

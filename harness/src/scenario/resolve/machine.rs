@@ -17,6 +17,9 @@ pub enum PlaceError {
     },
     #[error(transparent)]
     Cgroup(#[from] CgroupError),
+    /// The plan's tree of limits is one cgroup v1 refuses.
+    #[error("{0}")]
+    V1Tree(String),
 }
 
 /// Decide each run's `placement` against `hierarchy`. Returns why runs go without a
@@ -24,7 +27,12 @@ pub enum PlaceError {
 pub fn place(plan: &mut Plan, hierarchy: &Hierarchy) -> Result<Option<String>, PlaceError> {
     let mut without = None;
     for r in &mut plan.runs {
-        match hierarchy.check_can_create(r.extra_controllers()) {
+        if hierarchy.version == crate::cgroup::Version::V1 {
+            if let Some(why) = super::tree::v1_refuses(r) {
+                return Err(PlaceError::V1Tree(why));
+            }
+        }
+        match hierarchy.check_can_create(&r.extra_controllers()) {
             Ok(()) => r.placement = Placement::Cgroup,
             Err(e @ CgroupError::Permission { .. }) if r.can_run_without_cgroup() => {
                 let reason = e.to_string();

@@ -7,10 +7,12 @@
 //! do (`machine`); groups and the period phase are here.
 
 mod fields;
+mod limit;
 mod limiter;
 mod load;
 mod machine;
 mod sweep;
+mod tree;
 mod workload;
 
 pub use limiter::resolve_limiter;
@@ -18,7 +20,7 @@ pub use machine::{place, PlaceError};
 
 use crate::scenario::duration::Span;
 use crate::scenario::plan::{
-    Limiter, PeriodPhase, Placement, Plan, PlannedGroup, PlannedRun, Workload,
+    Limiter, LoadPlan, PeriodPhase, Placement, Plan, PlannedGroup, PlannedRun, Workload,
 };
 use crate::scenario::schema::{GroupSpec, Scenario, SignalBy};
 use crate::scenario::ScenarioError;
@@ -37,12 +39,13 @@ pub fn resolve(
     let swept: Vec<String> = scenario.sweep.keys().cloned().collect();
     let configs = expand_sweep(scenario, source)?;
     let mut runs = Vec::new();
+    let mut notes = Vec::new();
     for (config, (params, sc)) in configs.into_iter().enumerate() {
         let limiter = resolve_limiter(&sc.limiter, source, allowed)?;
         let groups = resolve_groups(&sc, &limiter, source, allowed)?;
         let phase_spec = match (&sc.workload, sc.groups.as_slice()) {
             (Some(w), _) => w.phase,
-            (None, gs) => gs.iter().find_map(|g| g.workload.phase),
+            (None, gs) => gs.iter().find_map(|g| g.workload.as_ref()?.phase),
         };
         let phase = resolve_phase(phase_spec, &limiter, source)?;
         let load = sc
@@ -65,6 +68,14 @@ pub fn resolve(
                 ));
             }
         }
+        let length = nominal_length(&groups, load.as_ref());
+        let changes =
+            tree::resolve_changes(&sc.changes, &groups, &limiter, length, source, allowed)?;
+        for n in tree::notes(&groups, &limiter) {
+            if !notes.contains(&n) {
+                notes.push(n);
+            }
+        }
         for repeat in 0..scenario.repeats {
             runs.push(PlannedRun {
                 index: runs.len(),
@@ -76,6 +87,7 @@ pub fn resolve(
                 groups: groups.clone(),
                 phase,
                 load: load.clone(),
+                changes: changes.clone(),
                 placement: Placement::Cgroup,
             });
         }
@@ -85,7 +97,20 @@ pub fn resolve(
         source: source.to_string(),
         swept,
         runs,
+        notes,
     })
+}
+
+/// How long a run is planned to last (the longest group, or its load), when every part
+/// says: None when a group runs until it exits.
+fn nominal_length(groups: &[PlannedGroup], load: Option<&LoadPlan>) -> Option<Duration> {
+    if let Some(l) = load {
+        return Some(l.warmup.0 + l.duration.0);
+    }
+    groups
+        .iter()
+        .map(|g| g.workload.nominal_duration())
+        .try_fold(Duration::ZERO, |acc, d| Some(acc.max(d?)))
 }
 
 pub(super) fn check_scenario(s: &Scenario, source: &str) -> Result<(), ScenarioError> {
@@ -146,13 +171,25 @@ fn resolve_groups(
         }
         (Some(w), []) => vec![PlannedGroup {
             name: "main".into(),
+            parent: None,
             weight: None,
+            limit: None,
             workload: resolve_workload(w, source, allowed)?,
         }],
-        (None, gs) => gs
-            .iter()
-            .map(|g| resolve_group(g, source, allowed))
-            .collect::<Result<_, _>>()?,
+        (None, gs) => {
+            let groups = gs
+                .iter()
+                .map(|g| resolve_group(g, source, allowed))
+                .collect::<Result<Vec<_>, _>>()?;
+            if groups.iter().all(|g| g.workload == Workload::None) {
+                return Err(ScenarioError::field(
+                    source,
+                    "group.workload",
+                    "no group runs a workload: give at least one group a `workload`",
+                ));
+            }
+            tree::order_tree(gs, groups, source)?
+        }
     };
     // `{dir}` in a command is the scenario file's folder, so a scenario can run the
     // scripts beside it from wherever it is run.
@@ -254,8 +291,17 @@ fn resolve_group(
     }
     Ok(PlannedGroup {
         name: g.name.clone(),
+        parent: None,
         weight: g.weight,
-        workload: resolve_workload(&g.workload, source, allowed)?,
+        limit: g
+            .limit
+            .as_ref()
+            .map(|l| limit::resolve_limit(l, "group.limit", source, allowed))
+            .transpose()?,
+        workload: match &g.workload {
+            Some(w) => resolve_workload(w, source, allowed)?,
+            None => Workload::None,
+        },
     })
 }
 

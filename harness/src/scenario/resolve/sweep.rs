@@ -25,14 +25,25 @@ pub(super) fn expand_sweep(
         let path: Vec<&str> = key.split('.').collect();
         let settable = matches!(
             path.as_slice(),
-            ["limiter" | "workload" | "load", _] | ["limiter" | "workload" | "sample_interval"]
+            ["limiter" | "workload" | "load", _]
+                | ["limiter" | "workload" | "sample_interval"]
+                | ["group", _, _, ..]
         );
         if !settable {
             return Err(ScenarioError::field(
                 source,
                 &field,
-                "a swept field is `limiter.<field>`, `workload.<field>`, `load.<field>`, a whole `limiter` or `workload` table, or `sample_interval`",
+                "a swept field is `limiter.<field>`, `workload.<field>`, `load.<field>`, `group.<name>.<field>`, a whole `limiter` or `workload` table, or `sample_interval`",
             ));
+        }
+        if let ["group", name, ..] = path.as_slice() {
+            if !s.groups.iter().any(|g| g.name == *name) {
+                return Err(ScenarioError::field(
+                    source,
+                    &field,
+                    format!("no group `{name}` to sweep a field of"),
+                ));
+            }
         }
         if values.is_empty() {
             return Err(ScenarioError::field(
@@ -75,6 +86,18 @@ pub(super) fn expand_sweep(
 }
 
 fn set_path(v: &mut toml::Value, path: &[&str], new: toml::Value) {
+    // `group.<name>.<field>`: the `[[group]]` of that name.
+    if let ["group", name, rest @ ..] = path {
+        if let Some(groups) = v.get_mut("group").and_then(|g| g.as_array_mut()) {
+            for g in groups.iter_mut() {
+                if g.get("name").and_then(|n| n.as_str()) == Some(*name) {
+                    set_path(g, rest, new);
+                    return;
+                }
+            }
+        }
+        return;
+    }
     let table = v.as_table_mut().expect("a scenario serializes to a table");
     match path {
         [leaf] => {

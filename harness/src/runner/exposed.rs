@@ -141,7 +141,10 @@ impl RunSink for Exposed<'_> {
     fn limit(&mut self, group: usize, cpus: Option<f64>) -> io::Result<()> {
         self.inner.limit(group, cpus)?;
         if let Some(l) = self.limits.get_mut(group) {
-            let quota_s = cpus.zip(l.period_s).map(|(c, p)| c * p);
+            // The kernel's quota is whole µs: 0.2 CPUs of 0.1 s is 0.02 s, not 0.2 * 0.1.
+            let quota_s = cpus
+                .zip(l.period_s)
+                .map(|(c, p)| (c * p * 1e6).round() / 1e6);
             if l.quota_s != quota_s && l.period_s.is_some() {
                 l.quota_s = quota_s;
                 if let Some(g) = self.groups.as_mut() {
@@ -203,5 +206,60 @@ mod tests {
             "/throttlebench/run-1-2-0/site1"
         );
         assert_eq!(cgroup_label(Path::new("/x/y")), "/x/y");
+    }
+
+    fn quota_lines(e: &Exposition) -> Vec<String> {
+        e.encode_text()
+            .lines()
+            .filter(|l| l.starts_with("throttlebench_spec_cpu_quota_seconds{"))
+            .map(|l| l.rsplit(' ').next().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn a_quota_set_at_the_start_or_by_a_change_reaches_the_writer_and_the_gauge() {
+        struct Limits(Vec<(usize, Option<f64>)>);
+        impl RunSink for Limits {
+            fn begin(&mut self, _: &[Has], _: SystemHas) -> io::Result<()> {
+                Ok(())
+            }
+            fn tick(&mut self, _: &[Sample]) -> io::Result<()> {
+                Ok(())
+            }
+            fn output(&mut self) -> io::Result<Box<dyn OutputSink>> {
+                Ok(Box::new(super::super::sink::Discard))
+            }
+            fn requests(&mut self) -> io::Result<Box<dyn RequestSink>> {
+                Ok(Box::new(super::super::sink::Discard))
+            }
+            fn limit(&mut self, group: usize, cpus: Option<f64>) -> io::Result<()> {
+                self.0.push((group, cpus));
+                Ok(())
+            }
+        }
+        let text = "name = \"t\"\n[limiter]\nkind = \"cfs\"\nquota = \"20ms\"\n\
+                    [workload]\nkind = \"duty\"\non = \"1s\"\noff = \"0s\"\nduration = \"1s\"\n";
+        let sc = crate::scenario::parse(text, "t.toml").unwrap();
+        let run = crate::scenario::resolve(&sc, "t.toml", &"0-1".parse().unwrap())
+            .unwrap()
+            .runs
+            .remove(0);
+        let (exposition, mut inner) = (Exposition::new(), Limits(Vec::new()));
+        let mut sink = Exposed::new(&mut inner, &exposition, &run, "t", "h", 100);
+        let has = Has {
+            bandwidth: true,
+            burst: false,
+        };
+        sink.begin(&[has], SystemHas::default()).unwrap();
+        assert_eq!(quota_lines(&exposition), ["0.02"]);
+        // What the runner tells the sink before the first tick, then a change to 0.5 CPUs
+        // and one to none: whole µs of the 100 ms period, and absent without a quota.
+        sink.limit(0, Some(0.2)).unwrap();
+        assert_eq!(quota_lines(&exposition), ["0.02"]);
+        sink.limit(0, Some(0.5)).unwrap();
+        assert_eq!(quota_lines(&exposition), ["0.05"]);
+        sink.limit(0, None).unwrap();
+        assert!(quota_lines(&exposition).is_empty());
+        assert_eq!(inner.0, [(0, Some(0.2)), (0, Some(0.5)), (0, None)]);
     }
 }

@@ -102,9 +102,14 @@ fn ino(dir: &Path) -> u64 {
     std::fs::metadata(dir).map(|m| m.ino()).unwrap_or(0)
 }
 
-/// A quota in CPUs (timeseries.csv's `limit_cpus`): quota over period, None without one.
+/// A quota in CPUs (timeseries.csv's `limit_cpus`): quota over period, None without one;
+/// from whole µs as the kernel has them (20000 / 100000 is 0.2, 0.02 / 0.1 is not).
 fn quota_cpus(l: &CpuLimits) -> Option<f64> {
-    l.quota_s.zip(l.period_s).map(|(q, p)| q / p)
+    let us = |s: f64| (s * 1e6).round();
+    l.quota_s
+        .zip(l.period_s)
+        .filter(|(_, p)| *p > 0.0)
+        .map(|(q, p)| us(q) / us(p))
 }
 
 fn record_limits(l: &CpuLimits) -> LimitsRecord {

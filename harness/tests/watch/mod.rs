@@ -131,6 +131,13 @@ fn a_watch_of_a_throttled_cgroup_and_its_process_writes_a_runs_files_and_changes
         assert!((0.2..=0.9).contains(&l), "episode of {l} s: {e:?}");
         assert_eq!(e["exact"], "true", "{e:?}");
     }
+    // The quota as read, on every row.
+    let ts = read_csv(&out.join("timeseries.csv"));
+    assert!(
+        ts.iter().all(|r| num(r, "limit_cpus") == 0.2),
+        "{:?}",
+        ts.iter().find(|r| num(r, "limit_cpus") != 0.2)
+    );
     let j = run_json(&out);
     assert_eq!(j["kind"], "watch");
     assert_eq!(j["complete"], true);
@@ -164,6 +171,26 @@ fn ctrl_c_ends_a_watch_with_130_and_its_results_written() {
         out.to_str().unwrap(),
     ]);
     wait_for("50 rows", Duration::from_secs(30), || rows_of(&out) >= 50);
+    // A quota changed while watched: the rows after it carry the new one (limit_cpus,
+    // the last column), the rows before the old.
+    cg.limit(50_000, 100_000);
+    let limits = || -> Vec<String> {
+        let t = std::fs::read_to_string(out.join("timeseries.csv")).unwrap_or_default();
+        let whole = &t[..t.rfind('\n').map_or(0, |i| i + 1)];
+        whole
+            .lines()
+            .skip(1)
+            .map(|l| l.rsplit(',').next().unwrap_or("").to_string())
+            .collect()
+    };
+    wait_for("a row with the new quota", Duration::from_secs(10), || {
+        limits().iter().any(|l| l == "0.5")
+    });
+    let seen = limits();
+    let first_new = seen.iter().position(|l| l == "0.5").unwrap();
+    assert!(first_new >= 50, "{seen:?}");
+    assert!(seen[..first_new].iter().all(|l| l == "0.2"), "{seen:?}");
+    assert!(seen[first_new..].iter().all(|l| l == "0.5"), "{seen:?}");
     interrupt(&w, Signal::SIGINT);
     let o = std::mem::replace(&mut w, spawn_tb(&["--version"]))
         .wait_with_output()

@@ -136,7 +136,7 @@ pub fn run(cgroup_root: &Path, proc_root: &Path, args: &ThresholdArgs) -> Result
             &cg,
             proc_root,
             &name,
-            limiter.name(),
+            (limiter.name(), &crate::runner::limits_of(&limiter)),
             &host,
         )?),
         None => None,

@@ -23,7 +23,7 @@ mod scope;
 mod sink;
 mod spawn;
 
-pub use exposed::Exposed;
+pub use exposed::{limits_of, Exposed};
 pub use sink::{Discard, OutputSink, RequestSink, RunSink, Stream};
 pub use spawn::WorkloadProgram;
 

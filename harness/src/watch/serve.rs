@@ -25,13 +25,13 @@ pub struct ServedCgroup {
 
 impl ServedCgroup {
     /// Start sampling `cg` into `exposition`, labelled with the scenario `name`, the
-    /// limiter kind and the host.
+    /// limiter kind and the host, with the CFS limits the limiter sets on it.
     pub fn start(
         exposition: &Exposition,
         cg: &Cgroup,
         proc_root: &Path,
         name: &str,
-        limiter: &str,
+        (limiter, limits): (&str, &CpuLimits),
         host: &Host,
     ) -> anyhow::Result<ServedCgroup> {
         let stat = cg.cpu_stat_path();
@@ -60,7 +60,7 @@ impl ServedCgroup {
         groups.add(
             label("main", format!("/{}/{}", crate::cgroup::PARENT, cg.name())),
             sampler.counters(0),
-            &CpuLimits::default(),
+            limits,
         );
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();

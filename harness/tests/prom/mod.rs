@@ -431,3 +431,88 @@ fn run_serve_exports_the_runs_cgroup_while_it_runs() {
     let status = run.wait().unwrap();
     assert!(status.success(), "{said}");
 }
+
+#[test]
+fn find_threshold_serve_exports_the_searchs_cgroup_while_it_searches() {
+    let test = "find_threshold_serve_exports_the_searchs_cgroup_while_it_searches";
+    if !real_cgroups_or_skip(test) {
+        return;
+    }
+    let _x = exclusive();
+    let dir = TempDir::new("thr-serve");
+    let scenario = dir.file(
+        "s.toml",
+        "name = \"thr-serve\"\n[limiter]\nkind = \"cfs\"\nquota = \"20ms\"\nperiod = \"100ms\"\n",
+    );
+    let out = dir.path().join("out");
+    let mut search = spawn_tb(&[
+        "find-threshold",
+        scenario.to_str().unwrap(),
+        "--cycle",
+        "1s",
+        "--budget",
+        "2m",
+        "--serve",
+        "127.0.0.1:0",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let mut stderr = BufReader::new(search.stderr.take().unwrap());
+    let addr: SocketAddr = loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "find-threshold ended before it served"
+        );
+        if let Some(rest) = line
+            .trim()
+            .strip_prefix("throttlebench: serving metrics at http://")
+        {
+            break rest.trim_end_matches("/metrics").parse().unwrap();
+        }
+    };
+    // Its probes run at full speed and at duty cycles above the 0.2 CPU quota: the
+    // search's cgroup is throttled, and the exposition shows it while the search runs.
+    let value = |body: &str, name: &str| -> Option<f64> {
+        body.lines()
+            .find(|l| l.starts_with(&format!("{name}{{")) && l.contains("group=\"main\""))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    };
+    let start = Instant::now();
+    let text = loop {
+        let (code, body) = crate::common::prometheus::http_get(addr, "/metrics").unwrap();
+        assert_eq!(code, 200);
+        if value(&body, "throttlebench_cpu_cfs_throttled_periods_total").is_some_and(|t| t >= 3.0) {
+            break body;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no throttled periods exported:\n{body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("throttlebench_cpu_cfs_periods_total{") && l.contains("main"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("cgroup=\"/throttlebench/"), "{line}");
+    assert!(line.contains("scenario=\"threshold-thr-serve\""), "{line}");
+    assert!(line.contains("limiter=\"cfs\""), "{line}");
+    assert_eq!(
+        value(&text, "throttlebench_spec_cpu_quota_seconds"),
+        Some(0.02),
+        "{text}"
+    );
+    let usage = value(&text, "throttlebench_cpu_usage_seconds_total").unwrap();
+    assert!(usage > 0.0, "{text}");
+    // Ctrl-C ends the search (its cgroup removed: the leftovers check at the end).
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(search.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut said).unwrap();
+    let status = search.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{said}");
+}

@@ -234,7 +234,11 @@ fn alert_text(a: &AsScraped) -> String {
     if let Some(t) = a.first_firing_s {
         return format!("fired at {t:.0} s");
     }
-    if a.evaluations.iter().any(|e| e.alert == AlertState::Pending) {
+    if a.evaluations.iter().all(|e| e.scraped_ratio.is_none()) {
+        // A series shorter than a rule interval or two scrapes: the expression never had a
+        // value, which is not the same as staying below the threshold.
+        "no data at any evaluation".into()
+    } else if a.evaluations.iter().any(|e| e.alert == AlertState::Pending) {
         "pending, never fired".into()
     } else {
         "never crossed".into()
@@ -423,5 +427,19 @@ mod tests {
         f.push(d(0.02, None, 0), &mut out);
         assert_eq!(out.len(), 2);
         assert_eq!(out[1].nr_periods, None);
+    }
+
+    #[test]
+    fn a_series_the_rule_never_had_a_value_for_says_so_not_that_it_never_crossed() {
+        // 10 s throttled in every period: shorter than the minute between evaluations.
+        let rows: Vec<ThrottleDelta> = (1..=100).map(|i| d(i as f64 * 0.1, Some(1), 1)).collect();
+        let c = ScrapeConfig::cpu_throttling_high(15.0, 300.0);
+        let a = as_scraped(&rows, 0.1, &c).unwrap();
+        assert!(a.evaluations.iter().all(|e| e.scraped_ratio.is_none()));
+        assert_eq!(alert_text(&a), "no data at any evaluation");
+        // Ten minutes of it: evaluated, above 25%, pending for less than 15 minutes.
+        let rows: Vec<ThrottleDelta> = (1..=6000).map(|i| d(i as f64 * 0.1, Some(1), 1)).collect();
+        let a = as_scraped(&rows, 0.1, &c).unwrap();
+        assert_eq!(alert_text(&a), "pending, never fired");
     }
 }

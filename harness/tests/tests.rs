@@ -20,6 +20,7 @@ mod run;
 mod runtime;
 mod stream;
 mod threshold;
+mod trees;
 mod unprivileged;
 mod vm;
 mod watch;

@@ -284,6 +284,13 @@ exit $rc"#
     assert!(num(s, "throttled_s") > 0.0, "{s:?}");
     let eps = read_csv(&out.join("episodes.csv"));
     assert!(!eps.is_empty(), "no episode");
+    // cpu.max read as the quota in CPUs on every row.
+    let ts = read_csv(&out.join("timeseries.csv"));
+    assert!(
+        ts.iter().all(|r| num(r, "limit_cpus") == 0.2),
+        "{:?}",
+        ts.first()
+    );
 }
 
 #[test]

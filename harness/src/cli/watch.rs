@@ -25,9 +25,10 @@ pub struct WatchArgs {
     #[arg(value_name = "TARGET")]
     pub targets: Vec<TargetSpec>,
     /// Also watch every child cgroup of PATH, taken in as they come and ended as they go
-    /// (a node's kubepods cgroup, a container runtime's parent).
+    /// (a node's kubepods cgroup, a container runtime's parent); repeatable (kubepods and
+    /// its burstable and besteffort QoS cgroups, whose children are the pods).
     #[arg(long, value_name = "PATH")]
-    pub children: Option<PathBuf>,
+    pub children: Vec<PathBuf>,
     /// End after this long (default: at Ctrl-C or SIGTERM).
     #[arg(long)]
     pub duration: Option<Span>,
@@ -90,7 +91,7 @@ pub fn run(cgroup_root: &Path, proc_root: &Path, args: &WatchArgs) -> Result<Pat
     if args.interval.0.is_zero() {
         return Err(usage("--interval must be longer than 0"));
     }
-    if args.targets.is_empty() && args.children.is_none() {
+    if args.targets.is_empty() && args.children.is_empty() {
         return Err(usage(
             "nothing to watch: give a cgroup path, pid:N, or --children PATH",
         ));

@@ -177,7 +177,8 @@ impl WatchEnd {
 #[derive(Debug, Clone, Serialize)]
 pub struct WatchRequest {
     pub targets: Vec<String>,
-    pub children: Option<String>,
+    /// The `--children` parents, as given.
+    pub children: Vec<String>,
     /// The sample interval (`10ms`).
     pub interval: String,
     pub duration: Option<String>,

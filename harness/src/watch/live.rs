@@ -46,8 +46,9 @@ struct LiveGroup {
     cpu_dir: PathBuf,
     /// The folder's inode: a folder of the same path made anew is another cgroup.
     ino: u64,
-    /// Came from `--children` (ends when no longer listed).
-    child: bool,
+    /// Came from `--children` (the parent's index in `Watch::children`): ends when that
+    /// parent no longer lists it.
+    child_of: Option<usize>,
     limits: LimitFiles,
     last_limits: CpuLimits,
     tracker: EpisodeTracker,
@@ -86,7 +87,7 @@ pub struct Watch<'f> {
     /// Folders whose cgroup ended while the folder was still there (a read that kept
     /// failing): not taken again until made anew (another inode).
     dead: HashSet<(PathBuf, u64)>,
-    children: Option<Children>,
+    children: Vec<Children>,
     ticks_per_s: u64,
     /// A group ended in a tick since the last refresh.
     ended_since_refresh: bool,
@@ -100,6 +101,11 @@ pub struct Watch<'f> {
 
 fn ino(dir: &Path) -> u64 {
     std::fs::metadata(dir).map(|m| m.ino()).unwrap_or(0)
+}
+
+/// The target of the groups that came from `--children` of `parent`.
+pub fn children_target(parent: &Watched) -> String {
+    format!("children of {}", parent.cpu_dir.display())
 }
 
 /// A quota in CPUs (timeseries.csv's `limit_cpus`): quota over period, None without one;
@@ -122,13 +128,13 @@ fn record_limits(l: &CpuLimits) -> LimitsRecord {
 
 impl<'f> Watch<'f> {
     /// Open the sampler on `initial` (each with the target it came from), take the first
-    /// sample (time 0) and hand it to the writer. `children`: the parent whose children
+    /// sample (time 0) and hand it to the writer. `children`: the parents whose children
     /// are watched too (they are among `initial` already, listed by the caller).
     #[allow(clippy::too_many_arguments)]
     pub fn start(
         layout: Layout,
         initial: Vec<(Watched, String)>,
-        children: Option<Watched>,
+        children: Vec<Watched>,
         proc_root: &Path,
         interval: Duration,
         folder: &Folder,
@@ -168,15 +174,15 @@ impl<'f> Watch<'f> {
                 sampler.system_has(),
             )
         });
-        let children = match children {
-            Some(parent) => {
+        let children = children
+            .into_iter()
+            .map(|parent| {
                 let dir = File::open(&parent.cpu_dir)
                     .with_context(|| format!("opening {}", parent.cpu_dir.display()))?;
                 let nlink = dir.metadata().map(|m| m.nlink()).unwrap_or(0);
-                Some(Children { parent, dir, nlink })
-            }
-            None => None,
-        };
+                Ok(Children { parent, dir, nlink })
+            })
+            .collect::<Result<Vec<_>>>()?;
         let first = sampler.tick(0)?.to_vec();
         let mut w = Watch {
             layout,
@@ -197,8 +203,11 @@ impl<'f> Watch<'f> {
             failed,
         };
         for (i, (watched, target)) in initial.into_iter().enumerate() {
-            let child = target.starts_with("children of ");
-            w.register(watched, target, child, &first[i], i);
+            let child_of = w
+                .children
+                .iter()
+                .position(|ch| target == children_target(&ch.parent));
+            w.register(watched, target, child_of, &first[i], i);
         }
         // The first sample is every initial group's baseline.
         w.writer.tick(&first)?;
@@ -207,7 +216,14 @@ impl<'f> Watch<'f> {
 
     /// Make group `g` of the sampler (already open, first sample `first`) known to the
     /// writer, the exposition and the records.
-    fn register(&mut self, w: Watched, target: String, child: bool, first: &Sample, g: usize) {
+    fn register(
+        &mut self,
+        w: Watched,
+        target: String,
+        child_of: Option<usize>,
+        first: &Sample,
+        g: usize,
+    ) {
         let has = self.sampler.counters(g);
         let lives = self.names.entry(w.name.clone()).or_insert(0);
         *lives += 1;
@@ -260,7 +276,7 @@ impl<'f> Watch<'f> {
             record: self.records.len() - 1,
             ino: ino(&w.cpu_dir),
             cpu_dir: w.cpu_dir,
-            child,
+            child_of,
             limits,
             last_limits: l,
             tracker: EpisodeTracker::new(l.period_s.unwrap_or(DEFAULT_PERIOD_S)),
@@ -384,16 +400,25 @@ impl<'f> Watch<'f> {
                 self.records[lg.record].limits = record_limits(&l);
             }
         }
-        let mut changed = std::mem::take(&mut self.ended_since_refresh);
-        let Some(ch) = self.children.as_mut() else {
-            return Ok(changed);
-        };
+        let ended = std::mem::take(&mut self.ended_since_refresh);
+        let mut changed = ended;
+        for k in 0..self.children.len() {
+            changed |= self.refresh_children(k, ended)?;
+        }
+        Ok(changed)
+    }
+
+    /// The children of parent `k`: looked at again when its link count moved or a group
+    /// ended (`ended`) since the last look. Whether a group came or went.
+    fn refresh_children(&mut self, k: usize, ended: bool) -> Result<bool> {
+        let ch = &mut self.children[k];
         let nlink = ch.dir.metadata().map(|m| m.nlink()).unwrap_or(0);
-        if nlink == ch.nlink && !changed {
+        if nlink == ch.nlink && !ended {
             return Ok(false);
         }
         ch.nlink = nlink;
-        let target = format!("children of {}", ch.parent.cpu_dir.display());
+        let target = children_target(&ch.parent);
+        let mut changed = false;
         // A parent that went took every child with it: none listed.
         let (found, skipped) = self.layout.children(&ch.parent).unwrap_or_default();
         for e in skipped {
@@ -404,7 +429,7 @@ impl<'f> Watch<'f> {
             .live
             .iter()
             .enumerate()
-            .filter(|(_, lg)| lg.child && !listed.contains(lg.cpu_dir.as_path()))
+            .filter(|(_, lg)| lg.child_of == Some(k) && !listed.contains(lg.cpu_dir.as_path()))
             .map(|(g, _)| g)
             .collect();
         for g in gone.into_iter().rev() {
@@ -424,7 +449,7 @@ impl<'f> Watch<'f> {
             match self.sampler.add_group(&w.sources(), t_ns) {
                 Ok(g) => {
                     let first = self.sampler.last()[g];
-                    self.register(w, target.clone(), true, &first, g);
+                    self.register(w, target.clone(), Some(k), &first, g);
                     changed = true;
                 }
                 // It went between the listing and the open: not a child now.

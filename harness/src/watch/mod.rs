@@ -32,8 +32,8 @@ use target::{Layout, TargetSpec, Watched};
 #[derive(Debug, Clone)]
 pub struct WatchOptions {
     pub targets: Vec<TargetSpec>,
-    /// Watch every child cgroup of this folder, as they come and go.
-    pub children: Option<PathBuf>,
+    /// Watch every child cgroup of these folders, as they come and go.
+    pub children: Vec<PathBuf>,
     pub interval: Duration,
     /// End after this long (None: at a signal).
     pub duration: Option<Duration>,
@@ -60,8 +60,8 @@ pub const REFRESH_EVERY: Duration = Duration::from_secs(1);
 /// The cgroups to watch, each with the target it came from.
 pub type Initial = Vec<(Watched, String)>;
 
-/// What a watch's initial targets are, with the parent of `--children`.
-pub fn resolve(opts: &WatchOptions, layout: &Layout) -> Result<(Initial, Option<Watched>)> {
+/// What a watch's initial targets are, with the parents of `--children`.
+pub fn resolve(opts: &WatchOptions, layout: &Layout) -> Result<(Initial, Vec<Watched>)> {
     let mut initial: Vec<(Watched, String)> = Vec::new();
     let mut push = |w: Watched, target: String| {
         if !initial.iter().any(|(x, _)| x.cpu_dir == w.cpu_dir) {
@@ -75,25 +75,26 @@ pub fn resolve(opts: &WatchOptions, layout: &Layout) -> Result<(Initial, Option<
         };
         push(w, t.to_string());
     }
-    let parent = match &opts.children {
-        Some(p) => {
-            let parent = layout.resolve(&opts.cgroup_root, p)?;
-            let (found, skipped) = layout.children(&parent)?;
-            for e in skipped {
-                eprintln!("throttlebench: watch: not watched: {e}");
-            }
-            let target = format!("children of {}", parent.cpu_dir.display());
-            for w in found {
-                push(w, target.clone());
-            }
-            Some(parent)
+    let mut parents: Vec<Watched> = Vec::new();
+    for p in &opts.children {
+        let parent = layout.resolve(&opts.cgroup_root, p)?;
+        if parents.iter().any(|x| x.cpu_dir == parent.cpu_dir) {
+            continue;
         }
-        None => None,
-    };
-    if opts.targets.is_empty() && parent.is_none() {
+        let (found, skipped) = layout.children(&parent)?;
+        for e in skipped {
+            eprintln!("throttlebench: watch: not watched: {e}");
+        }
+        let target = live::children_target(&parent);
+        for w in found {
+            push(w, target.clone());
+        }
+        parents.push(parent);
+    }
+    if opts.targets.is_empty() && parents.is_empty() {
         bail!("nothing to watch: give a cgroup path, pid:N, or --children PATH");
     }
-    Ok((initial, parent))
+    Ok((initial, parents))
 }
 
 /// Watch until `--duration` or a signal (`stopped` says which, polled after every tick),
@@ -113,7 +114,11 @@ pub fn run(
     let (mut folder, mut files) = files::create(folder, host, created)?;
     let request = WatchRequest {
         targets: opts.targets.iter().map(|t| t.to_string()).collect(),
-        children: opts.children.as_ref().map(|p| p.display().to_string()),
+        children: opts
+            .children
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
         interval: crate::scenario::Span::from_micros(opts.interval.as_micros() as u64).to_string(),
         duration: opts
             .duration
@@ -132,7 +137,7 @@ pub fn run(
         episodes,
         ..
     } = &mut files;
-    let with_children = parent.is_some();
+    let with_children = !parent.is_empty();
     let t0 = monotonic_ns();
     folder.t0_unix_s = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -82,7 +82,7 @@ fn options(
 ) -> WatchOptions {
     WatchOptions {
         targets,
-        children: children.map(PathBuf::from),
+        children: children.into_iter().map(PathBuf::from).collect(),
         interval: Duration::from_millis(10),
         duration: None,
         cgroup_root: root.to_path_buf(),
@@ -349,4 +349,70 @@ fn a_cgroup_made_anew_at_a_path_that_went_is_a_new_group() {
     let names: Vec<&str> = w.records.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["kubepods/a", "kubepods/b", "kubepods/b#2"]);
     assert_eq!(w.groups(), 2);
+}
+
+#[test]
+fn children_of_several_parents_come_and_go_each_with_its_own_parent() {
+    // kubepods/{a,b} and the pods of a QoS cgroup one level down: kubepods/burstable/p1.
+    let t = Tmp::new("parents");
+    let cg = v2_tree(&t.0);
+    let qos = cg.join("kubepods/burstable");
+    v2_stat(&qos, 0, 0, 0, 0);
+    v2_stat(&qos.join("p1"), 1000, 10, 0, 0);
+    let proc = fake_proc(&t.0);
+    let mut opts = options(&cg, &proc, vec![], Some("kubepods"));
+    // The same parent twice is one.
+    for p in ["kubepods/burstable", "kubepods/burstable"] {
+        opts.children.push(PathBuf::from(p));
+    }
+    let layout = Layout::detect(&cg).unwrap();
+    let (initial, parents) = resolve(&opts, &layout).unwrap();
+    assert_eq!(parents.len(), 2);
+    let names: Vec<&str> = initial.iter().map(|(w, _)| w.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "kubepods/a",
+            "kubepods/b",
+            "kubepods/burstable",
+            "kubepods/burstable/p1"
+        ]
+    );
+    let folder = ResultFolder::named(&t.0.join("out")).unwrap();
+    let (folder, mut fs_) = files::create(folder, host(), "now".into()).unwrap();
+    let files::Files {
+        timeseries,
+        episodes,
+        ..
+    } = &mut fs_;
+    let mut w = Watch::start(
+        layout,
+        initial,
+        parents,
+        &proc,
+        Duration::from_millis(10),
+        &folder,
+        timeseries,
+        episodes,
+        None,
+    )
+    .unwrap();
+    w.tick(10_000_000).unwrap();
+    assert!(!w.refresh().unwrap(), "nothing changed");
+    // A pod comes under the QoS cgroup, then p1 goes: each parent keeps its own children.
+    v2_stat(&qos.join("p2"), 1000, 10, 0, 0);
+    assert!(w.refresh().unwrap());
+    assert_eq!(w.groups(), 5);
+    fs::remove_dir_all(qos.join("p1")).unwrap();
+    assert!(w.refresh().unwrap());
+    let ended = w.take_ended();
+    assert_eq!(ended.len(), 1, "{ended:?}");
+    assert_eq!(ended[0].name, "kubepods/burstable/p1");
+    assert_eq!(w.groups(), 4);
+    let p2 = w.records.iter().find(|r| r.name == "kubepods/burstable/p2");
+    assert_eq!(
+        p2.map(|r| r.target.clone()),
+        Some(format!("children of {}", qos.display()))
+    );
+    w.finish().unwrap();
 }

@@ -70,8 +70,8 @@ pub struct ScaleRow {
     pub plot_rss_mb: f64,
 }
 
-/// Run this binary with `args`, returning its wall time (s) and peak RSS (MB);
-/// `cgroup_root` goes after the command's name, for the commands that take it.
+/// Run this binary with `args`, returning its wall time (s) and peak RSS (MB).
+/// `cgroup_root` is passed to commands that use cgroups (`run`, `watch`), not to `plot`.
 fn child(args: &[&str], cgroup_root: Option<&Path>) -> Result<(f64, f64)> {
     let rss_file = std::env::temp_dir().join(format!(
         "throttlebench-rss-{}-{}",
@@ -81,12 +81,11 @@ fn child(args: &[&str], cgroup_root: Option<&Path>) -> Result<(f64, f64)> {
     let _ = std::fs::remove_file(&rss_file);
     let t = Instant::now();
     let mut cmd = Command::new(std::env::current_exe()?);
-    cmd.args(&args[..1]);
     if let Some(root) = cgroup_root {
         cmd.arg("--cgroup-root").arg(root);
     }
     let out = cmd
-        .args(&args[1..])
+        .args(args)
         .env("THROTTLEBENCH_PEAK_RSS_FILE", &rss_file)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -89,6 +89,7 @@ impl<'a> Live<'a> {
             })
             .collect();
         let mut sampler = Sampler::open(&sources, &runner.proc_root, run.sample_interval.0)?;
+        sink.cgroups(&groups.iter().map(|c| c.cpu_dir()).collect::<Vec<_>>());
         let counters: Vec<_> = (0..run.groups.len()).map(|g| sampler.counters(g)).collect();
         sink.begin(&counters, sampler.system_has())?;
         let early_t0 = match top {

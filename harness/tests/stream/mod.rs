@@ -189,6 +189,8 @@ fn bench_scale_measures_runs_and_plots_of_every_kind() {
             "1s",
             "--slow-threads",
             "4",
+            "--watch-lengths",
+            "1s,2s",
             "--csv",
             csv.to_str().unwrap(),
         ])
@@ -198,9 +200,10 @@ fn bench_scale_measures_runs_and_plots_of_every_kind() {
     let rows = read_csv(&csv);
     assert_eq!(
         rows.len(),
-        3,
-        "a length, the Fibtest units, a group count: {rows:?}"
+        5,
+        "a length, the Fibtest units, a group count, two watches: {rows:?}"
     );
+    assert!(rows[3]["work"].starts_with("watch, 1 group"), "{rows:?}");
     for r in &rows {
         assert!(num(r, "run_rss_mb") > 1.0, "{r:?}");
         assert!(num(r, "plot_rss_mb") > 1.0, "{r:?}");

@@ -21,7 +21,7 @@
 //! | 6 | `result`, `runner` | a run's raw data, and running a planned run |
 //! | 7 | `report`, `as_scraped` | result files, summaries, expectations, comparisons; a recorded series as a Prometheus scrape would see it |
 //! | 8 | `plot` | plots of stored result folders |
-//! | 9 | `threshold`, `vm` | the threshold search, running a command in a guest kernel |
+//! | 9 | `threshold`, `vm`, `watch` | the threshold search, running a command in a guest kernel, watching cgroups the tool did not make |
 //! | 10 | `cli` | flags, wiring of each command, exit codes |
 //!
 //! Statistics live in `fibtest::stats`, the crate both binaries build on.
@@ -47,3 +47,4 @@ pub mod signals;
 pub mod threshold;
 pub mod units;
 pub mod vm;
+pub mod watch;

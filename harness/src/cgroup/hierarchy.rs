@@ -91,6 +91,11 @@ impl Hierarchy {
         self.mounts.iter().find(|(x, _)| *x == c).map(|(_, p)| p)
     }
 
+    /// The folder where controller `c`'s hierarchy is mounted (v2: the root), if found.
+    pub fn mount_of(&self, c: Controller) -> Option<&Path> {
+        self.mount(c).map(PathBuf::as_path)
+    }
+
     /// Whether `c` can be used under this root.
     pub fn has(&self, c: Controller) -> bool {
         self.mount(c).is_some()

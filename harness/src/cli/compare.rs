@@ -6,6 +6,7 @@
 use crate::cli::exit::{exit_with, EXIT_BAD, EXIT_TOOL};
 use crate::report::compare::{compare, parse_fail_on, FailOn};
 use crate::report::expect::{parse_selection, resolve_column, select_rows};
+use crate::report::export::{self, Format};
 use crate::report::read::{ResultDir, Table};
 use crate::units::human;
 use anyhow::{anyhow, Context, Result};
@@ -32,6 +33,10 @@ pub struct CompareArgs {
     /// Where compare.csv goes: a folder, or a file name (default: NEW/compare.csv).
     #[arg(long, value_name = "PATH")]
     pub out: Option<PathBuf>,
+    /// What is printed: text, or the table as csv, json or markdown (for a CI job
+    /// summary or a pull-request comment; other lines then go to stderr or the notes).
+    #[arg(long, default_value = "text")]
+    pub format: Format,
     /// Compare only BASE's rows this selection picks (`limiter.burst=0ms`), leaving its
     /// columns out of the matching: with --new-where, two configurations of one sweep
     /// (BASE and NEW the same folder) are compared.
@@ -118,7 +123,7 @@ fn inner(args: &CompareArgs) -> Result<i32> {
         Some(s) => format!("{} [{s}]", dir.display()),
         None => dir.display().to_string(),
     };
-    println!(
+    let title = format!(
         "compare {} ({}) → {} ({}): median change; Mann-Whitney U, alpha {}; Hodges-Lehmann interval of the shift",
         side(&args.base, &args.base_where),
         base.scenario_name(),
@@ -126,10 +131,25 @@ fn inner(args: &CompareArgs) -> Result<i32> {
         new.scenario_name(),
         args.alpha
     );
-    for note in host_notes(&base, &new) {
-        println!("note: {note}");
+    let text = args.format == Format::Text;
+    // In text everything is said as it comes; in the other formats stdout is the table,
+    // with the notes and regressions as its notes (CSV has none: they go to stderr),
+    // and "wrote compare.csv" goes to stderr.
+    let mut said: Vec<String> = Vec::new();
+    let mut say = |line: String| {
+        if text {
+            println!("{line}");
+        } else {
+            said.push(line);
+        }
+    };
+    if text {
+        println!("{title}");
+        for note in host_notes(&base, &new) {
+            println!("note: {note}");
+        }
+        print!("{}", c.table());
     }
-    print!("{}", c.table());
     let path = match &args.out {
         Some(p) if p.is_dir() => p.join("compare.csv"),
         Some(p) => p.clone(),
@@ -147,7 +167,7 @@ fn inner(args: &CompareArgs) -> Result<i32> {
                     .map(|x| format!(" ({:+.1}%)", x * 100.0))
                     .unwrap_or_default();
                 let col = ch.metric.trim_matches('|');
-                println!(
+                say(format!(
                     "REGRESSED {}: {}: median {} → {}, change {}{rel}{}",
                     r.text,
                     ch.config,
@@ -162,20 +182,31 @@ fn inner(args: &CompareArgs) -> Result<i32> {
                         (Some(true), Some(p)) => format!(", significant (p = {p:.3})"),
                         _ => ", no test possible: the median change decided".to_string(),
                     }
-                );
+                ));
             }
         }
     }
-    println!("wrote {}", path.display());
-    if regressed > 0 {
-        println!("{regressed} regression(s) past --fail-on");
-        Ok(EXIT_BAD)
-    } else {
-        if !rules.is_empty() {
-            println!("no regression past --fail-on");
-        }
-        Ok(0)
+    if text {
+        println!("wrote {}", path.display());
     }
+    if regressed > 0 {
+        say(format!("{regressed} regression(s) past --fail-on"));
+    } else if !rules.is_empty() {
+        say("no regression past --fail-on".to_string());
+    }
+    if !text {
+        let mut notes = host_notes(&base, &new);
+        if args.format == Format::Csv {
+            for l in &said {
+                eprintln!("{l}");
+            }
+        }
+        notes.extend(said);
+        let table = export::comparison::table(&c, title, notes);
+        print!("{}", export::render(&[table], args.format));
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(if regressed > 0 { EXIT_BAD } else { 0 })
 }
 
 /// What differs between the machines of two result folders that matters for reading the

@@ -9,9 +9,12 @@ pub mod cut;
 pub mod exit;
 pub mod plot;
 pub mod probe;
+pub mod report;
 mod run;
+mod serve;
 pub mod threshold;
 pub mod vm;
+pub mod watch;
 
 pub use run::{allowed_cpus, load_plan, run_scenario};
 
@@ -69,6 +72,10 @@ pub enum Command {
     /// Print some columns of a result CSV by name (`-c wall_s,cpu_share`), as CSV or,
     /// with --table, aligned for reading.
     Cut(cut::CutArgs),
+    /// Many result folders in one table keyed by host, kernel and scenario; or, with
+    /// --as-scraped, what a Prometheus scrape and its increase() window make of a run's
+    /// or watch's throttling.
+    Report(report::ReportArgs),
     /// Remove what runs that died (SIGKILL, crash) left: their cgroups and processes. `run`
     /// does this before it starts too.
     Cleanup(cleanup::CleanupArgs),
@@ -76,6 +83,9 @@ pub enum Command {
     /// the kernel under test); its exit code passes through, 125 when the guest could
     /// not answer.
     Vm(vm::VmArgs),
+    /// Watch cgroups this tool did not make (paths, pid:N, --children PATH), read only:
+    /// the same result files as `run`, plus throttling episodes; until Ctrl-C or --duration.
+    Watch(watch::WatchArgs),
     /// The workload generator (same as the `fibtest` binary): fast/slow threads, requests, duty cycles.
     #[command(disable_help_flag = true)]
     Fibtest {
@@ -120,6 +130,10 @@ pub struct RunArgs {
     /// Do not draw plots at the end (`throttlebench plot DIR` draws them later).
     #[arg(long)]
     pub no_plot: bool,
+    /// Serve the counters for Prometheus at http://ADDR/metrics while the runs run
+    /// (`127.0.0.1:9787`, `0.0.0.0:9787`; docs/fleet.md lists the series).
+    #[arg(long, value_name = "ADDR")]
+    pub serve: Option<String>,
 }
 
 /// Dispatch a parsed command line; returns the process exit code.
@@ -163,9 +177,18 @@ pub fn run(cli: Cli) -> Result<i32> {
             no_cgroups("cut")?;
             cut::run(&args)
         }
+        Command::Report(args) => {
+            no_cgroups("report")?;
+            report::run(&args)?;
+            Ok(0)
+        }
         Command::Vm(args) => {
             no_cgroups("vm")?;
             vm::run(&args)
+        }
+        Command::Watch(args) => {
+            watch::run(&args.root.or(before), &cli.proc_root, &args)?;
+            Ok(0)
         }
         Command::Cleanup(args) => cleanup::run(&args.root.or(before), &cli.proc_root, &args),
         Command::Fibtest { args } => Ok(fibtest::cli::run_as("throttlebench fibtest", args)),

@@ -6,7 +6,7 @@ use crate::cli::exit::RunStop;
 use crate::report::console::run_line;
 use crate::report::expect;
 use crate::report::{ResultFolder, ResultWriter, ResultsError};
-use crate::runner::{Runner, WorkloadProgram};
+use crate::runner::{Exposed, Runner, WorkloadProgram};
 use crate::sample::Host;
 use crate::scenario::{self, Plan};
 use crate::signals;
@@ -178,6 +178,8 @@ pub fn run_scenario(cgroup_root: &Path, proc_root: &Path, args: &RunArgs) -> Res
         hierarchy.version.name(),
         Path::new("/proc/pressure/cpu").exists(),
     );
+    let (hostname, ticks_per_s) = (host.hostname.clone(), host.clock_ticks_per_s);
+    let served = super::serve::start(args.serve.as_deref())?;
     let host_cpus = host.cpus;
     let mut writer = ResultWriter::create(folder, &plan, host, created)?;
     let stopped = |error: ResultsError, kept: usize| RunStop::Results {
@@ -213,13 +215,28 @@ pub fn run_scenario(cgroup_root: &Path, proc_root: &Path, args: &RunArgs) -> Res
         let what = describe_run(&plan, i);
         bar.set_message(what.clone());
         let run = &plan.runs[i];
-        let measured = match writer.begin_run(run) {
-            Ok(mut sink) => runner.run(run, &mut sink),
+        let mut written = match writer.begin_run(run) {
+            Ok(sink) => sink,
             Err(e) => {
                 bar.abandon();
                 return Err(stopped(e, writer.runs_written()).into());
             }
         };
+        let measured = match &served {
+            Some((exposition, _)) => runner.run(
+                run,
+                &mut Exposed::new(
+                    &mut written,
+                    exposition,
+                    run,
+                    &plan.scenario.name,
+                    &hostname,
+                    ticks_per_s,
+                ),
+            ),
+            None => runner.run(run, &mut written),
+        };
+        drop(written);
         let result = match measured {
             Ok(r) => r,
             Err(e) => {

@@ -51,6 +51,10 @@ pub struct ThresholdArgs {
     /// Result folder (default: results/threshold-<scenario>/<UTC time>/).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Serve the search cgroup's counters for Prometheus at http://ADDR/metrics while
+    /// the search runs (sampled every 100 ms).
+    #[arg(long, value_name = "ADDR")]
+    pub serve: Option<String>,
 }
 
 pub fn run(cgroup_root: &Path, proc_root: &Path, args: &ThresholdArgs) -> Result<PathBuf> {
@@ -118,7 +122,25 @@ pub fn run(cgroup_root: &Path, proc_root: &Path, args: &ThresholdArgs) -> Result
         "--sustainable {} is not a share of the unthrottled rate in (0, 1)",
         args.sustainable
     );
+    let host = crate::sample::Host::read(
+        proc_root,
+        hierarchy.version.name(),
+        proc_root.join("pressure/cpu").exists(),
+    );
+    let served = super::serve::start(args.serve.as_deref())?;
     let cg = hierarchy.create_run(&[])?;
+    // --serve: the search's cgroup, sampled on a thread of its own like a watched one.
+    let exported = match &served {
+        Some((exposition, _)) => Some(crate::watch::serve::ServedCgroup::start(
+            exposition,
+            &cg,
+            proc_root,
+            &name,
+            (limiter.name(), &crate::runner::limits_of(&limiter)),
+            &host,
+        )?),
+        None => None,
+    };
     let mut prober = CgroupProber::new(&runner, &cg, limiter.clone());
     let probes_path = dir.join("probes.csv");
     let mut probes_csv = csv::Writer::from_path(&probes_path)
@@ -174,6 +196,8 @@ pub fn run(cgroup_root: &Path, proc_root: &Path, args: &ThresholdArgs) -> Result
     bar.finish_and_clear();
     let limiter_report = prober.finish();
     drop(prober);
+    drop(exported);
+    drop(served);
     let name_cg = cg.name();
     cg.destroy(Duration::from_secs(5))
         .with_context(|| format!("removing cgroup {name_cg}"))?;
@@ -206,6 +230,7 @@ pub fn run(cgroup_root: &Path, proc_root: &Path, args: &ThresholdArgs) -> Result
             "slice_s": params.slice.as_secs_f64(),
         },
         "limiter_report": limiter_report,
+        "host": host,
     });
     // The findings' fields at the top level, then what the search ran with.
     let mut flat = serde_json::to_value(&findings)?;

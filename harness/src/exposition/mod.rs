@@ -24,6 +24,7 @@
 //! gauge of the one going on, which a scrape cannot average away.
 
 mod cells;
+pub mod sampled;
 pub mod server;
 
 use std::sync::{Arc, Mutex};
@@ -444,4 +445,4 @@ impl Drop for GroupHandle {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

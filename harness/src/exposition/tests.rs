@@ -33,7 +33,8 @@ unsafe impl GlobalAlloc for CountingAlloc {
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
 
-fn allocations() -> u64 {
+/// Allocations made by the current thread so far (for tests elsewhere in the crate too).
+pub(crate) fn allocations() -> u64 {
     ALLOCATIONS.with(|n| n.get())
 }
 

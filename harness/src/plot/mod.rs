@@ -9,10 +9,13 @@
 //! | file | kind | made when |
 //! | --- | --- | --- |
 //! | `latency` | request / slow-unit latency by percentile, per run, log axes; Indeed's conceptual model [Unthrottled] for requests under a CFS quota | latency.csv has rows |
-//! | `timeseries-run<N>` | CPU usage, throttled share per period, throttled time, steal / PSI / stalls over time, one file per run | timeseries.csv has rows |
+//! | `timeseries-run<N>` | CPU usage, throttled share per period, throttled time, steal / PSI / stalls, throttling episodes over time, one file per run | timeseries.csv has rows |
 //! | `sweep` | summary columns against the swept parameter (or the target share), one line per limiter | the folder has more than one configuration |
 //! | `threshold` | a threshold search's probes and bracket | probes.csv exists |
+//! | `report` (`fleet`) | many folders' throttling and CPU by host, kernel and scenario | `report DIR... --plot OUT` |
 
+mod episodes;
+pub mod fleet;
 mod latency;
 mod reduce;
 mod runs;
@@ -165,6 +168,19 @@ pub fn plot_dir(dir: &ResultDir, opts: &PlotOptions) -> Result<Vec<PathBuf>> {
             f.render(&path, *format)?;
             written.push(path);
         }
+    }
+    Ok(written)
+}
+
+/// Draw one figure as SVG and PNG into `out` (made if missing); the files written.
+pub(crate) fn render_all<F: Figure>(f: &F, out: &Path) -> Result<Vec<PathBuf>> {
+    register_font();
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut written = Vec::new();
+    for (format, ext) in [(Format::Svg, "svg"), (Format::Png, "png")] {
+        let path = out.join(format!("{}.{ext}", Figure::stem(f)));
+        AnyFigure::render(f, &path, format)?;
+        written.push(path);
     }
     Ok(written)
 }

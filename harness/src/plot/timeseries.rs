@@ -1,11 +1,14 @@
-//! One run over time (timeseries.csv), one file per run, four panels sharing the time
-//! axis: CPU usage with the limit, throttled share per period, throttled time so far, and
-//! the time lost outside the cgroup's control (steal, PSI, and observed stalls when the
-//! folder has a `stall_s` column). Rates are means over one CFS period (100 ms without a
-//! quota), the time scale the throttling happens on.
+//! One run over time (timeseries.csv), one file per run, up to five panels sharing the
+//! time axis: CPU usage with the limit, throttled share per period, throttled time so
+//! far, the time lost outside the cgroup's control (steal, PSI, and observed stalls when
+//! the folder has a `stall_s` column), and the throttling episodes (`episodes`; the
+//! throttling panels only when there was throttling). Rates are means over one CFS period
+//! (100 ms without a quota), the time scale the throttling happens on.
 
+use super::episodes::EpisodeBoxes;
 use super::reduce::{Reduced, Windowed};
 use super::{draw_legend, font, footer, frame, padded, DrawResult, Figure, LegendEntry, Mark};
+use crate::episodes::ThrottleDelta;
 use crate::report::read::{group_of, run_label, ResultDir};
 use crate::units::{fmt_number, fmt_seconds};
 use fibtest::span::Span;
@@ -60,6 +63,7 @@ struct GroupAcc {
     psi: Windowed,
     stall: Windowed,
     probe_stall: Windowed,
+    episodes: EpisodeBoxes,
     /// The group's own quota over time (timeseries.csv's `limit_cpus`): a point where
     /// it starts and at each change, so a change mid-run shows as a step. Bounded by
     /// the run's changes.
@@ -96,6 +100,7 @@ impl RunAcc {
                     psi: Windowed::new(w),
                     stall: Windowed::new(w),
                     probe_stall: Windowed::new(w),
+                    episodes: EpisodeBoxes::new(w),
                     limit: Vec::new(),
                 });
                 self.index.insert(name.to_vec(), self.groups.len() - 1);
@@ -135,10 +140,11 @@ fn scan(dir: &ResultDir) -> csv::Result<Vec<RunAcc>> {
         col(&h, "t_s"),
         col(&h, "dt_s"),
     );
-    let (c_usage, c_thr, c_nthr) = (
+    let (c_usage, c_thr, c_nthr, c_nper) = (
         col(&h, "usage_s"),
         col(&h, "throttled_s"),
         col(&h, "nr_throttled"),
+        col(&h, "nr_periods"),
     );
     let (c_steal, c_psi, c_stall) = (
         col(&h, "steal_s"),
@@ -198,6 +204,13 @@ fn scan(dir: &ResultDir) -> csv::Result<Vec<RunAcc>> {
             g.cumulative.push(t, g.throttled_total);
         }
         g.throttled_periods += num(&rec, c_nthr).unwrap_or(0.0) as u64;
+        g.episodes.push(&ThrottleDelta {
+            t_s: t,
+            dt_s: dt,
+            nr_periods: num(&rec, c_nper).map(|v| v as u64),
+            nr_throttled: num(&rec, c_nthr).map(|v| v as u64),
+            throttled_s: thr,
+        });
         g.steal.push(t, dt, num(&rec, c_steal));
         g.psi.push(t, dt, num(&rec, c_psi));
         if c_stall.is_some() {
@@ -209,6 +222,9 @@ fn scan(dir: &ResultDir) -> csv::Result<Vec<RunAcc>> {
                 g.limit.push((t - dt, l));
             }
         }
+    }
+    for g in runs.iter_mut().flat_map(|r| r.groups.iter_mut()) {
+        g.episodes.finish();
     }
     // A steal probe's stalls, all its CPUs together, from steal_timeseries.csv.
     if let Some(path) = dir.stalls.as_ref() {
@@ -275,8 +291,8 @@ fn figure(dir: &ResultDir, acc: RunAcc) -> TimeseriesFigure {
             what.to_string()
         }
     };
-    let (mut usage, mut throttled, mut cum, mut lost) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut usage, mut throttled, mut cum, mut lost, mut episodes) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let t_max = acc.t_max.max(acc.window_s);
     for (gi, g) in acc.groups.iter().enumerate() {
         usage.push(line(
@@ -379,6 +395,30 @@ fn figure(dir: &ResultDir, acc: RunAcc) -> TimeseriesFigure {
                 });
             }
         }
+        let e = &g.episodes;
+        episodes.push(line(
+            name(
+                &g.name,
+                &if !e.reported() {
+                    "episodes: throttling not reported by this kernel".to_string()
+                } else if e.count == 0 {
+                    "no throttling episode".to_string()
+                } else {
+                    format!(
+                        "{} episode(s) of consecutive throttled periods, longest {}{}",
+                        e.count,
+                        fmt_seconds(e.longest_s),
+                        if e.cut_off > 0 {
+                            format!(" ({} cut off at a gap or an end)", e.cut_off)
+                        } else {
+                            String::new()
+                        }
+                    )
+                },
+            ),
+            Some(gi),
+            e.outline(),
+        ));
         // Steal and PSI are machine-wide: drawn once. Stalls belong to the group.
         if gi == 0 {
             lost.push(line(
@@ -474,6 +514,13 @@ fn figure(dir: &ResultDir, acc: RunAcc) -> TimeseriesFigure {
         lines: lost,
         seconds: false,
     });
+    if anything_throttled {
+        panels.push(Panel {
+            y_desc: "episode length (s)".into(),
+            lines: episodes,
+            seconds: true,
+        });
+    }
     TimeseriesFigure {
         run: run.to_string(),
         title: format!("{} {label}: over time", dir.scenario_name()),
@@ -489,7 +536,7 @@ impl Figure for TimeseriesFigure {
     }
 
     fn size(&self) -> (u32, u32) {
-        (1500, 1200)
+        (1500, if self.panels.len() > 4 { 1450 } else { 1200 })
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult

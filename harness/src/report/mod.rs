@@ -4,11 +4,14 @@
 pub mod compare;
 pub mod console;
 pub mod expect;
+pub mod export;
 pub mod files;
+pub mod fleet;
 pub mod folder;
 pub mod join;
 pub mod periods;
 pub mod read;
+pub mod scraped;
 pub mod stream;
 
 pub mod summary;

@@ -129,6 +129,8 @@ pub struct RunWriter<'w> {
     first: bool,
     /// Sample time of the last write to the file, in ns.
     flushed_at_ns: u64,
+    /// Rows go to the file when this much sample time has passed since the last write.
+    flush_every_ns: u64,
 }
 
 impl<'w> RunWriter<'w> {
@@ -158,7 +160,73 @@ impl<'w> RunWriter<'w> {
             prev: Vec::new(),
             first: true,
             flushed_at_ns: 0,
+            flush_every_ns: 1_000_000_000,
         }
+    }
+
+    /// A writer of run `run` whose groups come with `add_group` (a watch's, which has no
+    /// plan and no load).
+    pub(crate) fn for_groups(
+        run: usize,
+        ticks_per_s: u64,
+        dir: PathBuf,
+        timeseries: &'w mut Appender,
+        spool: SharedSpool,
+        failed: Failure,
+    ) -> RunWriter<'w> {
+        RunWriter {
+            run,
+            names: Vec::new(),
+            ticks_per_s,
+            dir,
+            timeseries,
+            spool,
+            load_kind: "http",
+            failed,
+            counters: Vec::new(),
+            system: SystemHas::default(),
+            limits: Vec::new(),
+            prev: Vec::new(),
+            first: true,
+            flushed_at_ns: 0,
+            flush_every_ns: 1_000_000_000,
+        }
+    }
+
+    /// Write the rows to the file every `ns` of sample time (0: every tick) instead of
+    /// every second: a watch loses at most one interval if it is killed.
+    pub fn flush_every(&mut self, ns: u64) {
+        self.flush_every_ns = ns;
+    }
+
+    /// A group sampled from now on (a watched cgroup that appeared), at the end of the
+    /// order: `first` is its first sample (the baseline of its first row), `has` which
+    /// counters its cgroup reports. Allocates; ticks after it do not.
+    pub fn add_group(&mut self, name: String, has: Has, first: &Sample) {
+        self.names.push(name);
+        self.counters.push(has);
+        self.prev.push(*first);
+        self.limits.resize(self.names.len(), None);
+    }
+
+    /// Group `g` is no longer sampled (its cgroup went); the groups after it move down.
+    /// Its rows so far stay in the file.
+    pub fn remove_group(&mut self, g: usize) {
+        self.names.remove(g);
+        self.counters.remove(g);
+        self.prev.remove(g);
+        if g < self.limits.len() {
+            self.limits.remove(g);
+        }
+    }
+
+    /// Write what is buffered to the file now.
+    pub fn flush(&mut self) -> io::Result<()> {
+        if let Err(e) = self.timeseries.flush() {
+            let e = self.timeseries.error(e);
+            return Err(fail(&self.failed, e));
+        }
+        Ok(())
     }
 }
 
@@ -193,12 +261,9 @@ impl RunSink for RunWriter<'_> {
             self.prev[g] = *s;
         }
         let now = samples.first().map(|s| s.t_ns).unwrap_or(0);
-        if now.saturating_sub(self.flushed_at_ns) >= 1_000_000_000 {
+        if now.saturating_sub(self.flushed_at_ns) >= self.flush_every_ns {
             self.flushed_at_ns = now;
-            if let Err(e) = self.timeseries.flush() {
-                let e = self.timeseries.error(e);
-                return Err(fail(&self.failed, e));
-            }
+            self.flush()?;
         }
         Ok(())
     }

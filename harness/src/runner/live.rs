@@ -40,6 +40,9 @@ pub(super) struct Live<'a> {
     limiter: Option<ActiveLimiter>,
     /// CLOCK_MONOTONIC of the first sample, in ns: sample times count from it.
     t0: u64,
+    /// The sampler's grid point at or before the end of the start-up: ticks go on from
+    /// there.
+    grid_from: u64,
     /// Processes an external limiter that died mid-run had left stopped (continued at
     /// once, reported at the end).
     left_stopped: Vec<LeakedProcess>,
@@ -59,9 +62,12 @@ pub(super) struct Live<'a> {
 
 impl<'a> Live<'a> {
     /// Open the sampler, start each group's workload in `groups[g]` (none without
-    /// cgroups) and the thread that reads their output, then the limiter; then take the
-    /// first sample, so every group is running before the sampler looks and there is no
-    /// blind spot at the start.
+    /// cgroups) and the thread that reads their output, then the limiter. With cgroups
+    /// the first sample is taken before any workload starts: the counters of cgroups made
+    /// a moment ago are all zero, so nothing a workload does is missed however long the
+    /// start-up of many groups takes (on a loaded machine a workload started first may be
+    /// done before the last one starts). Without cgroups the sampler reads the processes
+    /// themselves, so the first sample comes after they started.
     pub(super) fn start(
         runner: &'a Runner,
         run: &'a PlannedRun,
@@ -88,10 +94,22 @@ impl<'a> Live<'a> {
             })
             .collect();
         let mut sampler = Sampler::open(&sources, &runner.proc_root, run.sample_interval.0)?;
+        sink.cgroups(&groups.iter().map(|c| c.cpu_dir()).collect::<Vec<_>>());
         let counters: Vec<_> = (0..run.groups.len()).map(|g| sampler.counters(g)).collect();
         sink.begin(&counters, sampler.system_has())?;
         // Watching from before the first fork, so no process of the workloads is missed.
         let exits = ExitWatch::start();
+        let early_t0 = match top {
+            Some(_) => {
+                for g in 0..run.groups.len() {
+                    sink.limit(g, own_quota_cpus(run, g))?;
+                }
+                let t0 = monotonic_ns();
+                sink.tick(sampler.tick(0)?)?;
+                Some(t0)
+            }
+            None => None,
+        };
         let mut running: Vec<Running> = Vec::new();
         let mut pipes = Vec::new();
         let port = pick_port(run)?;
@@ -103,7 +121,7 @@ impl<'a> Live<'a> {
                 pipes.push(None);
                 continue;
             }
-            let (r, p) = spawn(
+            let (mut r, p) = spawn(
                 &runner.workload,
                 &runner.proc_root,
                 groups.get(g).copied(),
@@ -111,6 +129,10 @@ impl<'a> Live<'a> {
                 g,
                 port.filter(|_| loaded == Some(g)),
             )?;
+            // A duration the harness enforces counts from the workload's own start.
+            if let Some(t0) = early_t0 {
+                r.stop_at_ns = r.stop_at_ns.map(|d| d + (monotonic_ns() - t0));
+            }
             running.push(r);
             pipes.push(Some(p));
         }
@@ -139,11 +161,21 @@ impl<'a> Live<'a> {
         let spare = used
             .map(|w| runner.allowed.difference(&w))
             .filter(|s| !s.is_empty());
-        for g in 0..run.groups.len() {
-            sink.limit(g, own_quota_cpus(run, g))?;
-        }
-        let t0 = monotonic_ns();
-        sink.tick(sampler.tick(0)?)?;
+        let t0 = match early_t0 {
+            Some(t0) => t0,
+            None => {
+                for g in 0..run.groups.len() {
+                    sink.limit(g, own_quota_cpus(run, g))?;
+                }
+                let t0 = monotonic_ns();
+                sink.tick(sampler.tick(0)?)?;
+                t0
+            }
+        };
+        // The sampler's grid goes on from the end of the start-up: the first row after
+        // it covers the start-up, which is not a missed tick.
+        let interval_ns = run.sample_interval.as_micros() * 1000;
+        let grid_from = t0 + (monotonic_ns() - t0) / interval_ns.max(1) * interval_ns;
         // The load starts once the run is sampled, from outside its cgroups; it waits for
         // the service's port itself.
         let load = match &run.load {
@@ -172,6 +204,7 @@ impl<'a> Live<'a> {
             busy_ns: 0,
             limiter,
             t0,
+            grid_from,
             left_stopped: Vec::new(),
             load,
             cgroups: groups.to_vec(),
@@ -275,7 +308,7 @@ impl<'a> Live<'a> {
         let mut seen_child_events = u32::MAX;
         let limit = self.run.expected_duration() * 2 + Duration::from_secs(30);
         let limit_ns = limit.as_nanos() as u64;
-        let mut next = t0;
+        let mut next = self.grid_from;
         loop {
             next += interval_ns;
             let now = monotonic_ns();

@@ -15,6 +15,7 @@
 //! Teardown is done by guards (`RunCgroups`' and `Cgroup`'s Drop, `ChildGuard`'s Drop),
 //! so every exit path, including errors and panics, runs it.
 
+mod exposed;
 mod live;
 mod load;
 mod output;
@@ -22,6 +23,7 @@ mod scope;
 mod sink;
 mod spawn;
 
+pub use exposed::{limits_of, Exposed};
 pub use sink::{Discard, OutputSink, RequestSink, RunSink, Stream};
 pub use spawn::WorkloadProgram;
 

@@ -7,6 +7,7 @@ use crate::sample::cpustat::Has;
 use crate::sample::{Sample, SystemHas};
 use fibtest::record::UnitLatency;
 use std::io;
+use std::path::Path;
 
 /// Which stream of a workload a text line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +20,10 @@ pub enum Stream {
 /// implementation must not allocate per call, and should flush at least once a second
 /// of sample time).
 pub trait RunSink {
+    /// Before `begin`: the folder of each group's cgroup (its cpu controller's), in the
+    /// plan's order; empty for a run measured from /proc. For sinks that label what they
+    /// keep with it; the others ignore it.
+    fn cgroups(&mut self, _dirs: &[&Path]) {}
     /// Before the first tick: which counters each group's cgroup reports (in the plan's
     /// order), and which system-wide ones.
     fn begin(&mut self, counters: &[Has], system: SystemHas) -> io::Result<()>;

@@ -80,6 +80,97 @@ struct GroupFiles {
     has: Has,
 }
 
+impl GroupFiles {
+    /// Open a group's files and learn which counters its cpu.stat has.
+    fn open(g: &GroupSources) -> io::Result<GroupFiles> {
+        let mut cpu_stat = g
+            .cpu_stat
+            .map(|p| RereadFile::open(p, 4096).map_err(|e| with_path(p, e)))
+            .transpose()?;
+        let usage = g
+            .usage
+            .map(|p| RereadFile::open(p, 64).map_err(|e| with_path(p, e)))
+            .transpose()?;
+        // Which counters this kernel and cgroup report: a v2 cgroup without the cpu
+        // controller (or a kernel without CONFIG_CFS_BANDWIDTH) has no nr_periods,
+        // and its zeros must not read as "never throttled".
+        let has = match cpu_stat.as_mut() {
+            Some(f) => {
+                let path = f.path().to_path_buf();
+                CpuStat::parse(f.read()?)
+                    .map_err(|e| invalid(&path, e))?
+                    .has
+            }
+            None => Has::default(),
+        };
+        Ok(GroupFiles {
+            cpu_stat,
+            usage,
+            process: ProcessUsage::default(),
+            has,
+        })
+    }
+
+    /// Read the group's counters into one sample, with the system-wide values given.
+    /// Allocates nothing unless it fails.
+    fn read(&mut self, t_ns: u64, system: &(u64, u64, u64, Pressure)) -> io::Result<Sample> {
+        let (steal_ticks, busy_ticks, total_ticks, psi) = *system;
+        let stat = match self.cpu_stat.as_mut() {
+            Some(f) => {
+                let text = match f.read() {
+                    Ok(t) => t,
+                    Err(e) => return Err(with_path(f.path(), e)),
+                };
+                match CpuStat::parse(text) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let path = f.path().to_path_buf();
+                        return Err(invalid(&path, e));
+                    }
+                }
+            }
+            None => CpuStat::default(),
+        };
+        let usage_ns = match (self.usage.as_mut(), self.cpu_stat.is_some()) {
+            (Some(f), _) => match f.read().map(parse_u64) {
+                Ok(Some(v)) => v,
+                Err(e) => return Err(with_path(f.path(), e)),
+                Ok(None) => {
+                    let path = f.path().to_path_buf();
+                    return Err(invalid(&path, "not a number"));
+                }
+            },
+            (None, true) => match stat.usage_ns {
+                Some(v) => v,
+                None => {
+                    let path = self
+                        .cpu_stat
+                        .as_ref()
+                        .expect("checked")
+                        .path()
+                        .to_path_buf();
+                    return Err(invalid(&path, "no usage_usec line"));
+                }
+            },
+            (None, false) => self.process.usage_ns()?,
+        };
+        Ok(Sample {
+            t_ns,
+            usage_ns,
+            nr_periods: stat.nr_periods,
+            nr_throttled: stat.nr_throttled,
+            throttled_ns: stat.throttled_ns,
+            nr_bursts: stat.nr_bursts,
+            burst_ns: stat.burst_ns,
+            steal_ticks,
+            busy_ticks,
+            total_ticks,
+            psi_some_us: psi.some_us,
+            psi_full_us: psi.full_us.unwrap_or(0),
+        })
+    }
+}
+
 pub struct Sampler {
     /// Read the system-wide sources on every `system_every`-th tick.
     system_every: u32,
@@ -92,10 +183,38 @@ pub struct Sampler {
     groups: Vec<GroupFiles>,
     /// The last tick's samples, one per group (reused every tick).
     current: Vec<Sample>,
+    /// `tick_each`: the groups whose read failed in the last tick (capacity kept).
+    failed: Vec<(usize, io::Error)>,
+}
+
+/// An I/O error on one of the sampler's files, with its path; the kernel's error is
+/// kept whole (`os_error` finds its number).
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {error}", path.display())]
+pub struct FileError {
+    pub path: std::path::PathBuf,
+    pub error: io::Error,
 }
 
 fn with_path(p: &Path, e: io::Error) -> io::Error {
-    io::Error::new(e.kind(), format!("{}: {e}", p.display()))
+    io::Error::new(
+        e.kind(),
+        FileError {
+            path: p.to_path_buf(),
+            error: e,
+        },
+    )
+}
+
+/// The kernel's error number of a sampler error, if it came from the kernel (ENODEV:
+/// the file of a cgroup that was removed, read through its open handle).
+pub fn os_error(e: &io::Error) -> Option<i32> {
+    e.raw_os_error().or_else(|| {
+        e.get_ref()?
+            .downcast_ref::<FileError>()?
+            .error
+            .raw_os_error()
+    })
 }
 
 fn invalid(p: &Path, what: impl std::fmt::Display) -> io::Error {
@@ -115,32 +234,7 @@ impl Sampler {
     ) -> io::Result<Sampler> {
         let mut files = Vec::with_capacity(groups.len());
         for g in groups {
-            let mut cpu_stat = g
-                .cpu_stat
-                .map(|p| RereadFile::open(p, 4096).map_err(|e| with_path(p, e)))
-                .transpose()?;
-            let usage = g
-                .usage
-                .map(|p| RereadFile::open(p, 64).map_err(|e| with_path(p, e)))
-                .transpose()?;
-            // Which counters this kernel and cgroup report: a v2 cgroup without the cpu
-            // controller (or a kernel without CONFIG_CFS_BANDWIDTH) has no nr_periods,
-            // and its zeros must not read as "never throttled".
-            let has = match cpu_stat.as_mut() {
-                Some(f) => {
-                    let path = f.path().to_path_buf();
-                    CpuStat::parse(f.read()?)
-                        .map_err(|e| invalid(&path, e))?
-                        .has
-                }
-                None => Has::default(),
-            };
-            files.push(GroupFiles {
-                cpu_stat,
-                usage,
-                process: ProcessUsage::default(),
-                has,
-            });
+            files.push(GroupFiles::open(g)?);
         }
         let proc_stat =
             ProcStatReader::open(proc_root).map_err(|e| with_path(&proc_root.join("stat"), e))?;
@@ -184,6 +278,7 @@ impl Sampler {
             pressure,
             system_has,
             current: vec![Sample::default(); files.len()],
+            failed: Vec::with_capacity(files.len()),
             groups: files,
         };
         // Size the /proc/stat scratch for every CPU now, not on the first tick.
@@ -215,6 +310,64 @@ impl Sampler {
     /// until the next tick). The first tick and every `system_every`-th after it also
     /// read /proc/stat and PSI, once for all groups.
     pub fn tick(&mut self, t_ns: u64) -> io::Result<&[Sample]> {
+        self.read_system()?;
+        for (g, out) in self.groups.iter_mut().zip(self.current.iter_mut()) {
+            *out = g.read(t_ns, &self.last_system)?;
+        }
+        Ok(&self.current)
+    }
+
+    /// Like `tick`, for a changing set of groups that this process does not own (a
+    /// watch): a group whose files cannot be read any more (its cgroup was removed: the
+    /// kernel answers ENODEV on the open handle) does not fail the tick. Its sample keeps
+    /// its last value, and the indices of such groups are returned (valid until the next
+    /// call; the caller removes them with `remove_group` before it uses `last`). A failure
+    /// of the system-wide sources still fails the tick. Allocates nothing while every
+    /// group reads.
+    pub fn tick_each(&mut self, t_ns: u64) -> io::Result<&[(usize, io::Error)]> {
+        self.read_system()?;
+        self.failed.clear();
+        for (g, (files, out)) in self
+            .groups
+            .iter_mut()
+            .zip(self.current.iter_mut())
+            .enumerate()
+        {
+            match files.read(t_ns, &self.last_system) {
+                Ok(s) => *out = s,
+                Err(e) => self.failed.push((g, e)),
+            }
+        }
+        Ok(&self.failed)
+    }
+
+    /// The last tick's samples, one per group (the baseline read for a group added since).
+    pub fn last(&self) -> &[Sample] {
+        &self.current
+    }
+
+    /// Add a group between ticks: its files are opened and read at once, stamped `t_ns`
+    /// (with the last tick's system-wide values), which is its first sample. Returns its
+    /// index (the last). Opening allocates; later ticks do not.
+    pub fn add_group(&mut self, g: &GroupSources, t_ns: u64) -> io::Result<usize> {
+        let mut files = GroupFiles::open(g)?;
+        let first = files.read(t_ns, &self.last_system)?;
+        self.groups.push(files);
+        self.current.push(first);
+        if self.failed.capacity() < self.groups.len() {
+            self.failed.reserve(self.groups.len() - self.failed.len());
+        }
+        Ok(self.groups.len() - 1)
+    }
+
+    /// Stop sampling group `g`; the groups after it move down by one.
+    pub fn remove_group(&mut self, g: usize) {
+        self.groups.remove(g);
+        self.current.remove(g);
+    }
+
+    /// Read /proc/stat and PSI on the first tick and every `system_every`-th after it.
+    fn read_system(&mut self) -> io::Result<()> {
         if self.ticks.is_multiple_of(self.system_every) {
             self.proc_stat.read_into(&mut self.proc_scratch)?;
             let t = &self.proc_scratch.total;
@@ -234,54 +387,7 @@ impl Sampler {
             self.last_system = (t.steal, t.total() - t.idle - t.iowait, t.total(), psi);
         }
         self.ticks = self.ticks.wrapping_add(1);
-        let (steal_ticks, busy_ticks, total_ticks, psi) = self.last_system;
-        for (g, out) in self.groups.iter_mut().zip(self.current.iter_mut()) {
-            let stat = match g.cpu_stat.as_mut() {
-                Some(f) => {
-                    let text = f.read()?;
-                    match CpuStat::parse(text) {
-                        Ok(s) => s,
-                        Err(e) => {
-                            let path = f.path().to_path_buf();
-                            return Err(invalid(&path, e));
-                        }
-                    }
-                }
-                None => CpuStat::default(),
-            };
-            let usage_ns = match (g.usage.as_mut(), g.cpu_stat.is_some()) {
-                (Some(f), _) => match parse_u64(f.read()?) {
-                    Some(v) => v,
-                    None => {
-                        let path = f.path().to_path_buf();
-                        return Err(invalid(&path, "not a number"));
-                    }
-                },
-                (None, true) => match stat.usage_ns {
-                    Some(v) => v,
-                    None => {
-                        let path = g.cpu_stat.as_ref().expect("checked").path().to_path_buf();
-                        return Err(invalid(&path, "no usage_usec line"));
-                    }
-                },
-                (None, false) => g.process.usage_ns()?,
-            };
-            *out = Sample {
-                t_ns,
-                usage_ns,
-                nr_periods: stat.nr_periods,
-                nr_throttled: stat.nr_throttled,
-                throttled_ns: stat.throttled_ns,
-                nr_bursts: stat.nr_bursts,
-                burst_ns: stat.burst_ns,
-                steal_ticks,
-                busy_ticks,
-                total_ticks,
-                psi_some_us: psi.some_us,
-                psi_full_us: psi.full_us.unwrap_or(0),
-            };
-        }
-        Ok(&self.current)
+        Ok(())
     }
 }
 
@@ -439,6 +545,51 @@ mod tests {
         let mut s = Sampler::open(&[g], &d.join("proc"), Duration::from_millis(10)).unwrap();
         let e = s.tick(1).err().unwrap();
         assert!(e.to_string().contains("usage_usec"), "{e}");
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn groups_come_and_go_between_ticks_and_a_removed_one_does_not_fail_the_tick() {
+        let d = std::env::temp_dir().join(format!("tb-sampler-set-{}", std::process::id()));
+        fs::create_dir_all(d.join("proc")).unwrap();
+        for (g, n) in [("a", 1), ("b", 2), ("c", 3)] {
+            fs::create_dir_all(d.join(g)).unwrap();
+            fs::write(
+                d.join(g).join("cpu.stat"),
+                format!("usage_usec {n}0\nnr_periods {n}\n"),
+            )
+            .unwrap();
+        }
+        fs::write(d.join("proc/stat"), "cpu 1 0 0 0 0 0 0 5 0 0\n").unwrap();
+        let stat = |g: &str| d.join(g).join("cpu.stat");
+        let (a, b, c) = (stat("a"), stat("b"), stat("c"));
+        fn src(p: &Path) -> GroupSources<'_> {
+            GroupSources {
+                cpu_stat: Some(p),
+                usage: None,
+            }
+        }
+        let mut s = Sampler::open(&[src(&a)], &d.join("proc"), Duration::from_millis(10)).unwrap();
+        assert!(s.tick_each(0).unwrap().is_empty());
+        // b comes: read at once, its first sample stamped with the time it came.
+        assert_eq!(s.add_group(&src(&b), 5).unwrap(), 1);
+        assert_eq!(s.last()[1].t_ns, 5);
+        assert_eq!(s.last()[1].nr_periods, 2);
+        assert_eq!(s.add_group(&src(&c), 6).unwrap(), 2);
+        // A real cgroup's handle fails on read after rmdir; a plain file's does not, so the
+        // failure is made here by a file that no longer parses.
+        fs::write(&a, "nr_periods x\n").unwrap();
+        let failed: Vec<usize> = s.tick_each(10).unwrap().iter().map(|f| f.0).collect();
+        assert_eq!(failed, vec![0], "a fails, b and c are read");
+        let e = &s.tick_each(11).unwrap()[0].1;
+        assert!(e.to_string().contains("a/cpu.stat"), "{e}");
+        assert_eq!(s.last()[0].t_ns, 0, "a keeps its last good sample");
+        assert_eq!(s.last()[2].t_ns, 11);
+        s.remove_group(0);
+        assert_eq!(s.groups(), 2);
+        assert_eq!(s.last()[1].nr_periods, 3, "c moved down to 1");
+        let v = s.tick(12).unwrap();
+        assert_eq!((v[0].nr_periods, v[1].nr_periods), (2, 3));
         fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -225,3 +225,5 @@ fn unknown_field_name(message: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tree_tests;

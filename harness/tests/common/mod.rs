@@ -2,6 +2,7 @@
 //! reading result files, and the real-cgroup guard with its leftovers check.
 #![allow(dead_code)]
 
+pub mod cgroup;
 pub mod prometheus;
 
 use std::collections::HashMap;

@@ -1,24 +1,21 @@
 //! The exposition against Prometheus's own tools: `promtool check metrics` parses it, and
-//! a real Prometheus scraping it while a real cgroup is throttled computes the same
-//! throttled ratio, CPU rate and throttled time as the cgroup's files, the same
-//! `increase()` as `as_scraped::promql`, and fires the deploy folder's episode alert.
-//!
-//! The cgroup is sampled here by a small loop of the test's own (cpu.stat and
-//! cpuacct.usage every 10 ms into the exposition); `watch --serve` will take its place.
+//! a real Prometheus scraping `watch --serve` of a real cgroup (made by the test, with a
+//! workload the test starts in it) computes the throttled ratio, CPU rate and throttled
+//! time that the watch's own rows and summary hold, the same `increase()` as
+//! `as_scraped::promql`, and fires the deploy folder's episode alert.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use throttlebench::as_scraped::promql::{self, PromVersion, Sample};
-use throttlebench::exposition::{CpuCounters, CpuLimits, Exposition, GroupLabels, Server};
-use throttlebench::sample::cpustat::CpuStat;
+use throttlebench::exposition::{CpuCounters, CpuLimits, Exposition, GroupLabels};
 
+use crate::common::cgroup::{duty, spawn_tb, v1, TestCgroup};
 use crate::common::prometheus::{deploy_dir, prometheus_or_skip, rule_file_of, Prometheus};
-use crate::common::{exclusive, real_cgroups_or_skip, tb, TempDir, CGROUP_ROOT};
+use crate::common::{exclusive, num, read_csv, real_cgroups_or_skip, TempDir};
 
 fn labels(group: &str, cgroup: &str) -> GroupLabels {
     GroupLabels {
@@ -112,84 +109,6 @@ fn promtool_accepts_the_exposition() {
     assert_eq!(said.trim(), "", "promtool's lint found problems:\n{text}");
 }
 
-/// A v1 cgroup pair (cpu and cpuacct) under `throttlebench/`, removed when dropped, with
-/// the parents if this made them.
-struct TestCgroup {
-    dirs: Vec<PathBuf>,
-    made_parents: Vec<PathBuf>,
-    child: Option<Child>,
-}
-
-impl TestCgroup {
-    fn new(name: &str) -> TestCgroup {
-        let mut t = TestCgroup {
-            dirs: Vec::new(),
-            made_parents: Vec::new(),
-            child: None,
-        };
-        for controller in ["cpu", "cpuacct"] {
-            let parent = Path::new(CGROUP_ROOT)
-                .join(controller)
-                .join("throttlebench");
-            if !parent.exists() {
-                std::fs::create_dir(&parent).unwrap();
-                t.made_parents.push(parent.clone());
-            }
-            let dir = parent.join(name);
-            std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-            t.dirs.push(dir);
-        }
-        t
-    }
-
-    fn cpu(&self) -> &Path {
-        &self.dirs[0]
-    }
-
-    fn cpuacct(&self) -> &Path {
-        &self.dirs[1]
-    }
-
-    /// Start `cmd` and move it into both cgroups.
-    fn run(&mut self, mut cmd: Command) {
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let pid = child.id().to_string();
-        self.child = Some(child);
-        for d in &self.dirs {
-            std::fs::write(d.join("cgroup.procs"), &pid).unwrap();
-        }
-    }
-}
-
-impl Drop for TestCgroup {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for d in &self.dirs {
-            // The kernel frees a cgroup shortly after its last task has exited.
-            let start = Instant::now();
-            while std::fs::remove_dir(d).is_err()
-                && d.exists()
-                && start.elapsed() < Duration::from_secs(5)
-            {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
-        for p in &self.made_parents {
-            let _ = std::fs::remove_dir(p);
-        }
-    }
-}
-
-/// One reading of the cgroup: unix time (s) and counters in base units.
-type Reading = (f64, CpuCounters);
-
 fn unix_now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -197,98 +116,90 @@ fn unix_now() -> f64 {
         .as_secs_f64()
 }
 
-/// cpu.stat of the cpu hierarchy's folder and cpuacct.usage of the cpuacct one, in base
-/// units (v1: ns).
-fn read_counters(cpu: &Path, cpuacct: &Path) -> CpuCounters {
-    let stat = CpuStat::parse(&std::fs::read_to_string(cpu.join("cpu.stat")).unwrap()).unwrap();
-    let usage_ns: u64 = std::fs::read_to_string(cpuacct.join("cpuacct.usage"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    CpuCounters {
-        nr_periods: Some(stat.nr_periods),
-        nr_throttled: Some(stat.nr_throttled),
-        throttled_s: Some(stat.throttled_ns as f64 / 1e9),
-        nr_bursts: stat.has.burst.then_some(stat.nr_bursts),
-        burst_s: stat.has.burst.then_some(stat.burst_ns as f64 / 1e9),
-        usage_s: Some(usage_ns as f64 / 1e9),
-        pressure_waiting_s: None,
-        steal_s: None,
+/// The cumulative counters of one group of a watch at each of its rows: (unix time of
+/// the read, periods, throttled periods, throttled s, usage s), from its first read on.
+fn cumulative(dir: &Path) -> Vec<(f64, f64, f64, f64, f64)> {
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    let t0 = j["t0_unix_s"].as_f64().unwrap();
+    let g = &j["groups"][0]["start"];
+    let mut c = (
+        t0,
+        g["nr_periods"].as_f64().unwrap(),
+        g["nr_throttled"].as_f64().unwrap(),
+        g["throttled_s"].as_f64().unwrap(),
+        g["usage_s"].as_f64().unwrap(),
+    );
+    let mut out = vec![c];
+    for r in read_csv(&dir.join("timeseries.csv")) {
+        c.0 = t0 + num(&r, "t_s");
+        c.1 += num(&r, "nr_periods");
+        c.2 += num(&r, "nr_throttled");
+        c.3 += num(&r, "throttled_s");
+        c.4 += num(&r, "usage_s");
+        out.push(c);
     }
+    out
 }
 
-/// The reading in effect at unix time `t`: the last one taken at or before it.
-fn at(readings: &[Reading], t: f64) -> CpuCounters {
-    let i = readings.partition_point(|r| r.0 <= t);
-    assert!(i > 0, "no reading before {t}");
-    readings[i - 1].1
+/// The counters as a scrape at unix time `t` saw them: the last read at or before it.
+fn at(rows: &[(f64, f64, f64, f64, f64)], t: f64) -> (f64, f64, f64, f64, f64) {
+    let i = rows.partition_point(|r| r.0 <= t);
+    assert!(i > 0, "no read before {t}");
+    rows[i - 1]
 }
 
 #[test]
-fn prometheus_sees_the_throttling_of_a_real_cgroup() {
-    let test = "prometheus_sees_the_throttling_of_a_real_cgroup";
+fn prometheus_sees_the_throttling_that_a_watch_of_a_real_cgroup_records() {
+    let test = "prometheus_sees_the_throttling_that_a_watch_of_a_real_cgroup_records";
     if !real_cgroups_or_skip(test) || !prometheus_or_skip(test) {
         return;
     }
-    if !Path::new(CGROUP_ROOT).join("cpu/cpu.cfs_quota_us").exists() {
+    if !v1() {
         // This test makes a v1 cgroup pair (the machines of this project are v1).
         eprintln!("skipped: {test}: written for cgroup v1 (cpu and cpuacct hierarchies)");
         return;
     }
     let _x = exclusive();
-    let name = format!("tb-prom-{}", std::process::id());
-    let mut cg = TestCgroup::new(&name);
-    std::fs::write(cg.cpu().join("cpu.cfs_period_us"), "100000").unwrap();
-    std::fs::write(cg.cpu().join("cpu.cfs_quota_us"), "20000").unwrap();
-
-    // The exposition and its server.
-    let exposition = Exposition::new();
-    let mut group = exposition.add_group(labels("spin", &format!("/throttlebench/{name}")), false);
-    group.set_limits(&CpuLimits {
-        quota_s: Some(0.02),
-        period_s: Some(0.1),
-        burst_s: None,
-    });
-    let server = Server::start("127.0.0.1:0", exposition.clone()).unwrap();
-
+    let mut cg = TestCgroup::new(&format!("tb-prom-{}", std::process::id()));
+    cg.limit(20_000, 100_000);
     // A workload that spins 1.5 s and sleeps 1.5 s: under 20 ms per 100 ms it is
     // throttled in every period of each on-phase, an episode of about 1.5 s.
-    let mut spin = tb();
-    spin.args([
-        "fibtest",
-        "duty",
-        "--on",
-        "1500ms",
-        "--off",
-        "1500ms",
-        "--duration",
-        "180s",
-    ]);
-    cg.run(spin);
+    cg.start(duty("1500ms", "1500ms", "180s"));
 
-    // The test's own sampler: every 10 ms into the exposition and a log.
-    let readings: Arc<Mutex<Vec<Reading>>> = Arc::default();
-    let stop = Arc::new(AtomicBool::new(false));
-    let sampler = {
-        let (readings, stop) = (readings.clone(), stop.clone());
-        let (cpu, cpuacct) = (cg.cpu().to_path_buf(), cg.cpuacct().to_path_buf());
-        std::thread::spawn(move || {
-            let start = Instant::now();
-            while !stop.load(Ordering::Relaxed) {
-                let c = read_counters(&cpu, &cpuacct);
-                let t = unix_now();
-                group.update(start.elapsed().as_secs_f64(), &c);
-                readings.lock().unwrap().push((t, c));
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        })
+    // The watch, serving on a port of its choice, which it says on stderr.
+    let dir = TempDir::new("prom-watch");
+    let out = dir.path().join("out");
+    let mut watch = spawn_tb(&[
+        "watch",
+        &cg.rel,
+        "--interval",
+        "10ms",
+        "--serve",
+        "127.0.0.1:0",
+        "--no-plot",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let mut stderr = BufReader::new(watch.stderr.take().unwrap());
+    let addr: SocketAddr = loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "watch ended before it served"
+        );
+        if let Some(rest) = line
+            .trim()
+            .strip_prefix("throttlebench: serving metrics at http://")
+        {
+            break rest.trim_end_matches("/metrics").parse().unwrap();
+        }
     };
 
-    let dir = TempDir::new("prom-rules");
+    let rules_dir = TempDir::new("prom-rules");
     let rules = std::fs::read_to_string(deploy_dir().join("prometheusrule.yaml")).unwrap();
-    let rule_file = dir.file("rules.yaml", &rule_file_of(&rules));
-    let prom = Prometheus::start(server.local_addr(), "1s", &[rule_file]);
+    let rule_file = rules_dir.file("rules.yaml", &rule_file_of(&rules));
+    let prom = Prometheus::start(addr, "1s", &[rule_file]);
     let version = prom.version();
     let rules_version =
         PromVersion::from_version(&version).unwrap_or_else(|| panic!("version {version}"));
@@ -310,76 +221,131 @@ fn prometheus_sees_the_throttling_of_a_real_cgroup() {
         std::thread::sleep(Duration::from_millis(500));
     }
     let t = ((unix_now() - 1.5) * 1000.0).floor() / 1000.0;
-
-    let readings = readings.lock().unwrap().clone();
-    let window = |selector: &str| prom.samples(&format!("{selector}[30s]"), t);
-    let periods = window("throttlebench_cpu_cfs_periods_total");
-    let (first, last) = (
-        periods[0].0 as f64 / 1000.0,
-        periods.last().unwrap().0 as f64 / 1000.0,
-    );
-    let (c0, c1) = (at(&readings, first), at(&readings, last));
-    let span = last - first;
-
-    // The throttled ratio: Prometheus's rate ratio against the files' over the same scrapes.
+    let rate_of = |name: &str| {
+        prom.query_value(&format!("rate({name}[30s])"), Some(t))
+            .expect(name)
+    };
     let prom_ratio = prom
         .query_value(
             "rate(throttlebench_cpu_cfs_throttled_periods_total[30s]) / rate(throttlebench_cpu_cfs_periods_total[30s])",
             Some(t),
         )
         .expect("a ratio");
-    let p = (c1.nr_periods.unwrap() - c0.nr_periods.unwrap()) as f64;
-    let k = (c1.nr_throttled.unwrap() - c0.nr_throttled.unwrap()) as f64;
-    let file_ratio = k / p;
-    eprintln!("throttled ratio: Prometheus {prom_ratio:.4}, files {file_ratio:.4} ({k}/{p} over {span:.1} s)");
-    assert!(
-        (prom_ratio - file_ratio).abs() < 0.02,
-        "Prometheus {prom_ratio}, files {file_ratio}"
+    let usage = rate_of("throttlebench_cpu_usage_seconds_total");
+    let throttled = rate_of("throttlebench_cpu_cfs_throttled_seconds_total");
+    let window = prom.samples("throttlebench_cpu_cfs_periods_total[30s]", t);
+    let increases: Vec<(f64, f64, f64)> = [t, t - 7.321]
+        .iter()
+        .map(|&when| {
+            let raw = prom.samples("throttlebench_cpu_cfs_periods_total[40s]", when);
+            let samples: Vec<Sample> = raw.iter().map(|&(t_ms, v)| Sample { t_ms, v }).collect();
+            let ours = promql::increase(
+                &samples,
+                (when * 1000.0).round() as i64,
+                30_000,
+                rules_version,
+            )
+            .unwrap();
+            let theirs = prom
+                .query_value(
+                    "increase(throttlebench_cpu_cfs_periods_total[30s])",
+                    Some(when),
+                )
+                .unwrap();
+            (when, ours, theirs)
+        })
+        .collect();
+    let alert = |name: &str, state: &str| {
+        prom.query_value(
+            &format!("ALERTS{{alertname=\"{name}\",alertstate=\"{state}\"}}"),
+            Some(t),
+        )
+    };
+    let alerts = [
+        alert("ThrottlebenchThrottlingEpisode", "firing"),
+        alert("ThrottlebenchCPUThrottlingHigh", "pending"),
+        alert("ThrottlebenchCPUThrottlingHigh", "firing"),
+        alert("ThrottlebenchThrottlingOngoing", "firing"),
+    ];
+    drop(prom);
+
+    // Ctrl-C ends the watch, whose files then hold what it read.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(watch.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut said).unwrap();
+    let status = watch.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{said}");
+    cg.stop();
+
+    // The ratio over the same scrapes, from the watch's rows: the scraped counters are the
+    // values of the last row at or before each scrape.
+    let rows = cumulative(&out);
+    let (first, last) = (
+        window[0].0 as f64 / 1000.0,
+        window.last().unwrap().0 as f64 / 1000.0,
+    );
+    let (c0, c1) = (at(&rows, first), at(&rows, last));
+    let span = last - first;
+    assert_eq!(
+        c1.1,
+        window.last().unwrap().1,
+        "the scraped counter is the watch's"
+    );
+    let (p, k) = (c1.1 - c0.1, c1.2 - c0.2);
+    let rows_ratio = k / p;
+    let summary = read_csv(&out.join("summary.csv"));
+    assert_eq!(summary.len(), 1, "{summary:?}");
+    let s = &summary[0];
+    let summary_ratio = num(s, "nr_throttled") / num(s, "nr_periods");
+    eprintln!(
+        "throttled ratio: Prometheus {prom_ratio:.4}, the watch's rows over the same scrapes {rows_ratio:.4} ({k}/{p} over {span:.1} s), its summary {summary_ratio:.4} ({}/{} over {:.1} s)",
+        num(s, "nr_throttled"),
+        num(s, "nr_periods"),
+        num(s, "wall_s")
     );
     assert!(
-        file_ratio > 0.5 && file_ratio <= 1.0,
-        "{file_ratio}: not throttled as a duty cycle under 20% is"
+        (prom_ratio - rows_ratio).abs() < 0.02,
+        "Prometheus {prom_ratio}, rows {rows_ratio}"
+    );
+    // The summary spans the whole watch (about 40 s), the rate its last 30 s: a window
+    // edge can cut one of the ten 3 s duty cycles in it, which moves the ratio by up to
+    // a tenth of a cycle's share.
+    assert!(
+        (prom_ratio - summary_ratio).abs() < 0.06,
+        "Prometheus {prom_ratio}, summary {summary_ratio}"
+    );
+    assert!(
+        rows_ratio > 0.5 && rows_ratio <= 1.0,
+        "{rows_ratio}: not throttled as a duty cycle under 20% is"
     );
 
-    // Units: CPU and throttled time in seconds per second, as the files say.
-    let rate_of = |name: &str| {
-        prom.query_value(&format!("rate({name}[30s])"), Some(t))
-            .expect(name)
-    };
-    let usage = rate_of("throttlebench_cpu_usage_seconds_total");
-    let file_usage = (c1.usage_s.unwrap() - c0.usage_s.unwrap()) / span;
+    // Units: CPU and throttled time in seconds per second, as the rows say.
+    let row_usage = (c1.4 - c0.4) / span;
     assert!(
-        (usage - file_usage).abs() < 0.02 * file_usage.max(0.01),
-        "usage {usage} vs {file_usage}"
+        (usage - row_usage).abs() < 0.02 * row_usage.max(0.01),
+        "usage {usage} vs {row_usage}"
     );
     assert!(
         usage > 0.02 && usage < 0.25,
         "{usage} CPUs under a 0.2 CPU quota, half the time on"
     );
-    let throttled = rate_of("throttlebench_cpu_cfs_throttled_seconds_total");
-    let file_throttled = (c1.throttled_s.unwrap() - c0.throttled_s.unwrap()) / span;
+    let row_throttled = (c1.3 - c0.3) / span;
     assert!(
-        (throttled - file_throttled).abs() < 0.02 * file_throttled.max(0.01),
-        "throttled {throttled} vs {file_throttled}"
+        (throttled - row_throttled).abs() < 0.02 * row_throttled.max(0.01),
+        "throttled {throttled} vs {row_throttled}"
+    );
+    assert!(
+        (usage - num(s, "cpu_share")).abs() < 0.03,
+        "usage rate {usage}, summary {}",
+        num(s, "cpu_share")
     );
 
     // Our port of increase() against Prometheus's own, at two unaligned times.
-    for when in [t, t - 7.321] {
-        let raw = prom.samples("throttlebench_cpu_cfs_periods_total[40s]", when);
-        let samples: Vec<Sample> = raw.iter().map(|&(t_ms, v)| Sample { t_ms, v }).collect();
-        let ours = promql::increase(
-            &samples,
-            (when * 1000.0).round() as i64,
-            30_000,
-            rules_version,
-        )
-        .unwrap();
-        let theirs = prom
-            .query_value(
-                "increase(throttlebench_cpu_cfs_periods_total[30s])",
-                Some(when),
-            )
-            .unwrap();
+    for (when, ours, theirs) in increases {
         assert!(
             (ours - theirs).abs() <= 1e-9 * theirs.abs().max(1.0),
             "increase at {when}: ours {ours}, Prometheus {version}'s {theirs}"
@@ -388,23 +354,165 @@ fn prometheus_sees_the_throttling_of_a_real_cgroup() {
 
     // The deploy folder's alerts: the episode alert fires; the mixin-like one waits for
     // its 15 minutes.
-    let alert = |name: &str, state: &str| {
-        prom.query_value(
-            &format!("ALERTS{{alertname=\"{name}\",alertstate=\"{state}\"}}"),
-            Some(t),
-        )
-    };
-    assert_eq!(alert("ThrottlebenchThrottlingEpisode", "firing"), Some(1.0));
-    assert_eq!(
-        alert("ThrottlebenchCPUThrottlingHigh", "pending"),
-        Some(1.0)
-    );
-    assert_eq!(alert("ThrottlebenchCPUThrottlingHigh", "firing"), None);
-    assert_eq!(alert("ThrottlebenchThrottlingOngoing", "firing"), None);
-
-    stop.store(true, Ordering::Relaxed);
-    sampler.join().unwrap();
-    drop(prom);
-    server.stop();
+    assert_eq!(alerts, [Some(1.0), Some(1.0), None, None], "{said}");
     drop(cg);
+}
+
+#[test]
+fn run_serve_exports_the_runs_cgroup_while_it_runs() {
+    let test = "run_serve_exports_the_runs_cgroup_while_it_runs";
+    if !real_cgroups_or_skip(test) {
+        return;
+    }
+    let _x = exclusive();
+    let dir = TempDir::new("run-serve");
+    let scenario = dir.file(
+        "s.toml",
+        "name = \"serve-test\"\nsample_interval = \"10ms\"\n[limiter]\nkind = \"cfs\"\nquota = \"20ms\"\nperiod = \"100ms\"\n[workload]\nkind = \"duty\"\non = \"10s\"\noff = \"0s\"\nduration = \"10s\"\n",
+    );
+    let out = dir.path().join("out");
+    let mut run = spawn_tb(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--no-plot",
+        "--serve",
+        "127.0.0.1:0",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let mut stderr = BufReader::new(run.stderr.take().unwrap());
+    let addr: SocketAddr = loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "run ended before it served"
+        );
+        if let Some(rest) = line
+            .trim()
+            .strip_prefix("throttlebench: serving metrics at http://")
+        {
+            break rest.trim_end_matches("/metrics").parse().unwrap();
+        }
+    };
+    // Wait until the run's group is exported and has counted periods.
+    let start = Instant::now();
+    let text = loop {
+        let (code, body) = crate::common::prometheus::http_get(addr, "/metrics").unwrap();
+        assert_eq!(code, 200);
+        let periods = body
+            .lines()
+            .find(|l| {
+                l.starts_with("throttlebench_cpu_cfs_periods_total{")
+                    && l.contains("group=\"main\"")
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+        if periods.is_some_and(|p| p >= 5.0) {
+            break body;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no periods exported:\n{body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("throttlebench_cpu_cfs_throttled_periods_total{"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("cgroup=\"/throttlebench/run-"), "{line}");
+    assert!(line.contains("scenario=\"serve-test\""), "{line}");
+    assert!(line.contains("limiter=\"cfs\""), "{line}");
+    assert!(
+        text.contains("throttlebench_spec_cpu_quota_seconds{") && text.contains(" 0.02\n"),
+        "{text}"
+    );
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut said).unwrap();
+    let status = run.wait().unwrap();
+    assert!(status.success(), "{said}");
+}
+
+#[test]
+fn find_threshold_serve_exports_the_searchs_cgroup_while_it_searches() {
+    let test = "find_threshold_serve_exports_the_searchs_cgroup_while_it_searches";
+    if !real_cgroups_or_skip(test) {
+        return;
+    }
+    let _x = exclusive();
+    let dir = TempDir::new("thr-serve");
+    let scenario = dir.file(
+        "s.toml",
+        "name = \"thr-serve\"\n[limiter]\nkind = \"cfs\"\nquota = \"20ms\"\nperiod = \"100ms\"\n",
+    );
+    let out = dir.path().join("out");
+    let mut search = spawn_tb(&[
+        "find-threshold",
+        scenario.to_str().unwrap(),
+        "--cycle",
+        "1s",
+        "--budget",
+        "2m",
+        "--serve",
+        "127.0.0.1:0",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let mut stderr = BufReader::new(search.stderr.take().unwrap());
+    let addr: SocketAddr = loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "find-threshold ended before it served"
+        );
+        if let Some(rest) = line
+            .trim()
+            .strip_prefix("throttlebench: serving metrics at http://")
+        {
+            break rest.trim_end_matches("/metrics").parse().unwrap();
+        }
+    };
+    // Its probes run at full speed and at duty cycles above the 0.2 CPU quota: the
+    // search's cgroup is throttled, and the exposition shows it while the search runs.
+    let value = |body: &str, name: &str| -> Option<f64> {
+        body.lines()
+            .find(|l| l.starts_with(&format!("{name}{{")) && l.contains("group=\"main\""))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    };
+    let start = Instant::now();
+    let text = loop {
+        let (code, body) = crate::common::prometheus::http_get(addr, "/metrics").unwrap();
+        assert_eq!(code, 200);
+        if value(&body, "throttlebench_cpu_cfs_throttled_periods_total").is_some_and(|t| t >= 3.0) {
+            break body;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no throttled periods exported:\n{body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("throttlebench_cpu_cfs_periods_total{") && l.contains("main"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("cgroup=\"/throttlebench/"), "{line}");
+    assert!(line.contains("scenario=\"threshold-thr-serve\""), "{line}");
+    assert!(line.contains("limiter=\"cfs\""), "{line}");
+    assert_eq!(
+        value(&text, "throttlebench_spec_cpu_quota_seconds"),
+        Some(0.02),
+        "{text}"
+    );
+    let usage = value(&text, "throttlebench_cpu_usage_seconds_total").unwrap();
+    assert!(usage > 0.0, "{text}");
+    // Ctrl-C ends the search (its cgroup removed: the leftovers check at the end).
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(search.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut said).unwrap();
+    let status = search.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{said}");
 }

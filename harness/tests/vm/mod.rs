@@ -203,6 +203,97 @@ fn a_kernel_that_does_not_boot_is_125() {
 }
 
 #[test]
+fn watch_reads_a_v2_cgroup_made_outside_the_tool_in_a_guest() {
+    let Some(k) = kernel_or_skip("watch on cgroup v2 in a guest") else {
+        return;
+    };
+    let _x = exclusive();
+    let dir = TempDir::new("vm-watch");
+    let out = dir.path().join("out");
+    // In the guest, as a user would: a cgroup with cpu.max 20 ms / 100 ms, a duty workload
+    // moved into it, and a watch of the folder and of the process (the same cgroup).
+    let tb = env!("CARGO_BIN_EXE_throttlebench");
+    let script = format!(
+        r#"cg=/sys/fs/cgroup/tb-watch-guest
+echo +cpu > /sys/fs/cgroup/cgroup.subtree_control
+mkdir "$cg" && echo "20000 100000" > "$cg/cpu.max" || exit 97
+'{tb}' fibtest duty --on 500ms --off 500ms --duration 300s >/dev/null 2>&1 &
+pid=$!
+echo $pid > "$cg/cgroup.procs" || exit 98
+'{tb}' watch "$cg" pid:$pid --duration 8s --interval 20ms --out "$1" --no-plot
+rc=$?
+kill $pid; wait $pid 2>/dev/null
+rmdir "$cg"
+exit $rc"#
+    );
+    let cfg = throttlebench::vm::VmConfig {
+        kernel: k,
+        cpus: 2,
+        memory: "1G".into(),
+        kvm: false,
+        vng: "vng".into(),
+        timeout: std::time::Duration::from_secs(600),
+    };
+    // `--out DIR` after the script: vm::run makes the folder it names writable in the
+    // guest; sh takes the two as $0 and $1.
+    let args: Vec<std::ffi::OsString> = vec![
+        "-c".into(),
+        script.into(),
+        "--out".into(),
+        out.clone().into(),
+    ];
+    let log = dir.path().join("boot.log");
+    let r = throttlebench::vm::run(
+        &cfg,
+        Path::new("/bin/sh"),
+        &args,
+        &mut throttlebench::vm::RealLauncher { log: log.clone() },
+    )
+    .unwrap();
+    assert_eq!(
+        r.code,
+        0,
+        "{:?}\n--- stdout\n{}\n--- stderr\n{}\n--- boot log tail\n{}",
+        r.problem,
+        r.stdout,
+        r.stderr,
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .rev()
+            .take(20)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(j["host"]["cgroup_version"], "v2", "{}", j["host"]);
+    assert_eq!(j["groups"].as_array().unwrap().len(), 1, "{}", j["groups"]);
+    assert_eq!(j["groups"][0]["version"], "v2");
+    assert_eq!(j["groups"][0]["usage"], serde_json::Value::Null);
+    assert_eq!(j["groups"][0]["limits"]["quota_s"], 0.02);
+    let rows = read_csv(&out.join("summary.csv"));
+    assert_eq!(rows.len(), 1);
+    let s = &rows[0];
+    assert_eq!(s["group"], "tb-watch-guest");
+    // Accounting is real in an emulated guest: under 20 ms / 100 ms, half the time on.
+    let share = num(s, "cpu_share");
+    assert!((0.03..=0.23).contains(&share), "cpu share {share}");
+    assert!(num(s, "nr_periods") >= 20.0, "{s:?}");
+    assert!(num(s, "throttled_pct") > 30.0, "{s:?}");
+    assert!(num(s, "throttled_s") > 0.0, "{s:?}");
+    let eps = read_csv(&out.join("episodes.csv"));
+    assert!(!eps.is_empty(), "no episode");
+    // cpu.max read as the quota in CPUs on every row.
+    let ts = read_csv(&out.join("timeseries.csv"));
+    assert!(
+        ts.iter().all(|r| num(r, "limit_cpus") == 0.2),
+        "{:?}",
+        ts.first()
+    );
+}
+
+#[test]
 fn a_tree_and_a_change_on_cgroup_v2_in_a_guest() {
     let Some(k) = kernel_or_skip("a tree in a guest") else {
         return;

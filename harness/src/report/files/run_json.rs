@@ -35,9 +35,10 @@ pub struct RunJsonEntry<'a> {
     pub result: &'a RunResult,
 }
 
-/// Write `doc` as dir/run.json: to run.json.tmp, synced, then renamed into place, so a
-/// failure (a full disk) leaves the previous run.json whole; the error names run.json.
-pub fn write(dir: &Path, doc: &RunJson) -> Result<(), ResultsError> {
+/// Write `doc` (a `RunJson`, or a watch's) as dir/run.json: to run.json.tmp, synced,
+/// then renamed into place, so a failure (a full disk) leaves the previous run.json
+/// whole; the error names run.json.
+pub fn write<T: Serialize>(dir: &Path, doc: &T) -> Result<(), ResultsError> {
     let path = dir.join("run.json");
     let tmp = dir.join("run.json.tmp");
     let written = (|| -> io::Result<()> {

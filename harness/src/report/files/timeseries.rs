@@ -32,13 +32,13 @@ pub const COLUMNS: &[&str] = &[
 /// Append a number: floats by ryu (shortest text that reads back to the same f64),
 /// integers by itoa; neither allocates, both are several times cheaper than core::fmt,
 /// which counts on a tick that writes a row per group.
-fn float(buf: &mut Vec<u8>, x: f64) {
+pub(crate) fn float(buf: &mut Vec<u8>, x: f64) {
     if x.is_finite() {
         buf.extend_from_slice(ryu::Buffer::new().format_finite(x).as_bytes());
     }
 }
 
-fn int(buf: &mut Vec<u8>, x: u64) {
+pub(crate) fn int(buf: &mut Vec<u8>, x: u64) {
     buf.extend_from_slice(itoa::Buffer::new().format(x).as_bytes());
 }
 

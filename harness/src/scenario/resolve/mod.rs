@@ -14,6 +14,7 @@ mod load;
 mod machine;
 mod sweep;
 mod tree;
+pub use tree::v1_refuses;
 mod workload;
 mod wrap;
 

@@ -8,6 +8,7 @@ mod concurrent;
 mod deploy;
 mod disk;
 mod docs;
+mod fanout;
 mod fips;
 mod fleet;
 mod fuzz;

@@ -12,6 +12,7 @@ mod fanout;
 mod fips;
 mod fleet;
 mod fuzz;
+mod langrt;
 mod limiters;
 mod load;
 mod probe;

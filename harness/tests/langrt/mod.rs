@@ -136,12 +136,12 @@ fn go_sizes_gomaxprocs_from_the_cpus_not_the_quota_and_is_throttled() {
     assert!(build.status.success(), "{}", text(&build));
     let _x = exclusive();
     let dir = TempDir::new("gomaxprocs");
-    // A quota of 0.05 CPU under a demand of about 0.2: throttled whatever GOMAXPROCS is.
+    // A quota of 0.05 CPU under a demand of about 0.1: throttled whatever GOMAXPROCS is.
     let file = shipped_copy(&[
         ("duration = \"20s\"", "duration = \"3s\""),
         ("warmup = \"2s\"", "warmup = \"500ms\""),
         (
-            "limiter = [{ kind = \"cfs\", quota = \"50ms\", period = \"100ms\" }, { kind = \"none\" }]",
+            "limiter = [{ kind = \"cfs\", quota = \"20ms\", period = \"100ms\" }, { kind = \"none\" }]",
             "limiter = [{ kind = \"cfs\", quota = \"5ms\", period = \"100ms\" }]",
         ),
     ]);

@@ -48,12 +48,10 @@ fn split_requests_do_their_work_and_each_is_throttled() {
     assert!((a - b).abs() < 0.2 * a.max(b), "cpu_usage_s {a} and {b}");
     for (name, (row, requests)) in [("fanout 1", &one), ("fanout 4", &four)] {
         assert_eq!(num(row, "requests"), 4.0, "{name}: {row:?}");
-        // Each part spins until its thread's CPU clock has advanced by its share, so the
-        // work is 0.24 s whatever the split. The cgroup's usage over the measured window
-        // has come out up to 7% below the threads' own clocks on this machine (0.223 s
-        // once; not explained yet), hence the lower bound of 0.2.
+        // Each part spins until its thread's CPU clock has advanced by its share: the
+        // cgroup used at least the work, and not much more (clock reads, start-up).
         let used = num(row, "cpu_usage_s");
-        assert!((0.2..0.36).contains(&used), "{name}: cpu_usage_s {used}");
+        assert!((0.24..0.36).contains(&used), "{name}: cpu_usage_s {used}");
         // 60 ms of CPU at 20 ms per period spans a whole period at least, whose quota
         // it exhausts: throttled in every request, and no request done within 100 ms.
         let throttled = num(row, "nr_throttled");

@@ -393,6 +393,8 @@ pub enum Workload {
         count: u64,
         interval: Span,
         threads: u32,
+        /// Threads each request's work is split over (1: its worker alone).
+        fanout: u32,
         cpus: Option<CpuList>,
     },
     Fibtest {
@@ -472,6 +474,7 @@ impl Workload {
                 count,
                 interval,
                 threads,
+                fanout,
                 cpus,
             } => {
                 push("requests", String::new());
@@ -479,6 +482,9 @@ impl Workload {
                 push("--count", count.to_string());
                 push("--interval", interval.to_string());
                 push("--threads", threads.to_string());
+                if *fanout > 1 {
+                    push("--fanout", fanout.to_string());
+                }
                 if let Some(c) = cpus {
                     push("--cpus", c.to_string());
                 }
@@ -585,7 +591,8 @@ impl Workload {
     }
 
     /// How much CPU the workload asks for when nothing holds it back, in CPUs, where its
-    /// plan says: requests need `work` per `interval` (at most their threads), Fibtest's
+    /// plan says: requests need `work` per `interval` (at most their threads times their
+    /// fanout, and the CPUs they are pinned to), Fibtest's
     /// fast threads spin (its slow threads add little), a duty cycle runs `on` of every
     /// `on + off` on each thread, the steal probe spins on its CPUs. None for a command
     /// or the entropy probe, whose demand only running tells.
@@ -599,10 +606,11 @@ impl Workload {
                 work,
                 interval,
                 threads,
+                fanout,
                 cpus,
                 ..
             } => {
-                let threads = *threads as f64;
+                let threads = f64::from(*threads) * f64::from(*fanout);
                 let d = if interval.is_zero() {
                     threads
                 } else {

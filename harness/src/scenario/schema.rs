@@ -312,6 +312,10 @@ pub struct WorkloadSpec {
     /// requests, duty, serve: worker threads (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threads: Option<u32>,
+    /// requests: threads each request's work is split over, evenly (default 1); the
+    /// request is done when the last part is (a parallel burst: `fibtest --fanout`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fanout: Option<u32>,
     /// requests, duty, serve: CPUs to pin to ("0", "1-3", "0,2-3").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpus: Option<String>,

@@ -116,7 +116,7 @@ fn ctrl_c_in_a_runtime_run_leaves_no_container() {
     let _x = exclusive();
     let dir = TempDir::new("rt-ctrl-c");
     let file = dir.file("s.toml", &runtime_scenario("runc", 60));
-    let mut child = tb()
+    let child = tb()
         .args(["run", file.to_str().unwrap(), "--out"])
         .arg(dir.path().join("out"))
         .stdout(std::process::Stdio::null())

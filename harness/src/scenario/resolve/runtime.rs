@@ -128,3 +128,113 @@ pub(super) fn check_runtime_run(
         None => refuse("workload", "is required"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::scenario::plan::{CfsLimit, Limiter, Weight};
+    use crate::scenario::{parse, resolve, Plan, ScenarioError};
+
+    fn plan(limiter: &str, rest: &str) -> Result<Plan, ScenarioError> {
+        let text = format!(
+            "name = \"t\"\n[limiter]\nkind = \"runtime\"\n{limiter}\n{rest}\n[workload]\nkind = \"duty\"\non = \"1s\"\nduration = \"1s\"\n"
+        );
+        let s = parse(&text, "t.toml")?;
+        resolve(&s, "t.toml", &"0-1".parse().unwrap())
+    }
+
+    fn field(r: Result<Plan, ScenarioError>) -> String {
+        r.unwrap_err().field.unwrap_or_default()
+    }
+
+    #[test]
+    fn quota_and_period_are_the_cfs_limiters() {
+        let p = plan(
+            "runtime = \"crun\"\nquota = \"40ms\"\nperiod = \"50ms\"",
+            "",
+        )
+        .unwrap();
+        let Limiter::Runtime { runtime, limit } = &p.runs[0].limiter else {
+            panic!("{:?}", p.runs[0].limiter);
+        };
+        assert_eq!(runtime, "crun");
+        assert_eq!(
+            limit.cfs,
+            Some(CfsLimit {
+                quota_us: Some(40_000),
+                period_us: 50_000,
+                burst_us: 0
+            })
+        );
+        assert_eq!(p.runs[0].limiter.cap_cpus(), Some(0.8));
+    }
+
+    #[test]
+    fn a_limit_table_takes_the_units_a_groups_limit_takes() {
+        let p = plan("runtime = \"runc\"\nlimit = { cpus = 0.5 }", "").unwrap();
+        let Limiter::Runtime { limit, .. } = &p.runs[0].limiter else {
+            panic!();
+        };
+        assert_eq!(limit.cfs.and_then(|c| c.quota_us), Some(50_000));
+        assert!(
+            limit.from[0].contains("docker run --cpus"),
+            "{:?}",
+            limit.from
+        );
+        let p = plan(
+            "runtime = \"runc\"\nlimit = { millicores = 250, request = 100 }",
+            "",
+        )
+        .unwrap();
+        let Limiter::Runtime { limit, .. } = &p.runs[0].limiter else {
+            panic!();
+        };
+        assert_eq!(limit.cfs.and_then(|c| c.quota_us), Some(25_000));
+        assert_eq!(limit.weight, Some(Weight::Shares(102)));
+    }
+
+    #[test]
+    fn each_mistake_names_its_field() {
+        assert_eq!(
+            field(plan("runtime = \"docker\"\nquota = \"40ms\"", "")),
+            "limiter.runtime"
+        );
+        assert_eq!(field(plan("quota = \"40ms\"", "")), "limiter.runtime");
+        assert_eq!(field(plan("runtime = \"runc\"", "")), "limiter.quota");
+        assert_eq!(
+            field(plan(
+                "runtime = \"runc\"\nquota = \"40ms\"\nlimit = { cpus = 0.4 }",
+                ""
+            )),
+            "limiter.limit"
+        );
+        assert_eq!(
+            field(plan(
+                "runtime = \"runc\"\nquota = \"40ms\"\nburst = \"10ms\"",
+                ""
+            )),
+            "limiter.burst"
+        );
+        assert_eq!(
+            field(plan(
+                "runtime = \"runc\"\nlimit = { cpus = 0.4, cpuset = \"0\" }",
+                ""
+            )),
+            "limiter.limit.cpuset"
+        );
+        assert_eq!(
+            field(plan(
+                "runtime = \"runc\"\nquota = \"40ms\"",
+                "[[change]]\nat = \"0.5s\"\nlimit = { quota = \"20ms\" }"
+            )),
+            "change"
+        );
+        // runtime and limit belong to kind = "runtime" only.
+        let s = parse(
+            "name = \"t\"\n[limiter]\nkind = \"cfs\"\nquota = \"40ms\"\nruntime = \"runc\"\n[workload]\nkind = \"duty\"\non = \"1s\"\nduration = \"1s\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        let e = resolve(&s, "t.toml", &"0-1".parse().unwrap()).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("limiter.runtime"));
+    }
+}

@@ -173,6 +173,9 @@ pub(super) fn run_in_container(
         &runner.proc_root,
         run.sample_interval.0,
     )?;
+    if let Some(dir) = cgroups.folder_of("cpu") {
+        sink.cgroups(&[dir]);
+    }
     sink.begin(&[sampler.counters(0)], sampler.system_has())?;
     let output = OutputReader::start(
         vec![Some((ChildStdout::from(out_r), ChildStderr::from(err_r)))],

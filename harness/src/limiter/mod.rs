@@ -67,6 +67,9 @@ pub struct LimiterReport {
     pub credits: Option<Vec<credits::CreditPoint>>,
     /// An error of the control loop, if it failed.
     pub error: Option<String>,
+    /// Runtime limiters: the container the runtime started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<crate::runtime::ContainerRecord>,
 }
 
 impl LimiterReport {

@@ -294,6 +294,13 @@ pub enum Limiter {
         share: Option<f64>,
     },
     Credits(CreditModel),
+    /// A real OCI runtime starts the workload in a container whose config carries the
+    /// limit (`runner::container`).
+    Runtime {
+        /// "runc", "crun" or "podman".
+        runtime: String,
+        limit: GroupLimit,
+    },
 }
 
 /// How a duty-cycle limiter decides how long to let the workload run.
@@ -317,13 +324,25 @@ impl Limiter {
             Limiter::Signal { .. } => "signal",
             Limiter::Command { .. } => "command",
             Limiter::Credits(_) => "credits",
+            Limiter::Runtime { .. } => "runtime",
+        }
+    }
+
+    /// The CFS settings the limiter writes (cfs), or has a runtime write (runtime).
+    pub fn cfs(&self) -> Option<&CfsLimit> {
+        match self {
+            Limiter::Cfs(c) => Some(c),
+            Limiter::Runtime { limit, .. } => limit.cfs.as_ref(),
+            _ => None,
         }
     }
 
     /// Share of one CPU this limiter allows at most, if it caps usage.
     pub fn cap_cpus(&self) -> Option<f64> {
         match self {
-            Limiter::Cfs(c) => c.quota_us.map(|q| q as f64 / c.period_us as f64),
+            Limiter::Cfs(_) | Limiter::Runtime { .. } => self
+                .cfs()
+                .and_then(|c| c.quota_us.map(|q| q as f64 / c.period_us as f64)),
             Limiter::Cpuset { cpus } => Some(cpus.len() as f64),
             Limiter::Freezer { duty } | Limiter::Signal { duty, .. } => Some(duty.share()),
             Limiter::Command { share, .. } => *share,
@@ -334,7 +353,10 @@ impl Limiter {
     /// The CFS period the limiter's quota counts in, in µs, when it sets one.
     pub fn cfs_period_us(&self) -> Option<u64> {
         match self {
-            Limiter::Cfs(c) if c.quota_us.is_some() => Some(c.period_us),
+            Limiter::Cfs(_) | Limiter::Runtime { .. } => self
+                .cfs()
+                .filter(|c| c.quota_us.is_some())
+                .map(|c| c.period_us),
             Limiter::Credits(m) => Some(m.period_us),
             _ => None,
         }
@@ -343,7 +365,9 @@ impl Limiter {
     /// The share of CPU the limiter aims at, in CPUs, when it has one.
     pub fn target_share(&self) -> Option<f64> {
         match self {
-            Limiter::Cfs(c) => c.quota_us.map(|q| q as f64 / c.period_us as f64),
+            Limiter::Cfs(_) | Limiter::Runtime { .. } => self
+                .cfs()
+                .and_then(|c| c.quota_us.map(|q| q as f64 / c.period_us as f64)),
             Limiter::Freezer { duty } | Limiter::Signal { duty, .. } => match duty {
                 DutyControl::Closed { share, .. } => Some(*share),
                 DutyControl::Open { .. } => None,

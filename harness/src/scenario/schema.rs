@@ -75,6 +75,9 @@ pub enum LimiterKind {
     Command,
     /// An emulated burstable CPU: credits earned at a baseline, spent when busy.
     Credits,
+    /// A real OCI runtime (runc, crun, podman) starting the workload in a container with
+    /// the limit in its config.
+    Runtime,
 }
 
 impl LimiterKind {
@@ -88,6 +91,7 @@ impl LimiterKind {
             LimiterKind::Signal => "signal",
             LimiterKind::Command => "command",
             LimiterKind::Credits => "credits",
+            LimiterKind::Runtime => "runtime",
         }
     }
 }
@@ -143,6 +147,12 @@ pub struct LimiterSpec {
     /// credits: how often the balance is updated (default 10ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tick: Option<Span>,
+    /// runtime: which one starts the container ("runc", "crun", "podman").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
+    /// runtime: the limit in any unit of a group's `limit` (instead of quota/period).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<LimitSpec>,
 }
 
 /// Which processes a signal limiter stops and continues.

@@ -79,6 +79,8 @@ pub fn resolve_limiter(
         ("balance_max", l.balance_max.is_some()),
         ("balance_start", l.balance_start.is_some()),
         ("tick", l.tick.is_some()),
+        ("runtime", l.runtime.is_some()),
+        ("limit", l.limit.is_some()),
     ];
     let applies: &[&str] = match l.kind {
         LimiterKind::None | LimiterKind::Weight => &[],
@@ -88,9 +90,11 @@ pub fn resolve_limiter(
         LimiterKind::Signal => &["by", "name", "share", "cycle", "on", "off"],
         LimiterKind::Command => &["command", "share"],
         LimiterKind::Credits => &["baseline", "balance_max", "balance_start", "period", "tick"],
+        LimiterKind::Runtime => &["runtime", "quota", "period", "burst", "limit"],
     };
     reject_unused(source, "limiter", kind, &present, applies)?;
     match l.kind {
+        LimiterKind::Runtime => super::runtime::resolve_runtime(l, source, allowed),
         LimiterKind::None | LimiterKind::Weight => Ok(if l.kind == LimiterKind::None {
             Limiter::None
         } else {

@@ -11,6 +11,7 @@ mod limit;
 mod limiter;
 mod load;
 mod machine;
+mod runtime;
 mod sweep;
 mod tree;
 pub use tree::v1_refuses;
@@ -44,6 +45,7 @@ pub fn resolve(
     for (config, (params, sc)) in configs.into_iter().enumerate() {
         let limiter = resolve_limiter(&sc.limiter, source, allowed)?;
         let groups = resolve_groups(&sc, &limiter, source, allowed)?;
+        runtime::check_runtime_run(&sc, &limiter, &groups, source)?;
         let phase_spec = match (&sc.workload, sc.groups.as_slice()) {
             (Some(w), _) => w.phase,
             (None, gs) => gs.iter().find_map(|g| g.workload.as_ref()?.phase),

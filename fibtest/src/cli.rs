@@ -108,7 +108,13 @@ enum ModeArgs {
         /// Worker threads; request k goes to thread k mod threads.
         #[arg(long, default_value_t = 1)]
         threads: u32,
-        /// CPUs to pin the worker threads to (round-robin; default: not pinned).
+        /// Threads per request: its work is split evenly over the worker thread and
+        /// N - 1 helpers of its own (made before the start), and it is done when the last
+        /// part is.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=MAX_FANOUT as i64))]
+        fanout: u32,
+        /// CPUs to pin the worker threads to (round-robin; default: not pinned). Part j
+        /// of worker i's requests runs on the (i + j)-th CPU of the list, round-robin.
         #[arg(long)]
         cpus: Option<CpuList>,
     },
@@ -138,11 +144,17 @@ enum ModeArgs {
     Serve(crate::serve::ServeArgs),
 }
 
+/// Most threads one request may be split over (`--fanout`).
+pub const MAX_FANOUT: u32 = 1024;
+
 /// A workload resolved from the flags: valid, with every thread's CPU allowed.
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub specs: Vec<ThreadSpec>,
     pub work: Work,
+    /// Requests with `--fanout`: for each spec, the CPUs of its helper threads (None:
+    /// not pinned); empty otherwise.
+    pub helpers: Vec<Vec<Option<u32>>>,
 }
 
 /// The parameters of one mode.
@@ -181,8 +193,11 @@ impl Plan {
             Work::Requests(p) => work::run_threads(
                 &self.specs,
                 align,
-                |spec| LatencyBuffer::with_capacity(p.requests_for(spec.index)),
-                |spec, start, buf| work::request_thread(h, spec, start, p, buf),
+                |spec| {
+                    let helpers = self.helpers.get(spec.index as usize);
+                    work::prepare_requests(spec, p, helpers.map_or(&[], Vec::as_slice))
+                },
+                |spec, start, state| work::serve_requests(spec, start, p, state),
             ),
             Work::Duty(p) => work::run_threads(
                 &self.specs,
@@ -216,6 +231,18 @@ fn role_name(r: Role) -> &'static str {
         Role::Request => "request",
         Role::Duty => "duty",
     }
+}
+
+/// The CPUs of the helpers of each of `threads` request threads with `fanout` parts:
+/// part j (from 1) of thread i on the (i + j)-th CPU of `cpus`, round-robin.
+fn helper_cpus(threads: u32, fanout: u32, cpus: Option<&CpuList>) -> Vec<Vec<Option<u32>>> {
+    (0..threads)
+        .map(|i| {
+            (1..fanout)
+                .map(|j| cpus.and_then(|c| c.nth_wrapping((i + j) as usize)))
+                .collect()
+        })
+        .collect()
 }
 
 /// Every thread's CPU must be one the process may run on.
@@ -259,6 +286,7 @@ fn plan(mode: ModeArgs, allowed: &CpuList) -> Result<Plan> {
             let mut specs = spread(Role::Fast, fast, Some(&fast_cpus));
             specs.extend(spread(Role::Slow, slow, Some(&slow_cpus)));
             Plan {
+                helpers: Vec::new(),
                 specs,
                 work: Work::Fib(FibParams {
                     duration_ns: ns(duration),
@@ -274,11 +302,24 @@ fn plan(mode: ModeArgs, allowed: &CpuList) -> Result<Plan> {
             count,
             interval,
             threads,
+            fanout,
             cpus,
         } => {
             if threads == 0 || w.is_zero() {
                 bail!("--threads and --work must be more than 0");
             }
+            let helpers = helper_cpus(threads, fanout, cpus.as_ref());
+            // Helpers may use CPUs of the list that no worker thread uses.
+            let helper_specs: Vec<ThreadSpec> = helpers
+                .iter()
+                .flatten()
+                .map(|&cpu| ThreadSpec {
+                    role: Role::Request,
+                    index: 0,
+                    cpu,
+                })
+                .collect();
+            check_cpus(&helper_specs, allowed)?;
             Plan {
                 specs: spread(Role::Request, threads, cpus.as_ref()),
                 work: Work::Requests(RequestParams {
@@ -286,8 +327,10 @@ fn plan(mode: ModeArgs, allowed: &CpuList) -> Result<Plan> {
                     count,
                     interval_ns: ns(interval),
                     threads,
+                    fanout,
                     check_steps: work::REQUEST_CHECK_STEPS,
                 }),
+                helpers,
             }
         }
         ModeArgs::Duty {
@@ -302,6 +345,7 @@ fn plan(mode: ModeArgs, allowed: &CpuList) -> Result<Plan> {
                 bail!("--on, --slice and --threads must be more than 0");
             }
             Plan {
+                helpers: Vec::new(),
                 specs: spread(Role::Duty, threads, cpus.as_ref()),
                 work: Work::Duty(DutyParams {
                     on_ns: ns(on),
@@ -555,6 +599,7 @@ fn run_legacy(a: &LegacyArgs, args: &[String]) -> Result<()> {
     let plan = Plan {
         specs: legacy_threads(a, procs),
         work: Work::Fib(legacy_params(a)),
+        helpers: Vec::new(),
     };
     check_cpus(&plan.specs, &allowed)?;
     let out = plan.execute(work::Alignment::default());
@@ -808,6 +853,44 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("CPU 5") && e.contains("duty"), "{e}");
+    }
+
+    #[test]
+    fn fanout_helpers_take_the_next_cpus_of_the_list() {
+        let p = cli_plan("requests --work 40ms --fanout 4 --cpus 0-1", "0-1").unwrap();
+        assert_eq!(layout(&p), vec![(Role::Request, Some(0))]);
+        // The worker does part 0 on CPU 0; parts 1-3 go to CPUs 1, 0, 1.
+        assert_eq!(p.helpers, vec![vec![Some(1), Some(0), Some(1)]]);
+        match p.work {
+            Work::Requests(r) => assert_eq!((r.fanout, r.threads), (4, 1)),
+            other => panic!("{other:?}"),
+        }
+        // Worker 1 (on CPU 1) starts its helpers one further along the list.
+        let p = cli_plan(
+            "requests --work 1ms --threads 2 --fanout 2 --cpus 0-2",
+            "0-3",
+        )
+        .unwrap();
+        assert_eq!(p.helpers, vec![vec![Some(1)], vec![Some(2)]]);
+        // Unpinned workers have unpinned helpers; without --fanout there are none.
+        let p = cli_plan("requests --work 1ms --fanout 3", "0-1").unwrap();
+        assert_eq!(p.helpers, vec![vec![None, None]]);
+        let p = cli_plan("requests --work 1ms", "0-1").unwrap();
+        assert_eq!(p.helpers, vec![Vec::<Option<u32>>::new()]);
+    }
+
+    #[test]
+    fn fanout_is_checked() {
+        // A helper's CPU that no worker uses is still checked against the allowed set.
+        let e = cli_plan("requests --work 1ms --fanout 2 --cpus 0,3", "0-1")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("CPU 3"), "{e}");
+        for bad in ["0", "1025"] {
+            let line = format!("fibtest requests --work 1ms --fanout {bad}");
+            let e = Cli::try_parse_from(line.split_whitespace()).unwrap_err();
+            assert!(e.to_string().contains("--fanout"), "{e}");
+        }
     }
 
     #[test]

@@ -20,10 +20,13 @@
 //!   Fibtest does, and reports no latencies.
 //! - Request k is due at `time zero + k * interval` (open loop: arrivals do not wait for
 //!   earlier requests), and is served by thread `k mod threads`. Its latency is its end
-//!   minus its due time, so queueing behind a slow request counts.
+//!   minus its due time, so queueing behind a slow request counts. With a fanout of N its
+//!   work is split over the thread and N - 1 helpers (`fanout`), and it ends when the
+//!   last part does.
 
 use crate::clock::Host;
 use crate::cpulist::pin_current_thread;
+use crate::fanout::{self, Crew, Parts};
 use crate::fib::Fib;
 use crate::record::{DutyPeriod, Role, ThreadReport, UnitKind, UnitLatency};
 use std::fmt;
@@ -121,6 +124,8 @@ pub struct RequestParams {
     /// Time between arrivals, in ns (0: all due at time zero).
     pub interval_ns: u64,
     pub threads: u32,
+    /// Parts each request is split into, one per thread (1: the request thread alone).
+    pub fanout: u32,
     /// Steps between reads of the CPU clock.
     pub check_steps: u64,
 }
@@ -523,37 +528,40 @@ pub fn slow_thread<H: Host>(
 }
 
 /// Requests served by one thread: k = thread, thread + threads, ... < count. A request
-/// cut short by a stop is not reported (it has no end).
-pub fn request_thread<H: Host>(
+/// cut short by a stop is not reported (it has no end). With `p.fanout` above 1 the
+/// thread does part 0 of each request's work and `parts` (its helpers) the others; the
+/// request ends when the last part does. The report counts the helpers' steps and CPU
+/// time with the thread's.
+pub fn request_thread<H: Host, P: Parts>(
     h: &H,
     spec: &ThreadSpec,
     start: u64,
     p: &RequestParams,
     mut buf: LatencyBuffer,
+    parts: &mut P,
 ) -> ThreadOutcome {
     let cpu0 = h.thread_cpu_ns();
     let mut fib = Fib::default();
     let mut steps = 0u64;
     let mut k = spec.index as u64;
     let mut index = 0u64;
-    'requests: while k < p.count {
+    let own_ns = fanout::part_ns(p.work_ns, p.fanout, 0);
+    let helper_ns = fanout::part_ns(p.work_ns, p.fanout, 1);
+    while k < p.count {
         let due = start + k * p.interval_ns;
         if !h.sleep_until(due) {
             break;
         }
         let begin = h.now_ns();
-        let c0 = h.thread_cpu_ns();
-        loop {
-            h.steps(&mut fib, p.check_steps);
-            steps += p.check_steps;
-            if h.thread_cpu_ns() - c0 >= p.work_ns {
-                break;
-            }
-            if h.stop_requested() {
-                break 'requests;
-            }
-        }
-        let end = h.now_ns();
+        parts.fork(helper_ns);
+        let (n, done) = fanout::spin_cpu(h, &mut fib, own_ns, p.check_steps);
+        steps += n;
+        let own_end = h.now_ns();
+        // Joined even after a stop, so no helper is left working on this request.
+        let helpers_end = parts.join();
+        let (true, Some(helpers_end)) = (done, helpers_end) else {
+            break;
+        };
         buf.record(unit_latency(
             UnitKind::Request,
             spec.index,
@@ -561,12 +569,51 @@ pub fn request_thread<H: Host>(
             start,
             due,
             begin,
-            end,
+            own_end.max(helpers_end),
         ));
         index += 1;
         k += p.threads as u64;
     }
-    with_units(finish(h, spec, start, cpu0, steps, fib.a), buf)
+    let (helper_steps, helper_cpu_ns) = parts.finish();
+    let mut out = finish(h, spec, start, cpu0, steps + helper_steps, fib.a);
+    out.report.cpu_s += secs(helper_cpu_ns);
+    with_units(out, buf)
+}
+
+/// What a request thread makes before time zero: its latency buffer and its helpers.
+#[derive(Debug)]
+pub struct RequestState {
+    buf: LatencyBuffer,
+    crew: Result<Crew, String>,
+}
+
+/// Prepare request thread `spec` (on that thread): room for its requests, and one
+/// helper per entry of `helper_cpus` (`fanout - 1` of them), pinned and parked.
+pub fn prepare_requests(
+    spec: &ThreadSpec,
+    p: &RequestParams,
+    helper_cpus: &[Option<u32>],
+) -> RequestState {
+    RequestState {
+        buf: LatencyBuffer::with_capacity(p.requests_for(spec.index)),
+        crew: Crew::start(helper_cpus, p.check_steps),
+    }
+}
+
+/// A request thread on the real machine, with the helpers `prepare_requests` made.
+pub fn serve_requests(
+    spec: &ThreadSpec,
+    start: u64,
+    p: &RequestParams,
+    state: RequestState,
+) -> ThreadOutcome {
+    match state.crew {
+        Ok(mut crew) => request_thread(&crate::clock::System, spec, start, p, state.buf, &mut crew),
+        Err(e) => ThreadOutcome {
+            error: Some(e),
+            ..empty(spec)
+        },
+    }
 }
 
 /// A duty thread: run for `on`, sleep for `off`, for whole cycles of the duration,
@@ -750,9 +797,15 @@ mod tests {
             count,
             interval_ns,
             threads,
+            fanout: 1,
             // 1 µs per step: the CPU clock is read after every 1 ms of work.
             check_steps: 1_000,
         }
+    }
+
+    /// A request thread's helpers with `--fanout 1`: none.
+    fn alone() -> Crew {
+        Crew::start(&[], 1_000).unwrap()
     }
 
     #[test]
@@ -765,6 +818,7 @@ mod tests {
             0,
             &p,
             LatencyBuffer::with_capacity(3),
+            &mut alone(),
         );
         assert_eq!(latencies_us(&out), vec![5_000, 10_000, 15_000]);
         assert!(out.units.iter().all(|u| u.due_s == 0.0));
@@ -783,6 +837,7 @@ mod tests {
             0,
             &p,
             LatencyBuffer::with_capacity(3),
+            &mut alone(),
         );
         assert_eq!(latencies_us(&out), vec![33_000, 18_000, 5_000]);
         // CPU time is what the requests needed, the stall is not in it.
@@ -801,7 +856,7 @@ mod tests {
             index: 1,
             ..spec(Role::Request)
         };
-        let out = request_thread(&h, &s, 0, &p, LatencyBuffer::with_capacity(3));
+        let out = request_thread(&h, &s, 0, &p, LatencyBuffer::with_capacity(3), &mut alone());
         let due: Vec<f64> = out.units.iter().map(|u| u.due_s).collect();
         assert_eq!(due, vec![0.01, 0.04, 0.07]);
         let index: Vec<u64> = out.units.iter().map(|u| u.index).collect();
@@ -818,6 +873,7 @@ mod tests {
             0,
             &p,
             LatencyBuffer::with_capacity(3),
+            &mut alone(),
         );
         assert_eq!(latencies_us(&out), vec![5_000]);
     }

@@ -274,6 +274,63 @@ fn cpu_outside_the_allowed_set_is_an_error_naming_it() {
 }
 
 #[test]
+fn fanout_splits_each_request_and_reports_one_unit_per_request() {
+    let out = fibtest(&[
+        "requests",
+        "--work",
+        "8ms",
+        "--count",
+        "3",
+        "--interval",
+        "0ms",
+        "--fanout",
+        "4",
+    ]);
+    let r = records(&out);
+    // One thread record (the worker, its three helpers counted in it), one unit each.
+    assert_eq!(r.len(), 1 + 1 + 3 + 1);
+    let t = threads(&r);
+    assert_eq!((t[0].role, t[0].units), (Role::Request, 3));
+    // Every part ran until its own thread's CPU clock passed 2 ms: 3 x 4 x 2 ms in all,
+    // which only the helpers' time added in reaches.
+    assert!(t[0].cpu_s >= 0.024, "{}", t[0].cpu_s);
+    let u = units(&r);
+    assert!(u.iter().all(|u| u.latency_s >= 0.002));
+    assert!(u[0].end_s <= u[1].start_s && u[1].end_s <= u[2].start_s);
+}
+
+#[test]
+fn sigterm_ends_a_split_request_and_its_helpers() {
+    let child = Command::new(env!("CARGO_BIN_EXE_fibtest"))
+        .args([
+            "requests", "--work", "100s", "--count", "1", "--fanout", "3",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    // Main thread, worker and two helpers: all exist once the request has started.
+    let tasks = format!("/proc/{pid}/task");
+    let start = std::time::Instant::now();
+    while std::fs::read_dir(&tasks).map(|d| d.count()).unwrap_or(0) < 4 {
+        assert!(
+            start.elapsed().as_secs() < 20,
+            "fibtest did not start its threads"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    kill(Pid::from_raw(pid), Signal::SIGTERM).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let r = records(&out);
+    let t = threads(&r);
+    // The request was cut short: no unit, and the process ended long before 100 s of work.
+    assert_eq!((t.len(), t[0].units), (1, 0));
+    assert!(units(&r).is_empty());
+    assert!(t[0].wall_s < 30.0);
+}
+
+#[test]
 fn bad_flags_are_usage_errors() {
     let out = fibtest(&["requests", "--work", "200"]);
     assert_eq!(out.status.code(), Some(2));
@@ -281,6 +338,9 @@ fn bad_flags_are_usage_errors() {
     let out = fibtest(&["fib", "--fast-cpus", "3-1"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("runs backwards"));
+    let out = fibtest(&["requests", "--work", "1ms", "--fanout", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--fanout"));
     let out = fibtest(&["-x"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid option -x"));

@@ -7,7 +7,7 @@
 //! | 2 | bad command-line flags (clap) |
 //! | 3 | bad scenario file or field |
 //! | 4 | missing privileges (cannot make cgroups or write limits) |
-//! | 5 | missing controller or kernel feature (or a tree of limits that only cgroup v2 allows) |
+//! | 5 | missing controller or kernel feature (or a tree of limits that only cgroup v2 allows), or a runtime (`limiter.runtime`) not installed |
 //! | 6 | the workload failed (non-zero exit, crash, time-out), or an external limiter command failed as it started |
 //! | 7 | cannot write results (read-only or full disk, folder in use by another run); results written before are kept |
 //! | 128+N | interrupted by signal N: 130 SIGINT (Ctrl-C), 143 SIGTERM, 129 SIGHUP; partial results were written |
@@ -167,6 +167,15 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
                 RunStop::Interrupted { .. } => EXIT_INTERRUPTED,
                 RunStop::Results { .. } => EXIT_RESULTS,
             };
+        }
+        // A runtime that is not installed, or the busybox its containers need: a
+        // missing component, like a controller.
+        if let Some(
+            crate::runtime::RuntimeError::NotInstalled { .. }
+            | crate::runtime::RuntimeError::MissingFile { .. },
+        ) = cause.downcast_ref::<crate::runtime::RuntimeError>()
+        {
+            return EXIT_MISSING;
         }
         if cause.downcast_ref::<ResultsError>().is_some() {
             return EXIT_RESULTS;

@@ -152,6 +152,7 @@ pub fn run_scenario(cgroup_root: &Path, proc_root: &Path, args: &RunArgs) -> Res
              from /proc instead: CPU time in clock ticks, no throttling counters"
         );
     }
+    crate::runner::check_runtimes(&plan, &hierarchy.root)?;
     let workload = WorkloadProgram::locate()?;
     signals::install();
     signals::become_subreaper();

@@ -83,6 +83,9 @@ pub struct LimiterReport {
     pub stuck: Option<StuckReport>,
     /// An error of the control loop, if it failed.
     pub error: Option<String>,
+    /// Runtime limiters: the container the runtime started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<crate::runtime::ContainerRecord>,
 }
 
 impl LimiterReport {

@@ -34,9 +34,10 @@ pub struct Exposed<'a> {
 /// The limits a run's limiter sets on its cgroup, in seconds: a CFS quota's; none for
 /// the others (a duty cycle or a weight is no CFS limit).
 pub fn limits_of(limiter: &Limiter) -> CpuLimits {
-    match limiter {
-        Limiter::Cfs(c) => cfs_limits(c),
-        _ => CpuLimits::default(),
+    // A runtime's container has the CFS limits the runtime wrote.
+    match limiter.cfs() {
+        Some(c) => cfs_limits(c),
+        None => CpuLimits::default(),
     }
 }
 

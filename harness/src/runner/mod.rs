@@ -15,6 +15,7 @@
 //! Teardown is done by guards (`RunCgroups`' and `Cgroup`'s Drop, `ChildGuard`'s Drop),
 //! so every exit path, including errors and panics, runs it.
 
+mod container;
 mod exposed;
 mod live;
 mod load;
@@ -23,6 +24,7 @@ mod scope;
 mod sink;
 mod spawn;
 
+pub use container::{check_runtimes, cpu_resources};
 pub use exposed::{limits_of, Exposed};
 pub use sink::{Discard, OutputSink, RequestSink, RunSink, Stream};
 pub use spawn::WorkloadProgram;
@@ -147,6 +149,9 @@ impl Runner {
     /// Run one planned run to its end (or until interrupted), handing its samples and
     /// its workloads' output to `sink` as they come, and return the rest of its data.
     pub fn run(&self, run: &PlannedRun, sink: &mut dyn RunSink) -> Result<RunResult> {
+        if let Limiter::Runtime { .. } = run.limiter {
+            return container::run_in_container(self, run, sink);
+        }
         if let Placement::Processes { reason } = &run.placement {
             let mut r = self.run_groups(None, run, sink)?;
             r.without_cgroup = Some(reason.clone());

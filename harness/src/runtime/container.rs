@@ -196,6 +196,21 @@ impl Container {
         &self.bundle
     }
 
+    /// podman: the exit status of the attached `podman run` (the container's exit code),
+    /// waiting up to `limit` for it to end; None for runc and crun, or if it has not
+    /// ended by then.
+    pub fn podman_status(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.podman.as_mut()?;
+        let start = Instant::now();
+        loop {
+            match child.try_wait() {
+                Ok(Some(st)) => return Some(st),
+                Ok(None) if start.elapsed() < limit => std::thread::sleep(Duration::from_millis(5)),
+                _ => return None,
+            }
+        }
+    }
+
     /// Wait up to `limit` for the main process to end; whether it did.
     pub fn wait_exit(&self, limit: Duration) -> Result<bool, RuntimeError> {
         let Some(pidfd) = &self.pidfd else {

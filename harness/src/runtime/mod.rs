@@ -33,19 +33,21 @@
 //!   operation not permitted"). `--cgroup-parent /throttlebench/<name>` keeps the
 //!   container's and conmon's cgroups under one folder of this run's own.
 //!
-//! Imports nothing from the rest of the crate: std, nix, libc, serde_json, thiserror.
+//! Imports nothing from the rest of the crate: std, nix, libc, serde, serde_json, thiserror.
 
 mod bundle;
 mod cgroups;
 mod container;
 mod oci;
 mod podman;
+mod record;
 mod rootfs;
 mod stale;
 
 pub use bundle::{write_config, CpuResources, OciConfig};
 pub use cgroups::{parse_mountinfo, parse_proc_cgroup, CgroupFolder, ContainerCgroups};
 pub use container::{Container, ContainerSpec, Teardown};
+pub use record::ContainerRecord;
 pub use rootfs::{parse_ldd, RootFs};
 pub use stale::{find_stale, remove_stale, Leftover, LeftoverKind};
 

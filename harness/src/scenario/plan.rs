@@ -309,6 +309,13 @@ pub enum Limiter {
     Credits(CreditModel),
     Budget(BudgetLimit),
     Window(WindowLimit),
+    /// A real OCI runtime starts the workload in a container whose config carries the
+    /// limit (`runner::container`).
+    Runtime {
+        /// "runc", "crun" or "podman".
+        runtime: String,
+        limit: GroupLimit,
+    },
 }
 
 /// A CPU-time budget for the whole workload (`limiter.kind = "budget"`).
@@ -371,6 +378,16 @@ impl Limiter {
             Limiter::Credits(_) => "credits",
             Limiter::Budget(_) => "budget",
             Limiter::Window(_) => "window",
+            Limiter::Runtime { .. } => "runtime",
+        }
+    }
+
+    /// The CFS settings the limiter writes (cfs), or has a runtime write (runtime).
+    pub fn cfs(&self) -> Option<&CfsLimit> {
+        match self {
+            Limiter::Cfs(c) => Some(c),
+            Limiter::Runtime { limit, .. } => limit.cfs.as_ref(),
+            _ => None,
         }
     }
 
@@ -388,7 +405,9 @@ impl Limiter {
     /// Share of one CPU this limiter allows at most, if it caps usage.
     pub fn cap_cpus(&self) -> Option<f64> {
         match self {
-            Limiter::Cfs(c) => c.quota_us.map(|q| q as f64 / c.period_us as f64),
+            Limiter::Cfs(_) | Limiter::Runtime { .. } => self
+                .cfs()
+                .and_then(|c| c.quota_us.map(|q| q as f64 / c.period_us as f64)),
             Limiter::Cpuset { cpus } => Some(cpus.len() as f64),
             Limiter::Freezer { duty } | Limiter::Signal { duty, .. } => Some(duty.share()),
             Limiter::Command { share, .. } => *share,
@@ -403,7 +422,10 @@ impl Limiter {
     /// The CFS period the limiter's quota counts in, in µs, when it sets one.
     pub fn cfs_period_us(&self) -> Option<u64> {
         match self {
-            Limiter::Cfs(c) if c.quota_us.is_some() => Some(c.period_us),
+            Limiter::Cfs(_) | Limiter::Runtime { .. } => self
+                .cfs()
+                .filter(|c| c.quota_us.is_some())
+                .map(|c| c.period_us),
             Limiter::Credits(m) => Some(m.period_us),
             _ => None,
         }
@@ -412,7 +434,9 @@ impl Limiter {
     /// The share of CPU the limiter aims at, in CPUs, when it has one.
     pub fn target_share(&self) -> Option<f64> {
         match self {
-            Limiter::Cfs(c) => c.quota_us.map(|q| q as f64 / c.period_us as f64),
+            Limiter::Cfs(_) | Limiter::Runtime { .. } => self
+                .cfs()
+                .and_then(|c| c.quota_us.map(|q| q as f64 / c.period_us as f64)),
             Limiter::Freezer { duty } | Limiter::Signal { duty, .. } => match duty {
                 DutyControl::Closed { share, .. } => Some(*share),
                 DutyControl::Open { .. } => None,
@@ -462,6 +486,8 @@ pub enum Workload {
         count: u64,
         interval: Span,
         threads: u32,
+        /// Threads each request's work is split over (1: its worker alone).
+        fanout: u32,
         cpus: Option<CpuList>,
     },
     Fibtest {
@@ -541,6 +567,7 @@ impl Workload {
                 count,
                 interval,
                 threads,
+                fanout,
                 cpus,
             } => {
                 push("requests", String::new());
@@ -548,6 +575,9 @@ impl Workload {
                 push("--count", count.to_string());
                 push("--interval", interval.to_string());
                 push("--threads", threads.to_string());
+                if *fanout > 1 {
+                    push("--fanout", fanout.to_string());
+                }
                 if let Some(c) = cpus {
                     push("--cpus", c.to_string());
                 }
@@ -654,7 +684,8 @@ impl Workload {
     }
 
     /// How much CPU the workload asks for when nothing holds it back, in CPUs, where its
-    /// plan says: requests need `work` per `interval` (at most their threads), Fibtest's
+    /// plan says: requests need `work` per `interval` (at most their threads times their
+    /// fanout, and the CPUs they are pinned to), Fibtest's
     /// fast threads spin (its slow threads add little), a duty cycle runs `on` of every
     /// `on + off` on each thread, the steal probe spins on its CPUs. None for a command
     /// or the entropy probe, whose demand only running tells.
@@ -668,10 +699,11 @@ impl Workload {
                 work,
                 interval,
                 threads,
+                fanout,
                 cpus,
                 ..
             } => {
-                let threads = *threads as f64;
+                let threads = f64::from(*threads) * f64::from(*fanout);
                 let d = if interval.is_zero() {
                     threads
                 } else {

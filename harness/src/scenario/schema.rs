@@ -80,6 +80,9 @@ pub enum LimiterKind {
     Budget,
     /// A CPU-time budget within a rolling window (ApisCP's 24-hour limit [ApisCP]).
     Window,
+    /// A real OCI runtime (runc, crun, podman) starting the workload in a container with
+    /// the limit in its config.
+    Runtime,
 }
 
 impl LimiterKind {
@@ -95,6 +98,7 @@ impl LimiterKind {
             LimiterKind::Credits => "credits",
             LimiterKind::Budget => "budget",
             LimiterKind::Window => "window",
+            LimiterKind::Runtime => "runtime",
         }
     }
 }
@@ -182,6 +186,12 @@ pub struct LimiterSpec {
     /// stopped (the workload's duration bounds the run).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until_stuck: Option<bool>,
+    /// runtime: which one starts the container ("runc", "crun", "podman").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
+    /// runtime: the limit in any unit of a group's `limit` (instead of quota/period).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<LimitSpec>,
 }
 
 /// Whose CPU time a budget counts ("Practical resource limiting" [Practical Limiting]).
@@ -419,6 +429,10 @@ pub struct WorkloadSpec {
     /// requests, duty, serve: worker threads (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threads: Option<u32>,
+    /// requests: threads each request's work is split over, evenly (default 1); the
+    /// request is done when the last part is (a parallel burst: `fibtest --fanout`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fanout: Option<u32>,
     /// requests, duty, serve: CPUs to pin to ("0", "1-3", "0,2-3").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpus: Option<String>,

@@ -16,6 +16,8 @@ use throttlebench::runtime::{
     CpuResources, LeftoverKind, Runtime, RuntimeKind, DEFAULT_BUSYBOX, PARENT,
 };
 
+mod scenario;
+
 fn in_ci() -> bool {
     std::env::var("CI")
         .map(|v| !v.is_empty() && v != "false" && v != "0")

@@ -10,7 +10,8 @@ use crate::probe::ProbeOutput;
 use crate::report::join::Split;
 use crate::result::{GroupResult, LoadResult, RunResult};
 use crate::sample::Delta;
-use crate::scenario::{Limiter, Workload};
+use crate::scenario::Limiter;
+use crate::scenario::Workload;
 use fibtest::record::Role;
 
 /// What the scan of timeseries.csv needs to know of each group of `r`: its name, and
@@ -124,13 +125,14 @@ fn summarize_group(
         .find(|pg| pg.name == g.name)
         .and_then(|pg| pg.limit.as_ref())
         .and_then(|l| l.cfs);
-    let (quota_s, period_s, burst_s) = match (&own, &p.limiter) {
+    // The run's limiter's CFS settings: its own (cfs) or a runtime's container's.
+    let (quota_s, period_s, burst_s) = match (&own, p.limiter.cfs()) {
         (Some(c), _) => (
             c.quota_us.map(|q| q as f64 / 1e6),
             Some(c.period_us as f64 / 1e6),
             Some(c.burst_us as f64 / 1e6),
         ),
-        (None, Limiter::Cfs(c)) => (
+        (None, Some(c)) => (
             c.quota_us.map(|q| q as f64 / 1e6),
             Some(c.period_us as f64 / 1e6),
             Some(c.burst_us as f64 / 1e6),

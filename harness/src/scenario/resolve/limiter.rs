@@ -89,6 +89,8 @@ pub fn resolve_limiter(
         ("action", l.action.is_some()),
         ("floor", l.floor.is_some()),
         ("until_stuck", l.until_stuck.is_some()),
+        ("runtime", l.runtime.is_some()),
+        ("limit", l.limit.is_some()),
     ];
     let applies: &[&str] = match l.kind {
         LimiterKind::None | LimiterKind::Weight => &[],
@@ -102,9 +104,11 @@ pub fn resolve_limiter(
         LimiterKind::Window => &[
             "cpu", "interval", "grace", "kill", "window", "action", "floor", "period",
         ],
+        LimiterKind::Runtime => &["runtime", "quota", "period", "burst", "limit"],
     };
     reject_unused(source, "limiter", kind, &present, applies)?;
     match l.kind {
+        LimiterKind::Runtime => super::runtime::resolve_runtime(l, source, allowed),
         LimiterKind::None | LimiterKind::Weight => Ok(if l.kind == LimiterKind::None {
             Limiter::None
         } else {

@@ -12,6 +12,7 @@ mod limit;
 mod limiter;
 mod load;
 mod machine;
+mod runtime;
 mod sweep;
 mod tree;
 pub use tree::v1_refuses;
@@ -49,6 +50,7 @@ pub fn resolve(
         let groups = resolve_groups(&sc, &limiter, source, allowed)?;
         let groups = wrap::wrap_workloads(groups, &limiter, source)?;
         budget::check_groups(&limiter, &groups, source)?;
+        runtime::check_runtime_run(&sc, &limiter, &groups, source)?;
         let phase_spec = match (&sc.workload, sc.groups.as_slice()) {
             (Some(w), _) => w.phase,
             (None, gs) => gs.iter().find_map(|g| g.workload.as_ref()?.phase),

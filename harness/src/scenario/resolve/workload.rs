@@ -6,6 +6,7 @@ use crate::scenario::duration::Span;
 use crate::scenario::plan::{ServeProtocol, Workload};
 use crate::scenario::schema::{WorkloadKind, WorkloadSpec};
 use crate::scenario::ScenarioError;
+use fibtest::cli::MAX_FANOUT;
 use fibtest::cpulist::CpuList;
 
 pub(super) fn resolve_workload(
@@ -19,6 +20,7 @@ pub(super) fn resolve_workload(
         ("count", w.count.is_some()),
         ("interval", w.interval.is_some()),
         ("threads", w.threads.is_some()),
+        ("fanout", w.fanout.is_some()),
         ("cpus", w.cpus.is_some()),
         ("fast", w.fast.is_some()),
         ("slow", w.slow.is_some()),
@@ -39,7 +41,9 @@ pub(super) fn resolve_workload(
         ("protocol", w.protocol.is_some()),
     ];
     let applies: &[&str] = match w.kind {
-        WorkloadKind::Requests => &["work", "count", "interval", "threads", "cpus", "phase"],
+        WorkloadKind::Requests => &[
+            "work", "count", "interval", "threads", "fanout", "cpus", "phase",
+        ],
         WorkloadKind::Fibtest => &[
             "fast",
             "slow",
@@ -88,11 +92,22 @@ pub(super) fn resolve_workload(
                     "must be at least 1",
                 ));
             }
+            let fanout = match w.fanout.unwrap_or(1) {
+                n @ 1..=MAX_FANOUT => n,
+                n => {
+                    return Err(ScenarioError::field(
+                        source,
+                        "workload.fanout",
+                        format!("{n} threads per request: give 1 to {MAX_FANOUT}"),
+                    ))
+                }
+            };
             Ok(Workload::Requests {
                 work: positive(source, "workload.work", work)?,
                 count,
                 interval: w.interval.unwrap_or(Span::from_millis(1000)),
                 threads: threads(w.threads)?,
+                fanout,
                 cpus: opt_cpus("workload.cpus", &w.cpus)?,
             })
         }

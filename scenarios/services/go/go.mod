@@ -1,0 +1,3 @@
+module throttlebench/services
+
+go 1.19

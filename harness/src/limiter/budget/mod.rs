@@ -16,6 +16,7 @@ pub mod track;
 
 use crate::limiter::duty::Clock;
 use crate::scenario::plan::BudgetLimit;
+use crate::scenario::schema::KillOrder;
 use end::EndReport;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -114,6 +115,17 @@ pub fn run(
             r.tracked_at_detection_s = Some(used as f64 / 1e9);
             r.truth_at_detection_s = t.map(|v| v as f64 / 1e9);
             ended.store(true, Ordering::SeqCst);
+            // Stop what this reading counted before anything else (a scan of /proc
+            // for the end's own list takes milliseconds the workload would spend);
+            // the end then stops the rest in its order. `each` stops nothing.
+            if plan.end.kill == KillOrder::StopFirst {
+                for pid in tracker.last_read() {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGSTOP,
+                    );
+                }
+            }
             r.end = Some(end(tracker));
             return Ok(r);
         }

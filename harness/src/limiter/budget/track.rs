@@ -25,6 +25,11 @@ pub trait Tracker {
     fn usage_ns(&mut self) -> io::Result<u64>;
     /// The tracked processes now (live ones: zombies and exiting ones left out).
     fn pids(&mut self) -> Vec<i32>;
+    /// The live processes of the last `usage_ns` reading, without reading again: what
+    /// can be stopped at once when that reading spent the budget.
+    fn last_read(&self) -> Vec<i32> {
+        Vec::new()
+    }
 }
 
 /// One process as /proc/<pid>/stat gives it.
@@ -124,6 +129,9 @@ impl Tracker for ProcTracker {
     }
     fn pids(&mut self) -> Vec<i32> {
         let _ = self.usage_ns();
+        self.last_read()
+    }
+    fn last_read(&self) -> Vec<i32> {
         self.last
             .iter()
             .filter(|p| !p.dying)
@@ -160,6 +168,9 @@ pub fn pids_under(dir: &Path) -> Vec<i32> {
 }
 
 impl Tracker for CgroupTracker {
+    fn last_read(&self) -> Vec<i32> {
+        pids_under(&self.dir)
+    }
     fn usage_ns(&mut self) -> io::Result<u64> {
         use crate::limiter::duty::CpuUsage;
         self.usage.usage_ns()

@@ -21,6 +21,7 @@ mod prom;
 mod report;
 mod run;
 mod runtime;
+mod shipped;
 mod stream;
 mod threshold;
 mod trees;

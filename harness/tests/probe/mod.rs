@@ -224,6 +224,8 @@ fn steal_under_a_quota_tells_throttling_stalls_apart() {
 
 #[test]
 fn entropy_probe_measures_each_source_and_tests_its_bytes() {
+    // Its readers load both CPUs for 8 s: the measuring tests must not run meanwhile.
+    let _x = exclusive();
     let dir = TempDir::new("probe-entropy");
     let out_dir = dir.path().join("out");
     let out = tb()
@@ -247,13 +249,52 @@ fn entropy_probe_measures_each_source_and_tests_its_bytes() {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     let rows = read_csv(&out_dir.join("entropy.csv"));
-    assert_eq!(rows.len(), 8, "{rows:?}");
+    // Each source, size and reader count once.
+    let mut seen: Vec<(String, String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["source"].clone(),
+                r["read_size"].clone(),
+                r["readers"].clone(),
+            )
+        })
+        .collect();
+    seen.sort();
+    let mut want = Vec::new();
+    for src in ["getrandom", "urandom"] {
+        for size in ["32", "4096"] {
+            for readers in ["1", "2"] {
+                want.push((src.to_string(), size.to_string(), readers.to_string()));
+            }
+        }
+    }
+    want.sort();
+    assert_eq!(seen, want, "{rows:?}");
     for r in &rows {
         assert_eq!(r["error"], "", "{r:?}");
-        assert!(num(r, "bytes_per_s") > 0.0, "{r:?}");
+        assert_eq!(num(r, "errors"), 0.0, "{r:?}");
+        // getrandom(2) and /dev/urandom fill every read of these sizes whole, so the
+        // bytes counted are the reads times the size: the counting is exact.
+        let reads = num(r, "reads");
+        assert!(reads > 0.0, "{r:?}");
+        assert_eq!(num(r, "bytes"), reads * num(r, "read_size"), "{r:?}");
+        // Each of the 8 measurements lasts its share of --duration (1 s / 8), and its
+        // rate is its bytes over the time it lasted.
+        let dur = num(r, "duration_s");
+        assert!(dur >= 0.125 - 1e-3, "{r:?}");
+        let rate = num(r, "bytes") / dur;
+        assert!((num(r, "bytes_per_s") - rate).abs() <= 1e-6 * rate, "{r:?}");
         assert!(num(r, "lat_p50_s") <= num(r, "lat_p99_s"), "{r:?}");
+        assert!(num(r, "lat_p99_s") <= num(r, "lat_max_s"), "{r:?}");
+        // One reader is its own mean: its share is 1 exactly. With two, the fewer
+        // reader's bytes over the mean: above 0 (both read) and at most 1.
         let share = num(r, "min_reader_share");
-        assert!(share > 0.0 && share <= 1.0, "{r:?}");
+        if r["readers"] == "1" {
+            assert_eq!(share, 1.0, "{r:?}");
+        } else {
+            assert!(share > 0.0 && share <= 1.0, "{r:?}");
+        }
     }
     // 4 bytes start the continuous test, then 100 blocks of 2500.
     let fips = read_csv(&out_dir.join("fips.csv"));

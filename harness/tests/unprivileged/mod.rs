@@ -162,8 +162,20 @@ fn the_probes_run_without_root() {
         steal.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", text(&out));
+    // One row per CPU this process may run on, then `all`.
     let rows = read_csv(&steal.join("steal.csv"));
-    assert!(!rows.is_empty());
+    let cpus: Vec<String> = fibtest::cpulist::allowed_cpus()
+        .unwrap()
+        .iter()
+        .map(|c| c.to_string())
+        .chain(["all".to_string()])
+        .collect();
+    let got: Vec<&str> = rows.iter().map(|r| r["cpu"].as_str()).collect();
+    assert_eq!(got, cpus, "{rows:?}");
+    for r in &rows {
+        assert!(num(r, "duration_s") >= 0.49, "{r:?}");
+        assert!(num(r, "iterations") > 0.0, "{r:?}");
+    }
     let entropy = dir.path().join("entropy");
     let out = as_nobody(&[
         "probe",
@@ -178,8 +190,21 @@ fn the_probes_run_without_root() {
         entropy.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", text(&out));
+    // Both sources at the default sizes (32, 4096, 65536) and readers (1, 4): twelve
+    // measurements, none refused to an unprivileged user.
     let rows = read_csv(&entropy.join("entropy.csv"));
-    assert!(rows.iter().any(|r| r["source"] == "getrandom"), "{rows:?}");
+    assert_eq!(rows.len(), 12, "{rows:?}");
+    for src in ["getrandom", "urandom"] {
+        assert_eq!(
+            rows.iter().filter(|r| r["source"] == src).count(),
+            6,
+            "{rows:?}"
+        );
+    }
+    for r in &rows {
+        assert_eq!(r["error"], "", "{r:?}");
+        assert!(num(r, "reads") > 0.0, "{r:?}");
+    }
 }
 
 #[test]

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cgroup;
+pub mod idle;
 pub mod prometheus;
 
 use std::collections::HashMap;

@@ -137,13 +137,17 @@ fn cpuset_holds_two_threads_to_one_cpu() {
     let _x = exclusive();
     let dir = TempDir::new("cpuset");
     let w = "kind = \"duty\"\non = \"2s\"\noff = \"0ms\"\nduration = \"2s\"\nthreads = 2";
+    let idle = crate::common::idle::IdleMeter::start();
     let (out, rows) = run(
         &dir,
         &scenario("cpuset", "kind = \"cpuset\"\ncpus = \"1\"", w),
     );
+    let idle = idle.idle_cpus();
     assert!(out.status.success(), "{}", text(&out));
+    // One CPU for two threads: at most 1.05, at least 0.85 when the machine had CPU to
+    // spare (another process on CPU 1 takes from it).
     let share = num(&rows[0], "cpu_share");
-    assert!((0.85..=1.05).contains(&share), "cpu_share {share}");
+    crate::common::idle::assert_share_within("cpuset 1", share, 0.85, 1.05, idle);
 }
 
 #[test]
@@ -159,11 +163,14 @@ fn an_external_limiter_is_measured_and_stopped() {
     let _x = exclusive();
     let dir = TempDir::new("cpulimit");
     let lim = "kind = \"command\"\ncommand = \"cpulimit -l {percent} -p {pid}\"\nshare = 0.4";
+    let idle = crate::common::idle::IdleMeter::start();
     let (out, rows) = run(&dir, &scenario("cpulimit", lim, SPIN_3S));
+    let idle = idle.idle_cpus();
     assert!(out.status.success(), "{}", text(&out));
-    // cpulimit is coarse (44% for 40% on this machine); the bar here is that it limits.
+    // cpulimit overshoots 40% by 3-5 points on this machine (docs/limiters.md: 44.1% and
+    // 44.7%): within 0.34-0.50 of a CPU, the lower bound when the machine had CPU to spare.
     let share = num(&rows[0], "cpu_share");
-    assert!((0.25..=0.6).contains(&share), "cpu_share {share}");
+    crate::common::idle::assert_share_within("cpulimit -l 40", share, 0.34, 0.50, idle);
     assert_eq!(num(&rows[0], "leaked_escaped"), 0.0);
     assert!(
         processes_named("cpulimit").is_empty(),

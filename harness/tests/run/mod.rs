@@ -44,12 +44,16 @@ fn unlimited_run_is_never_throttled() {
     }
     let _x = exclusive();
     let dir = TempDir::new("none");
+    let idle = crate::common::idle::IdleMeter::start();
     let (out, res) = run_scenario(&dir, &scenario("none", "kind = \"none\"", SPIN_3S));
+    let idle = idle.idle_cpus();
     assert!(out.status.success(), "{}", text(&out));
     let rows = read_csv(&res.join("summary.csv"));
     assert_eq!(num(&rows[0], "nr_throttled"), 0.0);
-    // A spinning thread with no limit gets most of a CPU (the other tests are held off).
-    assert!(num(&rows[0], "cpu_share") > 0.8, "{:?}", rows[0]);
+    // A spinning thread with no limit gets most of a CPU (the other tests are held off),
+    // unless other processes on this shared machine left none to spare.
+    let share = num(&rows[0], "cpu_share");
+    crate::common::idle::assert_share_within("no limit", share, 0.8, 1.05, idle);
 }
 
 #[test]

@@ -69,7 +69,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_process_reads_zero_until_armed_then_its_time_then_the_last_value_when_gone() {
+    fn a_process_reads_zero_until_armed_then_its_time() {
         let mut u = ProcessUsage::default();
         assert_eq!(u.usage_ns().unwrap(), 0);
         // This test process itself: it has used some CPU by now.
@@ -85,5 +85,36 @@ mod tests {
         }
         assert!(u.usage_ns().unwrap() > a, "CPU time did not move");
         assert_eq!(u.usage_ns().unwrap() % u.ns_per_tick, 0);
+    }
+
+    #[test]
+    fn a_process_that_is_gone_reads_its_last_value() {
+        // A child that spins until killed: its time moves, then it is reaped and its
+        // /proc/<pid>/stat rereads fail with ESRCH.
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "while :; do :; done"])
+            .spawn()
+            .unwrap();
+        let mut u = ProcessUsage::default();
+        u.arm(Path::new("/proc"), child.id() as i32).unwrap();
+        let start = std::time::Instant::now();
+        let mut last = 0;
+        while last == 0 && start.elapsed() < std::time::Duration::from_secs(10) {
+            last = u.usage_ns().unwrap();
+            std::thread::yield_now();
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(last > 0, "the spinning child's CPU time never moved");
+        // Gone: not an error, not 0, not a new figure, but what was last read.
+        assert_eq!(u.usage_ns().unwrap(), last);
+        assert_eq!(u.usage_ns().unwrap(), last, "a gone process's time moved");
+        let f = u.file.as_mut().unwrap();
+        let err = f.read().unwrap_err();
+        assert_eq!(
+            err.raw_os_error(),
+            Some(nix::errno::Errno::ESRCH as i32),
+            "the process's file still reads: {err}"
+        );
     }
 }

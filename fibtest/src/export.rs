@@ -284,6 +284,15 @@ mod tests {
         let text = String::from_utf8(to_csv(&sample())).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], CSV_COLUMNS.join(","));
+        // ... and that list is the one README.md documents.
+        let readme = include_str!("../README.md");
+        let documented = readme
+            .split("The columns are fixed:")
+            .nth(1)
+            .and_then(|a| a.split("```").nth(1))
+            .and_then(|b| b.lines().map(str::trim).find(|l| !l.is_empty()))
+            .expect("README.md documents the CSV columns");
+        assert_eq!(lines[0], documented);
         assert_eq!(lines.len(), 1 + sample().len());
         // args with a comma are quoted; absent fields are empty.
         assert!(

@@ -136,6 +136,32 @@ pub fn run_cgroups() -> Vec<PathBuf> {
     v
 }
 
+/// Run cgroups under the throttlebench parents that are not a live run of another suite
+/// on this shared machine (see `foreign_live`): what a test's own leftovers check sees.
+pub fn our_run_cgroups() -> Vec<PathBuf> {
+    run_cgroups()
+        .into_iter()
+        .filter(|c| !foreign_live(c))
+        .collect()
+}
+
+/// The throttlebench parents that exist without a live run of another suite in them:
+/// ones a removal should have taken.
+/// A run makes the parent in every v1 hierarchy at once (and removes them together), so
+/// while another suite's live run is in any of them, all of them are its.
+pub fn our_parents_left() -> Vec<PathBuf> {
+    let all: Vec<PathBuf> = parents().into_iter().filter(|p| p.exists()).collect();
+    let foreign = all.iter().any(|p| {
+        std::fs::read_dir(p)
+            .map(|e| e.flatten().any(|e| foreign_live(&e.path())))
+            .unwrap_or(false)
+    });
+    if foreign {
+        return Vec::new();
+    }
+    all
+}
+
 /// Held by every test that makes real cgroups or loads the CPUs, so measurements do not
 /// disturb each other and the leftovers check sees only its own test's cgroups.
 pub struct Exclusive {
@@ -178,8 +204,9 @@ fn foreign_live(path: &Path) -> bool {
 
 impl Drop for Exclusive {
     /// The leftovers check: nothing of ours under the throttlebench parents, and no
-    /// parent unless a live run of another suite is in it. Waited for a little, since a
-    /// run of another suite may be between removing its cgroup and its parents.
+    /// parent unless a live run of another suite is in one of them (`our_parents_left`).
+    /// Waited for a little, since a run of another suite may be between removing its
+    /// cgroup and its parents.
     fn drop(&mut self) {
         if std::thread::panicking() {
             return;
@@ -192,17 +219,7 @@ impl Drop for Exclusive {
         };
         let left = ours();
         assert!(left.is_empty(), "cgroups left behind: {left:?}");
-        let stray = || -> Vec<PathBuf> {
-            parents()
-                .into_iter()
-                .filter(|p| p.exists())
-                .filter(|p| {
-                    !std::fs::read_dir(p)
-                        .map(|e| e.flatten().any(|e| foreign_live(&e.path())))
-                        .unwrap_or(false)
-                })
-                .collect()
-        };
+        let stray = our_parents_left;
         if !stray().is_empty() {
             let shown = stray();
             wait_for(

@@ -18,10 +18,9 @@ use throttlebench::runtime::{
 
 mod scenario;
 
+/// The one rule of common::ci(): any CI value but empty, false or 0.
 fn in_ci() -> bool {
-    std::env::var("CI")
-        .map(|v| !v.is_empty() && v != "false" && v != "0")
-        .unwrap_or(false)
+    crate::common::ci()
 }
 
 /// The runtime `kind`, or `None` after saying why the test skips: no root or cgroups

@@ -146,6 +146,8 @@ fn counts_equal_rngtest_on_a_spliced_file() {
     if !rngtest_or_skip("counts_equal_rngtest_on_a_spliced_file") {
         return;
     }
+    // rngtest and our tests over the same bytes load a CPU: not beside a measuring test.
+    let _x = crate::common::exclusive();
     let dir = TempDir::new("fips");
     let data = spliced_input();
     let file = dir.path().join("input.bin");
@@ -188,6 +190,8 @@ fn blockcount_matches_rngtest_c() {
     if !rngtest_or_skip("blockcount_matches_rngtest_c") {
         return;
     }
+    // rngtest and our tests over the same bytes load a CPU: not beside a measuring test.
+    let _x = crate::common::exclusive();
     let dir = TempDir::new("fips-c");
     let data = spliced_input();
     let file = dir.path().join("input.bin");
@@ -281,6 +285,8 @@ fn rng_tools_block_start_quirk_matches_rngtest() {
     if !rngtest_or_skip("rng_tools_block_start_quirk_matches_rngtest") {
         return;
     }
+    // rngtest and our tests over the same bytes load a CPU: not beside a measuring test.
+    let _x = crate::common::exclusive();
     let dir = TempDir::new("fips-quirk");
 
     // Poker: a block starting with a 0 bit whose sum of squared nibble counts is just
@@ -334,6 +340,8 @@ fn rng_tools_last_run_filing_matches_rngtest() {
     if !rngtest_or_skip("rng_tools_last_run_filing_matches_rngtest") {
         return;
     }
+    // rngtest and our tests over the same bytes load a CPU: not beside a measuring test.
+    let _x = crate::common::exclusive();
     let dir = TempDir::new("fips-last-run");
     let mut b = fips::xorshift_bytes(12, BLOCK_BYTES);
     // First bit 0 after a block ending in 0: no block-start quirk.
@@ -353,6 +361,8 @@ fn rng_tools_last_run_filing_matches_rngtest() {
 /// `throttlebench bench fips` on a small input: both tools' rows, the same counts.
 #[test]
 fn bench_fips_command_writes_both_rows() {
+    // A timed benchmark: it and the measuring tests must not share the CPUs.
+    let _x = crate::common::exclusive();
     let dir = TempDir::new("fips-bench");
     let csv = dir.path().join("fips.csv");
     let out = tb()

@@ -117,6 +117,8 @@ pub struct Windowed {
     window_s: f64,
     sum: f64,
     dt: f64,
+    /// Time covered by samples with a value in the current window.
+    dt_valued: f64,
     /// Whether any sample had a value (an empty cell is "not reported", not 0).
     pub reported: bool,
     pub out: Reduced,
@@ -128,31 +130,29 @@ impl Windowed {
             window_s,
             sum: 0.0,
             dt: 0.0,
+            dt_valued: 0.0,
             reported: false,
             out: Reduced::new(window_s),
         }
     }
 
-    /// A sample at `t_s` covering `dt_s` with value `v` (None: not reported).
+    /// A sample at `t_s` covering `dt_s` with value `v` (None: not reported). A window
+    /// without a value is left out (a gap, not 0); one with some is the mean over the
+    /// time its values cover.
     pub fn push(&mut self, t_s: f64, dt_s: f64, v: Option<f64>) {
         if let Some(v) = v {
             self.reported = true;
             self.sum += v;
+            self.dt_valued += dt_s;
         }
         self.dt += dt_s;
         if self.dt >= self.window_s * 0.999 {
-            if self.reported {
-                self.out.push(
-                    t_s,
-                    if self.dt > 0.0 {
-                        self.sum / self.dt
-                    } else {
-                        0.0
-                    },
-                );
+            if self.dt_valued > 0.0 {
+                self.out.push(t_s, self.sum / self.dt_valued);
             }
             self.sum = 0.0;
             self.dt = 0.0;
+            self.dt_valued = 0.0;
         }
     }
 }
@@ -194,5 +194,24 @@ mod tests {
         }
         assert!(!none.reported);
         assert!(none.out.points().is_empty());
+        // Reported, then not: the unreported windows are left out, not drawn as 0, and a
+        // half-reported window is the mean of what was reported.
+        let mut some = Windowed::new(0.1);
+        for k in 1..=10 {
+            let v = match k {
+                1..=4 => Some(0.02),
+                5 => Some(0.03),
+                _ => None,
+            };
+            some.push(k as f64 * 0.05, 0.05, v);
+        }
+        assert!(some.reported);
+        let p = some.out.points();
+        assert_eq!(p.len(), 3, "{p:?}");
+        assert!(
+            (p[0].1 - 0.4).abs() < 1e-9 && (p[1].1 - 0.4).abs() < 1e-9,
+            "{p:?}"
+        );
+        assert!((p[2].1 - 0.6).abs() < 1e-9, "{p:?}");
     }
 }

@@ -13,8 +13,9 @@ pub struct Probe {
     pub n: f64,
     pub phase: String,
     pub duty_pct: f64,
-    pub rate_median_pct: f64,
-    pub rate_end_pct: f64,
+    /// None when probes.csv has no rate for the probe: not drawn (not as 0%).
+    pub rate_median_pct: Option<f64>,
+    pub rate_end_pct: Option<f64>,
     pub throttled: bool,
 }
 
@@ -35,8 +36,8 @@ pub fn prepare(dir: &ResultDir) -> Option<ThresholdFigure> {
                 n: t.num(r, "probe")?,
                 phase: t.text(r, "phase").to_string(),
                 duty_pct: t.num(r, "duty_share")? * 100.0,
-                rate_median_pct: t.num(r, "rate_median").unwrap_or(0.0) * 100.0,
-                rate_end_pct: t.num(r, "rate_end").unwrap_or(0.0) * 100.0,
+                rate_median_pct: t.num(r, "rate_median").map(|x| x * 100.0),
+                rate_end_pct: t.num(r, "rate_end").map(|x| x * 100.0),
                 throttled: t.text(r, "throttled") == "true",
             })
         })
@@ -166,7 +167,8 @@ impl Figure for ThresholdFigure {
         let hi = self
             .probes
             .iter()
-            .map(|p| p.rate_median_pct.max(p.rate_end_pct))
+            .flat_map(|p| [p.rate_median_pct, p.rate_end_pct])
+            .flatten()
             .fold(110.0, f64::max);
         let mut bottom = ChartBuilder::on(&areas[1])
             .margin(14)
@@ -199,7 +201,7 @@ impl Figure for ThresholdFigure {
             (
                 "median over slices",
                 color(0),
-                (|p: &Probe| p.rate_median_pct) as fn(&Probe) -> f64,
+                (|p: &Probe| p.rate_median_pct) as fn(&Probe) -> Option<f64>,
             ),
             ("end of later on-periods", color(1), |p: &Probe| {
                 p.rate_end_pct
@@ -208,8 +210,15 @@ impl Figure for ThresholdFigure {
             bottom.draw_series(
                 self.probes
                     .iter()
-                    .map(|p| Circle::new((p.n, f(p)), 5, c.filled())),
+                    .filter_map(|p| Some(Circle::new((p.n, f(p)?), 5, c.filled()))),
             )?;
+            // A probe without the rate is left out, and the legend says how many.
+            let missing = self.probes.iter().filter(|p| f(p).is_none()).count();
+            let label = if missing > 0 {
+                format!("{label} (not recorded for {missing} probe(s): not drawn)")
+            } else {
+                label.to_string()
+            };
             bottom_entries.push(LegendEntry::new(label, c, Mark::Dot));
         }
         draw_legend(&legends[1], None, &bottom_entries)?;
@@ -219,4 +228,46 @@ impl Figure for ThresholdFigure {
 
 fn is_duty(p: &Probe) -> bool {
     matches!(p.phase.as_str(), "duty" | "confirm")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::read::Table;
+
+    #[test]
+    fn a_probe_without_a_rate_has_none_not_zero() {
+        let cols = [
+            "probe",
+            "phase",
+            "duty_share",
+            "rate_median",
+            "rate_end",
+            "throttled",
+        ];
+        let row = |v: [&str; 6]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let table = Table::new(
+            cols.iter().map(|s| s.to_string()).collect(),
+            vec![
+                row(["0", "calibrate", "1.0", "1.0", "0.99", "false"]),
+                row(["1", "duty", "0.2", "", "", "true"]),
+            ],
+        );
+        let dir = ResultDir {
+            dir: std::path::PathBuf::from("tb-none"),
+            summary: None,
+            timeseries: None,
+            latency: None,
+            run_json: None,
+            probes: Some(table),
+            threshold: None,
+            stalls: None,
+        };
+        let f = prepare(&dir).unwrap();
+        assert_eq!(f.probes.len(), 2);
+        assert_eq!(f.probes[0].rate_median_pct, Some(100.0));
+        assert_eq!(f.probes[1].rate_median_pct, None);
+        assert_eq!(f.probes[1].rate_end_pct, None);
+        assert!(f.probes[1].throttled);
+    }
 }

@@ -17,7 +17,8 @@ pub struct Delta {
     pub steal_s: f64,
     pub busy_s: f64,
     pub psi_some_s: f64,
-    pub psi_full_s: f64,
+    /// None when either sample has no PSI `full` total (not reported by this kernel).
+    pub psi_full_s: Option<f64>,
 }
 
 impl Delta {
@@ -35,7 +36,10 @@ impl Delta {
             steal_s: ticks(a.steal_ticks, b.steal_ticks),
             busy_s: ticks(a.busy_ticks, b.busy_ticks),
             psi_some_s: b.psi_some_us.saturating_sub(a.psi_some_us) as f64 / 1e6,
-            psi_full_s: b.psi_full_us.saturating_sub(a.psi_full_us) as f64 / 1e6,
+            psi_full_s: a
+                .psi_full_us
+                .zip(b.psi_full_us)
+                .map(|(x, y)| y.saturating_sub(x) as f64 / 1e6),
         }
     }
 }

@@ -501,7 +501,10 @@ fn sampler_over_a_v2_group_without_the_cpu_controller_on_a_4_20_kernel() {
     assert_eq!(v.usage_ns, 3_211_250_000);
     assert_eq!(v.nr_periods, 0);
     assert_eq!(v.psi_some_us, 81_234_567);
-    assert_eq!(v.psi_full_us, 0);
+    // No `full` line: None through the sample and the delta (an empty cell), not 0.
+    assert_eq!(v.psi_full_us, None);
+    let w = s.tick(2).unwrap()[0];
+    assert_eq!(super::Delta::between(&v, &w, 100).psi_full_s, None);
     assert_eq!(v.total_ticks, 407 + 1315 + 6546 + 3 + 70);
     fs::remove_dir_all(&d).unwrap();
     assert!(!Path::new(&d).exists());

@@ -44,8 +44,9 @@ pub struct Sample {
     /// PSI cpu `some` total, in µs (0 when the kernel has no PSI: `Sampler::pressure`
     /// says whether it is reported).
     pub psi_some_us: u64,
-    /// PSI cpu `full` total, in µs (0 when the kernel prints no `full` line).
-    pub psi_full_us: u64,
+    /// PSI cpu `full` total, in µs; None when the kernel prints no `full` line (before
+    /// 5.13) or has no PSI: not reported, not 0.
+    pub psi_full_us: Option<u64>,
 }
 
 /// One group's sources.
@@ -166,7 +167,7 @@ impl GroupFiles {
             busy_ticks,
             total_ticks,
             psi_some_us: psi.some_us,
-            psi_full_us: psi.full_us.unwrap_or(0),
+            psi_full_us: psi.full_us,
         })
     }
 }

@@ -94,8 +94,8 @@ pub fn write_row(
         float(buf, d.psi_some_s);
     }
     buf.push(b',');
-    if system.psi_full {
-        float(buf, d.psi_full_s);
+    if let Some(x) = d.psi_full_s.filter(|_| system.psi_full) {
+        float(buf, x);
     }
     buf.push(b',');
     if let Some(l) = limit_cpus {
@@ -224,5 +224,17 @@ mod tests {
         assert_eq!(row.psi_full_s, None);
         assert_eq!(row.limit_cpus, Some(0.4));
         assert_eq!(cols.group(&rec), b"main");
+        // A kernel whose PSI prints a `full` line: its delta is written, 0 included.
+        let full = SystemHas {
+            psi: true,
+            psi_full: true,
+        };
+        for (v, cell) in [(Some(0.0), "0.0"), (Some(0.003), "0.003"), (None, "")] {
+            let mut buf = Vec::new();
+            let d = Delta { psi_full_s: v, ..d };
+            write_row(&mut buf, 0, "main", 1.0, &d, has, full, None).unwrap();
+            let line = String::from_utf8(buf).unwrap();
+            assert!(line.ends_with(&format!(",0.002,{cell},\n")), "{line}");
+        }
     }
 }

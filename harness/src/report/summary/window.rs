@@ -45,7 +45,8 @@ struct Cumulative {
     burst_time_s: f64,
     steal_s: f64,
     psi_some_s: f64,
-    psi_full_s: f64,
+    /// None until a row reports it (kernels without PSI's `full` line never do).
+    psi_full_s: Option<f64>,
     rows: u64,
 }
 
@@ -60,7 +61,9 @@ impl Cumulative {
         self.burst_time_s += r.burst_time_s.unwrap_or(0.0);
         self.steal_s += r.steal_s;
         self.psi_some_s += r.psi_some_s.unwrap_or(0.0);
-        self.psi_full_s += r.psi_full_s.unwrap_or(0.0);
+        if let Some(x) = r.psi_full_s {
+            *self.psi_full_s.get_or_insert(0.0) += x;
+        }
         self.rows += 1;
     }
 
@@ -76,7 +79,7 @@ impl Cumulative {
             steal_s: self.steal_s - a.steal_s,
             busy_s: 0.0,
             psi_some_s: self.psi_some_s - a.psi_some_s,
-            psi_full_s: self.psi_full_s - a.psi_full_s,
+            psi_full_s: self.psi_full_s.map(|x| x - a.psi_full_s.unwrap_or(0.0)),
         }
     }
 }

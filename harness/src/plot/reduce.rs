@@ -122,6 +122,11 @@ pub struct Windowed {
     /// Whether any sample had a value (an empty cell is "not reported", not 0).
     pub reported: bool,
     pub out: Reduced,
+    /// Where the line breaks: the end of each first window without a value after one
+    /// with a value (one entry per such stretch, however long).
+    pub breaks: Vec<f64>,
+    /// Whether the last window closed had a value.
+    last_valued: bool,
 }
 
 impl Windowed {
@@ -133,6 +138,8 @@ impl Windowed {
             dt_valued: 0.0,
             reported: false,
             out: Reduced::new(window_s),
+            breaks: Vec::new(),
+            last_valued: false,
         }
     }
 
@@ -147,14 +154,37 @@ impl Windowed {
         }
         self.dt += dt_s;
         if self.dt >= self.window_s * 0.999 {
-            if self.dt_valued > 0.0 {
+            let valued = self.dt_valued > 0.0;
+            if valued {
                 self.out.push(t_s, self.sum / self.dt_valued);
+            } else if self.last_valued {
+                self.breaks.push(t_s);
             }
+            self.last_valued = valued;
             self.sum = 0.0;
             self.dt = 0.0;
             self.dt_valued = 0.0;
         }
     }
+}
+
+/// `points` (in time order) cut into the stretches between `breaks`: a line is drawn
+/// through each stretch, not across a time nothing was reported.
+pub fn segments(points: &[(f64, f64)], breaks: &[f64]) -> Vec<Vec<(f64, f64)>> {
+    let mut out: Vec<Vec<(f64, f64)>> = Vec::new();
+    let mut cur: Vec<(f64, f64)> = Vec::new();
+    for &p in points {
+        if let Some(&(t0, _)) = cur.last() {
+            if breaks.iter().any(|&b| t0 < b && b < p.0) {
+                out.push(std::mem::take(&mut cur));
+            }
+        }
+        cur.push(p);
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -213,5 +243,19 @@ mod tests {
             "{p:?}"
         );
         assert!((p[2].1 - 0.6).abs() < 1e-9, "{p:?}");
+        // One break where the values stop, after the last point.
+        assert_eq!(some.breaks.len(), 1, "{:?}", some.breaks);
+        assert!(some.breaks[0] > p[2].0, "{:?} {p:?}", some.breaks);
+    }
+
+    #[test]
+    fn lines_split_at_their_breaks() {
+        let pts = [(1.0, 1.0), (2.0, 2.0), (4.0, 3.0), (5.0, 4.0)];
+        assert_eq!(
+            segments(&pts, &[3.0]),
+            vec![vec![(1.0, 1.0), (2.0, 2.0)], vec![(4.0, 3.0), (5.0, 4.0)]]
+        );
+        assert_eq!(segments(&pts, &[]), vec![pts.to_vec()]);
+        assert_eq!(segments(&pts, &[9.0]), vec![pts.to_vec()]);
     }
 }

@@ -24,6 +24,8 @@ pub struct Line {
     /// Drawn as marks, not joined (the gaps of missed ticks).
     pub marks: bool,
     pub points: Vec<(f64, f64)>,
+    /// Times the line is not drawn across (a stretch nothing was reported in).
+    pub breaks: Vec<f64>,
 }
 
 #[derive(Debug, Clone)]
@@ -268,6 +270,7 @@ fn line(label: String, color: Option<usize>, points: Vec<(f64, f64)>) -> Line {
         dashed: false,
         marks: false,
         points,
+        breaks: Vec::new(),
     }
 }
 
@@ -317,6 +320,7 @@ fn figure(dir: &ResultDir, acc: RunAcc) -> TimeseriesFigure {
             Some(gi),
             g.throttled.out.points(),
         ));
+        throttled.last_mut().expect("pushed").breaks = g.throttled.breaks.clone();
         let mut c = vec![(0.0, 0.0)];
         c.extend(g.cumulative.points());
         // The same numbers as `run`'s line and summary.csv: over the measured window
@@ -377,6 +381,7 @@ fn figure(dir: &ResultDir, acc: RunAcc) -> TimeseriesFigure {
                 dashed: true,
                 marks: false,
                 points: pts,
+                breaks: Vec::new(),
             });
         } else if let Some((s, i)) = summary.zip(srow(&g.name)) {
             let limit = s
@@ -392,6 +397,7 @@ fn figure(dir: &ResultDir, acc: RunAcc) -> TimeseriesFigure {
                     dashed: true,
                     marks: false,
                     points: vec![(0.0, l), (t_max, l)],
+                    breaks: Vec::new(),
                 });
             }
         }
@@ -436,6 +442,7 @@ fn figure(dir: &ResultDir, acc: RunAcc) -> TimeseriesFigure {
                 Some(7),
                 g.psi.out.points(),
             ));
+            lost.last_mut().expect("pushed").breaks = g.psi.breaks.clone();
         }
         if g.stall.reported {
             lost.push(line(
@@ -462,6 +469,7 @@ fn figure(dir: &ResultDir, acc: RunAcc) -> TimeseriesFigure {
             dashed: false,
             marks: true,
             points: acc.gaps.points().iter().map(|&(t, _)| (t, 0.0)).collect(),
+            breaks: Vec::new(),
         });
     }
     let label = match summary.zip(srow(&first)) {
@@ -607,7 +615,9 @@ impl Figure for TimeseriesFigure {
                 } else if line.dashed {
                     chart.draw_series(DashedLineSeries::new(line.points.clone(), 10, 6, style))?;
                 } else {
-                    chart.draw_series(LineSeries::new(line.points.clone(), style))?;
+                    for seg in super::reduce::segments(&line.points, &line.breaks) {
+                        chart.draw_series(LineSeries::new(seg, style))?;
+                    }
                 }
             }
         }

@@ -82,6 +82,11 @@ pub struct SeriesRow {
 /// The figures of the whole probe.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StealSummary {
+    /// CLOCK_MONOTONIC when the loops started, in ns: timeseries.csv's `t_s` counts from
+    /// it, so its intervals can be matched with another process's clock readings. None
+    /// in reports written before it was recorded.
+    #[serde(default)]
+    pub start_monotonic_ns: Option<u64>,
     pub duration_s: f64,
     pub cpus: usize,
     pub threshold_s: f64,
@@ -283,6 +288,7 @@ pub(super) fn build(
     }
     let all = rows.last().expect("the all row").clone();
     let summary = StealSummary {
+        start_monotonic_ns: Some(t0),
         duration_s,
         cpus: n,
         threshold_s: cfg.threshold_ns as f64 / 1e9,

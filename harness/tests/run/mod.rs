@@ -63,31 +63,40 @@ fn conceptual_model_requests_match_indeeds_model() {
     }
     let _x = exclusive();
     let dir = TempDir::new("model");
+    let idle = crate::common::idle::IdleMeter::start();
     let (out, res) = run_scenario(
         &dir,
         &scenario(
             "model",
             "kind = \"cfs\"\nquota = \"40ms\"\nperiod = \"100ms\"",
-            "kind = \"requests\"\nwork = \"200ms\"\ncount = 4\ninterval = \"1s\"\nphase = \"0ms\"",
+            "kind = \"requests\"\nwork = \"200ms\"\ncount = 7\ninterval = \"1s\"\nphase = \"0ms\"",
         ),
     );
+    let idle = idle.idle_cpus();
     assert!(out.status.success(), "{}", text(&out));
     let row = &read_csv(&res.join("summary.csv"))[0];
-    assert_eq!(num(row, "requests"), 4.0);
+    assert_eq!(num(row, "requests"), 7.0);
     let per = num(row, "throttled_per_request");
     let per_s = num(row, "throttled_s_per_request");
     let p50 = num(row, "latency_p50_s");
-    assert!(
-        (3.5..=4.5).contains(&per),
-        "throttled periods per request {per}"
-    );
-    assert!(
-        (0.200..=0.280).contains(&per_s),
-        "throttled s per request {per_s}"
-    );
-    assert!((0.380..=0.460).contains(&p50), "latency p50 {p50}");
+    // The model: 440 ms, 4 throttled periods, 240 ms throttled per request. Seven
+    // requests, so the median stands even when other work on this shared machine delays
+    // up to three of them. Other work can only slow a request and leave its quota
+    // unused (fewer throttled periods): the bounds on that side always hold; the others
+    // when the machine had CPU to spare during the run.
+    let what = format!("{} (machine idle {idle:.2} CPUs)", text(&out));
+    assert!(p50 >= 0.380, "latency p50 {p50}: {what}");
+    assert!(per <= 4.5, "throttled periods per request {per}: {what}");
+    assert!(per_s <= 0.280, "throttled s per request {per_s}: {what}");
+    if idle >= crate::common::idle::SPARE_CPU {
+        assert!(p50 <= 0.460, "latency p50 {p50}: {what}");
+        assert!(per >= 3.5, "throttled periods per request {per}: {what}");
+        assert!(per_s >= 0.200, "throttled s per request {per_s}: {what}");
+    } else {
+        eprintln!("conceptual model: machine busy ({idle:.2} CPUs idle): one-sided bounds only");
+    }
     let lat = read_csv(&res.join("latency.csv"));
-    assert_eq!(lat.len(), 4);
+    assert_eq!(lat.len(), 7);
     assert!(lat.iter().all(|r| r["kind"] == "request"));
 }
 

@@ -21,6 +21,7 @@ fn finds_the_baseline_and_the_balance_of_an_emulated_t2_micro() {
         "name = \"credits-small\"\n[limiter]\nkind = \"credits\"\nbaseline = 0.1\nbalance_max = \"2s\"\nbalance_start = \"2s\"\nperiod = \"20ms\"\n",
     );
     let out_dir = dir.path().join("out");
+    let idle = idle::IdleMeter::start();
     let out = tb()
         .args([
             "find-threshold",
@@ -38,15 +39,17 @@ fn finds_the_baseline_and_the_balance_of_an_emulated_t2_micro() {
         ])
         .output()
         .unwrap();
+    let idle = idle.idle_cpus();
     assert!(out.status.success(), "{}", text(&out));
     let t: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out_dir.join("threshold.json")).unwrap())
             .unwrap();
+    // Within 1 point of the 10% baseline. A stall of this shared machine (up to 10 ms,
+    // half a 20 ms slice) can only make a sustainable probe read as throttled, so the
+    // share found can only come out low: the upper bound always holds, the lower one
+    // when the machine left CPU to spare during the search.
     let share = t["sustainable_share"].as_f64().unwrap();
-    assert!(
-        (share - 0.1).abs() <= 0.01,
-        "sustainable share {share}: {t}"
-    );
+    idle::assert_share_within("sustainable share", share, 0.09, 0.11, idle);
     let (lo, hi) = (
         t["sustainable_share_low"].as_f64().unwrap(),
         t["sustainable_share_high"].as_f64().unwrap(),

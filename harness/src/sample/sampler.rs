@@ -546,6 +546,25 @@ mod tests {
         let mut s = Sampler::open(&[g], &d.join("proc"), Duration::from_millis(10)).unwrap();
         let e = s.tick(1).err().unwrap();
         assert!(e.to_string().contains("usage_usec"), "{e}");
+        // PSI that stops parsing mid-run: an error on that tick, not a 0 whose next
+        // good read would count the whole total since boot as one delta.
+        fs::write(
+            d.join("cpu.stat"),
+            "nr_periods 1
+usage_usec 5
+",
+        )
+        .unwrap();
+        let mut s = Sampler::open(&[g], &d.join("proc"), Duration::from_millis(10)).unwrap();
+        assert_eq!(s.tick(1).unwrap()[0].psi_some_us, 1);
+        fs::write(
+            d.join("proc/pressure/cpu"),
+            "some avg10=x
+",
+        )
+        .unwrap();
+        let e = s.tick(2).err().unwrap();
+        assert!(e.to_string().contains("pressure/cpu"), "{e}");
         fs::remove_dir_all(&d).unwrap();
     }
 

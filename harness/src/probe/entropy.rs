@@ -509,7 +509,16 @@ fn supply_row(
         lat_p999_s: q(0.999),
         lat_max_s: (!lat.is_empty()).then(|| lat.max() as f64 / 1e9),
         min_reader_share: if mean > 0.0 { min / mean } else { 0.0 },
-        error: None,
+        // A reader first scheduled after the deadline read nothing: the source was not
+        // measured (not 0 B/s), and the row says so.
+        error: tallies
+            .iter()
+            .any(|t| t.reads == 0 && t.errors == 0)
+            .then(|| {
+                "a reader completed no read in the measurement's time (not scheduled in \
+                 time on a busy machine): not measured"
+                    .to_string()
+            }),
     }
 }
 
@@ -690,6 +699,28 @@ impl EntropyReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reader_that_read_nothing_makes_the_row_unmeasured_not_zero() {
+        let tally = |reads: u64| Tally {
+            bytes: reads * 32,
+            reads,
+            errors: 0,
+            lat: Histogram::new_with_bounds(1, 600_000_000_000, 3).unwrap(),
+            end_ns: 2_000_000,
+            fips: None,
+        };
+        let ok = supply_row(Source::Getrandom, 32, 2, &[tally(10), tally(8)], 1_000_000);
+        assert_eq!(ok.error, None);
+        assert_eq!((ok.bytes, ok.reads), (576, 18));
+        let late = supply_row(Source::Getrandom, 32, 2, &[tally(10), tally(0)], 1_000_000);
+        assert!(
+            late.error
+                .as_deref()
+                .is_some_and(|e| e.contains("not measured")),
+            "{late:?}"
+        );
+    }
 
     #[test]
     fn kernel_versions() {

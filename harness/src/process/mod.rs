@@ -9,6 +9,7 @@
 pub mod affinity;
 pub mod exits;
 pub mod leaks;
+pub mod priority;
 pub mod procs;
 pub mod stat;
 pub mod status;

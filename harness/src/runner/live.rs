@@ -14,6 +14,7 @@ use crate::limiter::{self, ActiveLimiter, LimiterEnd};
 use crate::process::affinity::AffinityGuard;
 use crate::process::exits::ExitWatch;
 use crate::process::leaks::{self, LeakReport, LeakedProcess};
+use crate::process::priority::RealtimeGuard;
 use crate::process::{describe_status, teardown};
 use crate::result::{AppliedChange, GroupResult, Outcome, RunResult, TickStats};
 use crate::sample::{GroupSources, Sampler};
@@ -58,6 +59,9 @@ pub(super) struct Live<'a> {
     _pin: Option<AffinityGuard>,
     /// How the workloads' processes die (None when they cannot be watched).
     exits: Option<ExitWatch>,
+    /// The sampler's thread runs under SCHED_FIFO while the run is live, when allowed,
+    /// so busy workloads cannot make it miss ticks.
+    _rt: RealtimeGuard,
 }
 
 impl<'a> Live<'a> {
@@ -211,6 +215,7 @@ impl<'a> Live<'a> {
             changes: Vec::new(),
             limiter_quotas: 0,
             _pin: spare.as_ref().map(AffinityGuard::pin),
+            _rt: RealtimeGuard::enter(),
             exits,
         })
     }

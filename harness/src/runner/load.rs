@@ -37,7 +37,9 @@ pub(super) fn spec(
     s.headers = plan.headers.clone();
     s.arrivals = match plan.poisson {
         Some(seed) => Arrivals::Poisson {
-            seed: seed.wrapping_add(run.index as u64),
+            // The repeat, not the run: every configuration of a sweep meets the same
+            // arrivals in its k-th repeat, so configurations compare like with like.
+            seed: seed.wrapping_add(run.repeat as u64),
         },
         None => Arrivals::Constant,
     };

@@ -508,8 +508,9 @@ pub struct LoadTable {
     /// Exponential gaps between arrivals (a Poisson process) instead of even ones.
     #[serde(default)]
     pub poisson: bool,
-    /// Seed of the Poisson arrivals (default 1; the run number is added, so repeats
-    /// differ and a rerun is the same).
+    /// Seed of the Poisson arrivals (default 1; the repeat number is added, so repeats
+    /// differ, every configuration of a sweep meets the same arrivals, and a rerun is
+    /// the same).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
     /// Connections, each with at most one request in flight (default 1).

@@ -180,6 +180,12 @@ pub struct VmOutcome {
     pub problem: Option<String>,
     /// The end of virtme-ng's console log, for a boot that produced no answer.
     pub log_tail: Vec<String>,
+    /// From the launch to the guest's first step (its command starting), when it got there.
+    pub boot: Option<Duration>,
+    /// From there to the command's exit code, when it wrote one.
+    pub command: Option<Duration>,
+    /// From the launch to vng's end (the guest shut down, or was stopped).
+    pub total: Duration,
 }
 
 impl VmOutcome {
@@ -188,6 +194,9 @@ impl VmOutcome {
             code,
             problem: Some(why),
             log_tail: Vec::new(),
+            boot: None,
+            command: None,
+            total: Duration::ZERO,
         }
     }
 }
@@ -227,7 +236,12 @@ pub fn vng_argv(
     shared: &Path,
     rw: &[PathBuf],
 ) -> Vec<OsString> {
-    let mut cmd = format!("cd {} && ", sh_quote(&cwd.to_string_lossy()));
+    // `started` marks the end of the boot: the first thing the guest does.
+    let mut cmd = format!(
+        ": >{}; cd {} && ",
+        sh_quote(&shared.join("started").to_string_lossy()),
+        sh_quote(&cwd.to_string_lossy())
+    );
     let vm = if cfg.kvm {
         "virtme-ng, KVM"
     } else {
@@ -411,12 +425,22 @@ pub fn run(
         Follow::new(shared.0.join("stderr")),
     );
     let Sinks { stdout, stderr } = sinks;
+    let t0 = Instant::now();
+    let (mut started, mut answered) = (None, None);
+    let (started_file, rc_file) = (shared.0.join("started"), shared.0.join("rc"));
     // The command's progress lines are on stderr and its verdict on stdout: stderr first.
     let mut tick = || {
+        if started.is_none() && started_file.exists() {
+            started = Some(t0.elapsed());
+        }
         e.pump(stderr, false);
         o.pump(stdout, false);
+        if answered.is_none() && rc_file.exists() {
+            answered = Some(t0.elapsed());
+        }
     };
     let end = launcher.launch(&argv, &log, cfg.timeout, &mut tick);
+    let total = t0.elapsed();
     e.pump(stderr, true);
     o.pump(stdout, true);
     for d in &made {
@@ -481,6 +505,9 @@ pub fn run(
         code,
         problem,
         log_tail,
+        boot: started,
+        command: started.zip(answered).map(|(s, a)| a.saturating_sub(s)),
+        total,
     })
 }
 
@@ -526,6 +553,11 @@ mod tests {
                 .find(|w| w[0] == "--rwdir")
                 .map(|w| PathBuf::from(&w[1]))
                 .unwrap();
+            // What a guest that boots does first.
+            if self.rc.is_some() {
+                std::fs::write(shared.join("started"), "")?;
+                tick();
+            }
             for (file, text) in &self.writes {
                 let mut f = std::fs::OpenOptions::new()
                     .create(true)
@@ -659,6 +691,10 @@ mod tests {
         assert!(exec.contains("THROTTLEBENCH_VM='virtme-ng, emulated (TCG)'"));
         assert!(exec.contains("config-6.1.0-test"), "{exec}");
         assert!(exec.ends_with("/rc'"), "{exec}");
+        assert!(
+            exec.starts_with(": >'") && exec.contains("/started'; cd "),
+            "{exec}"
+        );
         no_shared_folders_left();
         let _ = std::fs::remove_dir_all(d);
     }
@@ -754,12 +790,16 @@ mod tests {
             assert_eq!(r.code, want, "guest wrote {rc}");
             assert!(r.problem.is_none());
             assert!(r.log_tail.is_empty());
+            // Boot and command times are both known for a guest that answered.
+            assert!(r.boot.is_some() && r.command.is_some(), "{r:?}");
+            assert!(r.boot.unwrap() + r.command.unwrap() <= r.total);
         }
         // No code: the guest did not boot; the console log's tail says why.
         let mut f = fake(None);
         f.log = "Linux version 6.1\n\nKernel panic - not syncing: VFS: Unable to mount root fs\n";
         let (r, _, _) = go(&cfg, &a, &mut f);
         assert_eq!(r.code, 125);
+        assert_eq!((r.boot, r.command), (None, None));
         assert!(r.problem.unwrap().contains("did not boot"));
         assert_eq!(r.log_tail.len(), 2);
         assert!(r.log_tail[1].contains("Unable to mount root fs"));

@@ -81,6 +81,18 @@ pub fn run(args: &VmArgs) -> Result<i32> {
         },
         args.boot_log.as_deref(),
     )?;
+    let secs = |d: Option<std::time::Duration>| {
+        d.map(|d| format!("{:.1} s", d.as_secs_f64()))
+            .unwrap_or_else(|| "-".into())
+    };
+    if !out.total.is_zero() {
+        eprintln!(
+            "throttlebench vm: boot {}, command {}, total {} (vng started to vng ended)",
+            secs(out.boot),
+            secs(out.command),
+            secs(Some(out.total))
+        );
+    }
     if let Some(p) = &out.problem {
         eprintln!("throttlebench vm: {p}; exit {}", out.code);
         if !out.log_tail.is_empty() {

@@ -158,6 +158,77 @@ fn weights_on_cgroup_v2_in_a_guest() {
     }
 }
 
+/// `throttlebench vm --kernel K --cpus N -- check SCENARIO --out DIR --no-plot`.
+fn check_in_guest(kernel: &Path, cpus: u32, scenario: &str, dir: &TempDir) -> (Output, PathBuf) {
+    let out_dir = dir.path().join("out");
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let out = tb()
+        .current_dir(root)
+        .args([
+            "vm",
+            "--kernel",
+            kernel.to_str().unwrap(),
+            "--timeout",
+            "10m",
+        ])
+        .args([
+            "--cpus",
+            &cpus.to_string(),
+            "--",
+            "check",
+            scenario,
+            "--no-plot",
+        ])
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    (out, out_dir)
+}
+
+#[test]
+fn a_fixed_kernel_passes_the_cfs_slice_expiry_check() {
+    // Debian's kernels have de53fd7aedb1: 10 ms / 100 ms gives Fibtest its quota.
+    let Some(k) = kernel_or_skip("cfs-slice-expiry in a guest") else {
+        return;
+    };
+    let _x = exclusive();
+    let dir = TempDir::new("vm-expiry");
+    let (out, out_dir) = check_in_guest(&k, 8, "scenarios/cfs-slice-expiry.toml", &dir);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let rows = read_csv(&out_dir.join("summary.csv"));
+    assert_eq!(rows.len(), 5);
+    for r in &rows {
+        // About 500 ms of CPU in 5 s, in every run.
+        let share = num(r, "cpu_share");
+        assert!((0.09..=0.11).contains(&share), "{r:?}");
+    }
+    // The verdict comes after the run lines, as on the host.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("PASS  quota_used"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("run 5/5"), "{stderr}");
+    assert!(stderr.contains("throttlebench vm: boot "), "{stderr}");
+}
+
+#[test]
+fn the_cpu_max_selftest_in_a_guest() {
+    let Some(k) = kernel_or_skip("test_cpucg_max in a guest") else {
+        return;
+    };
+    let _x = exclusive();
+    let dir = TempDir::new("vm-cpucg-max");
+    let (out, out_dir) = check_in_guest(&k, 2, "scenarios/selftest-cpucg-max.toml", &dir);
+    // The selftest's verdict: 0, or 1 with the bound it missed; never a tool error.
+    assert!(
+        matches!(out.status.code(), Some(0) | Some(1)),
+        "{}",
+        text(&out)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("cpu_usage_s = "));
+    assert_eq!(host(&out_dir)["cgroup_version"], "v2");
+}
+
 /// A folder of stand-ins on the PATH: `vng` (records its pid in `vng.pid` next to it,
 /// then waits on a child until killed) and a QEMU that is never run.
 fn fake_vng(dir: &TempDir) -> std::ffi::OsString {

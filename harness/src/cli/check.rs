@@ -8,10 +8,12 @@
 
 use super::RunArgs;
 use crate::error::{
-    bisect_code, exit_with, EXIT_BAD, EXIT_CHECK_WORKLOAD, EXIT_INTERRUPTED, EXIT_TOOL,
+    bisect_code, exit_with, EXIT_BAD, EXIT_CHECK_WORKLOAD, EXIT_INTERRUPTED, EXIT_SKIP, EXIT_TOOL,
 };
 use crate::report::expect::{self, Condition, Expectation};
 use crate::report::read::ResultDir;
+use crate::report::selftest::{self, Selftest};
+use crate::scenario::requires::{self, Requires};
 use crate::scenario::{self, ScenarioError};
 use anyhow::{anyhow, Result};
 use clap::Args;
@@ -81,6 +83,47 @@ fn expectations(args: &CheckArgs) -> Result<(Vec<Expectation>, String)> {
     Ok((v, format!("the [expect] table of {source}")))
 }
 
+/// The scenario's `[requires]` and `selftest` (from the file, else from the folder's
+/// run.json), and the CPUs the run had (`--from`: as run.json recorded them).
+fn extras(args: &CheckArgs) -> Result<(Requires, Option<Selftest>, Option<usize>)> {
+    let (requires, test, cpus) = match (&args.scenario, &args.from) {
+        (Some(p), from) => {
+            let (sc, _) = scenario::load(p)?;
+            let cpus = match from {
+                Some(d) => recorded_cpus(d),
+                None => Some(requires::usable_cpus()),
+            };
+            (sc.requires, sc.selftest, cpus)
+        }
+        (None, Some(d)) => {
+            let plan = ResultDir::open(d)?
+                .run_json
+                .and_then(|j| j.pointer("/plan/scenario").cloned());
+            let get = |k: &str| plan.as_ref().and_then(|p| p.get(k)).cloned();
+            let requires = get("requires")
+                .map(serde_json::from_value)
+                .transpose()?
+                .unwrap_or_default();
+            let test = get("selftest").and_then(|v| v.as_str().map(String::from));
+            (requires, test, recorded_cpus(d))
+        }
+        (None, None) => return Err(anyhow!("give a scenario to run, or --from DIR")),
+    };
+    let test = test
+        .map(|t| {
+            t.parse::<Selftest>()
+                .map_err(|e| anyhow!("field `selftest`: {e}"))
+        })
+        .transpose()?;
+    Ok((requires, test, cpus))
+}
+
+/// The CPUs run.json says the run that made `dir` had.
+fn recorded_cpus(dir: &Path) -> Option<usize> {
+    let j = ResultDir::open(dir).ok()?.run_json?;
+    j.pointer("/host/cpus")?.as_u64().map(|n| n as usize)
+}
+
 /// `throttlebench check`; returns the exit code (errors carry theirs).
 pub fn run(cgroup_root: &Path, proc_root: &Path, args: &CheckArgs) -> Result<i32> {
     let tool = |e: anyhow::Error| exit_with(EXIT_TOOL, e);
@@ -92,6 +135,11 @@ pub fn run(cgroup_root: &Path, proc_root: &Path, args: &CheckArgs) -> Result<i32
         .collect::<Result<Vec<Vec<_>>, _>>()
         .map_err(|e| tool(e.into()))?
         .concat();
+    let (needs, test, cpus) = extras(args).map_err(tool)?;
+    // A machine with less than the check needs cannot tell: skip, before running anything.
+    if let Some(why) = cpus.and_then(|n| needs.unmet(n)) {
+        return Err(exit_with(EXIT_SKIP, anyhow!("cannot tell: {why}")));
+    }
     let dir = match &args.from {
         Some(d) => d.clone(),
         None => {
@@ -153,11 +201,21 @@ pub fn run(cgroup_root: &Path, proc_root: &Path, args: &CheckArgs) -> Result<i32
         }
         println!("{}", expect::report_line(e, &v));
     }
+    let mut total = exps.len();
+    if let Some(t) = test {
+        let lines = selftest::evaluate(t, summary).map_err(|e| tool(anyhow!(e)))?;
+        println!("the selftest's own checks ({t}, tools/testing/selftests/cgroup/test_cpu.c):");
+        for l in &lines {
+            println!("{}  {t}: {}", if l.held { "PASS" } else { "FAIL" }, l.text);
+        }
+        total += lines.len();
+        failed += lines.iter().filter(|l| !l.held).count();
+    }
     if failed == 0 {
-        println!("all {} expectation(s) hold", exps.len());
+        println!("all {total} expectation(s) hold");
         Ok(0)
     } else {
-        println!("{failed} of {} expectation(s) failed", exps.len());
+        println!("{failed} of {total} expectation(s) failed");
         Ok(EXIT_BAD)
     }
 }

@@ -5,6 +5,7 @@ pub mod compare;
 pub mod expect;
 pub mod plot;
 pub mod read;
+pub mod selftest;
 pub mod stats;
 pub mod summary;
 pub mod writer;

@@ -3,6 +3,7 @@
 
 pub mod duration;
 pub mod plan;
+pub mod requires;
 pub mod schema;
 
 pub use duration::{Quota, Span};

@@ -7,6 +7,7 @@ mod concurrent;
 mod disk;
 mod fips;
 mod fuzz;
+mod kernel;
 mod limiters;
 mod probe;
 mod report;

@@ -83,17 +83,19 @@ fn expectations(args: &CheckArgs) -> Result<(Vec<Expectation>, String)> {
     Ok((v, format!("the [expect] table of {source}")))
 }
 
+/// What the machine of a check was: the CPUs it had and the VM it ran in (`--from`: as
+/// run.json recorded them; otherwise this process's).
+type Machine = (Option<usize>, Option<String>);
+
 /// The scenario's `[requires]` and `selftest` (from the file, else from the folder's
-/// run.json), and the CPUs the run had (`--from`: as run.json recorded them).
-fn extras(args: &CheckArgs) -> Result<(Requires, Option<Selftest>, Option<usize>)> {
-    let (requires, test, cpus) = match (&args.scenario, &args.from) {
+/// run.json), and the machine to hold the requirements against.
+fn extras(args: &CheckArgs) -> Result<(Requires, Option<Selftest>, Machine)> {
+    let here = || (Some(requires::usable_cpus()), Requires::this_vm());
+    let (requires, test, machine) = match (&args.scenario, &args.from) {
         (Some(p), from) => {
             let (sc, _) = scenario::load(p)?;
-            let cpus = match from {
-                Some(d) => recorded_cpus(d),
-                None => Some(requires::usable_cpus()),
-            };
-            (sc.requires, sc.selftest, cpus)
+            let machine = from.as_deref().map(recorded_machine).unwrap_or_else(here);
+            (sc.requires, sc.selftest, machine)
         }
         (None, Some(d)) => {
             let plan = ResultDir::open(d)?
@@ -105,7 +107,7 @@ fn extras(args: &CheckArgs) -> Result<(Requires, Option<Selftest>, Option<usize>
                 .transpose()?
                 .unwrap_or_default();
             let test = get("selftest").and_then(|v| v.as_str().map(String::from));
-            (requires, test, recorded_cpus(d))
+            (requires, test, recorded_machine(d))
         }
         (None, None) => return Err(anyhow!("give a scenario to run, or --from DIR")),
     };
@@ -115,13 +117,18 @@ fn extras(args: &CheckArgs) -> Result<(Requires, Option<Selftest>, Option<usize>
                 .map_err(|e| anyhow!("field `selftest`: {e}"))
         })
         .transpose()?;
-    Ok((requires, test, cpus))
+    Ok((requires, test, machine))
 }
 
-/// The CPUs run.json says the run that made `dir` had.
-fn recorded_cpus(dir: &Path) -> Option<usize> {
-    let j = ResultDir::open(dir).ok()?.run_json?;
-    j.pointer("/host/cpus")?.as_u64().map(|n| n as usize)
+/// The CPUs and VM run.json says the run that made `dir` had.
+fn recorded_machine(dir: &Path) -> Machine {
+    let j = ResultDir::open(dir).ok().and_then(|d| d.run_json);
+    let host = j.as_ref().and_then(|j| j.get("host"));
+    (
+        host.and_then(|h| h.get("cpus")?.as_u64())
+            .map(|n| n as usize),
+        host.and_then(|h| h.get("vm")?.as_str()).map(String::from),
+    )
 }
 
 /// `throttlebench check`; returns the exit code (errors carry theirs).
@@ -135,9 +142,9 @@ pub fn run(cgroup_root: &Path, proc_root: &Path, args: &CheckArgs) -> Result<i32
         .collect::<Result<Vec<Vec<_>>, _>>()
         .map_err(|e| tool(e.into()))?
         .concat();
-    let (needs, test, cpus) = extras(args).map_err(tool)?;
+    let (needs, test, (cpus, vm)) = extras(args).map_err(tool)?;
     // A machine with less than the check needs cannot tell: skip, before running anything.
-    if let Some(why) = cpus.and_then(|n| needs.unmet(n)) {
+    if let Some(why) = needs.unmet(cpus.unwrap_or(usize::MAX), vm.as_deref()) {
         return Err(exit_with(EXIT_SKIP, anyhow!("cannot tell: {why}")));
     }
     let dir = match &args.from {

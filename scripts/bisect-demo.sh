@@ -56,6 +56,7 @@ if ! $series_only; then
     [ -x "$tb" ] || { echo "bisect-demo: no $tb (cargo build --release, or set TB)" >&2; exit 1; }
 fi
 
+began=$(date +%s)
 say "unpacking $source into $work/linux"
 rm -rf "$work/linux" "$work/results"
 mkdir -p "$work/linux" "$work/results"
@@ -79,6 +80,7 @@ export PATH="$(dirname "$tb"):$PATH"
 scenario="$repo/scenarios/cfs-slice-expiry.toml"
 out="$work/results"
 jobs=$(nproc)
+say "load average $(cut -d" " -f1-3 /proc/loadavg)"
 say "bisecting: $(command -v throttlebench), vng $(vng --version 2>/dev/null | cut -d' ' -f2), $jobs build jobs, $cpus guest CPUs"
 git bisect start demo-bad demo-good
 # The one-liner of docs/bisect.md, with the build's time printed.
@@ -87,13 +89,17 @@ git bisect run sh -c '
     make -j'"$jobs"' bzImage >/dev/null 2>&1 || exit 125
     echo "bisect-demo: build of $(git rev-parse --short HEAD): $(echo "$(date +%s.%N) - $s" | bc | cut -c1-6) s" >&2
     throttlebench vm --kernel . --cpus '"$cpus"' -- check '"$scenario"' --no-plot --out '"$out"'/$(git rev-parse --short HEAD)
-' 2>&1 | tee "$work/bisect-run.log"
+' 2>&1 | tee "$work/bisect-run.log" || true
 git bisect log >"$work/bisect.log"
-first=$(git rev-parse refs/bisect/bad)
-git bisect reset -q
+git bisect reset >/dev/null
+first=$(sed -n 's/^\([0-9a-f]\{40\}\) is the first bad commit$/\1/p' "$work/bisect-run.log")
 planted=$(git log --format=%H --grep='^sched/fair: expire cpu-local runtime' demo-good..demo-bad)
 if [ "$first" = "$planted" ]; then
-    say "found the planted commit: $(git log -1 --format='%h %s' "$first")"
+    say "found the planted commit: $(git log -1 --format='%h %s' "$first"), $(( $(date +%s) - began )) s in all"
+    say "load average $(cut -d" " -f1-3 /proc/loadavg)"
+elif [ -z "$first" ]; then
+    say "the bisect named no first bad commit (see $work/bisect-run.log)" >&2
+    exit 1
 else
     say "ended on $(git log -1 --format='%h %s' "$first"), not the planted $(git log -1 --format='%h %s' "$planted")" >&2
     exit 1

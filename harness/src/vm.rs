@@ -46,6 +46,8 @@ pub struct VmConfig {
     /// The vng program.
     pub vng: OsString,
     pub timeout: Duration,
+    /// Boots tried when the guest dies before its command starts (at least 1).
+    pub boot_attempts: u32,
 }
 
 /// How a launch ended.
@@ -184,8 +186,11 @@ pub struct VmOutcome {
     pub boot: Option<Duration>,
     /// From there to the command's exit code, when it wrote one.
     pub command: Option<Duration>,
-    /// From the launch to vng's end (the guest shut down, or was stopped).
+    /// From the first launch to vng's end (the guest shut down, or was stopped).
     pub total: Duration,
+    /// The last lines of the console of each boot that died before the command started
+    /// and was tried again.
+    pub failed_boots: Vec<Vec<String>>,
 }
 
 impl VmOutcome {
@@ -197,6 +202,7 @@ impl VmOutcome {
             boot: None,
             command: None,
             total: Duration::ZERO,
+            failed_boots: Vec::new(),
         }
     }
 }
@@ -420,29 +426,49 @@ pub fn run(
         &[out],
     );
     let log = shared.0.join("console.log");
-    let (mut o, mut e) = (
-        Follow::new(shared.0.join("stdout")),
-        Follow::new(shared.0.join("stderr")),
-    );
-    let Sinks { stdout, stderr } = sinks;
-    let t0 = Instant::now();
-    let (mut started, mut answered) = (None, None);
     let (started_file, rc_file) = (shared.0.join("started"), shared.0.join("rc"));
-    // The command's progress lines are on stderr and its verdict on stdout: stderr first.
-    let mut tick = || {
-        if started.is_none() && started_file.exists() {
-            started = Some(t0.elapsed());
+    let Sinks { stdout, stderr } = sinks;
+    let first = Instant::now();
+    let mut failed_boots: Vec<Vec<String>> = Vec::new();
+    let mut logs = String::new();
+    let (end, started, answered) = loop {
+        for f in ["started", "rc", "stdout", "stderr"] {
+            let _ = std::fs::remove_file(shared.0.join(f));
         }
-        e.pump(stderr, false);
-        o.pump(stdout, false);
-        if answered.is_none() && rc_file.exists() {
-            answered = Some(t0.elapsed());
+        let (mut o, mut e) = (
+            Follow::new(shared.0.join("stdout")),
+            Follow::new(shared.0.join("stderr")),
+        );
+        let t0 = Instant::now();
+        let (mut started, mut answered) = (None, None);
+        // The command's progress lines are on stderr and its verdict on stdout: stderr first.
+        let mut tick = || {
+            if started.is_none() && started_file.exists() {
+                started = Some(t0.elapsed());
+            }
+            e.pump(stderr, false);
+            o.pump(stdout, false);
+            if answered.is_none() && rc_file.exists() {
+                answered = Some(t0.elapsed());
+            }
+        };
+        let end = launcher.launch(&argv, &log, cfg.timeout, &mut tick);
+        e.pump(stderr, true);
+        o.pump(stdout, true);
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if keep_log.is_some() {
+            logs += &format!("--- boot {} ---\n{text}", failed_boots.len() + 1);
         }
+        // A guest that died before its command started is booted again: under emulation
+        // an unchanged kernel panicked at boot now and then (docs/kernels.md).
+        let died_booting = matches!(end, Ok(LaunchEnd::Exited(_))) && started.is_none();
+        if died_booting && failed_boots.len() + 1 < cfg.boot_attempts.max(1) as usize {
+            failed_boots.push(tail_lines(&text, 5));
+            continue;
+        }
+        break (end, started, answered);
     };
-    let end = launcher.launch(&argv, &log, cfg.timeout, &mut tick);
-    let total = t0.elapsed();
-    e.pump(stderr, true);
-    o.pump(stdout, true);
+    let total = first.elapsed();
     for d in &made {
         // Left empty by a guest that never ran (remove_dir keeps a folder with anything in it).
         if std::fs::remove_dir(d).is_err() {
@@ -450,7 +476,7 @@ pub fn run(
         }
     }
     if let Some(keep) = keep_log {
-        let _ = std::fs::copy(&log, keep);
+        let _ = std::fs::write(keep, &logs);
     }
     let end = match end {
         Ok(e) => e,
@@ -508,6 +534,7 @@ pub fn run(
         boot: started,
         command: started.zip(answered).map(|(s, a)| a.saturating_sub(s)),
         total,
+        failed_boots,
     })
 }
 
@@ -535,6 +562,9 @@ mod tests {
         log: &'static str,
         end: Option<LaunchEnd>,
         launched: bool,
+        /// Launches that die booting (write nothing) before the one that behaves as above.
+        die_booting: usize,
+        launches: usize,
     }
 
     impl Launcher for Fake {
@@ -547,6 +577,15 @@ mod tests {
         ) -> io::Result<LaunchEnd> {
             self.argv = argv.to_vec();
             self.launched = true;
+            self.launches += 1;
+            if self.launches <= self.die_booting {
+                std::fs::write(
+                    log,
+                    format!("boot {}\nKernel panic - not syncing\n", self.launches),
+                )?;
+                tick();
+                return Ok(LaunchEnd::Exited(ExitStatus::from_raw(255 << 8)));
+            }
             std::fs::write(log, self.log)?;
             let shared = argv
                 .windows(2)
@@ -554,7 +593,7 @@ mod tests {
                 .map(|w| PathBuf::from(&w[1]))
                 .unwrap();
             // What a guest that boots does first.
-            if self.rc.is_some() {
+            if self.rc.is_some() || !self.writes.is_empty() {
                 std::fs::write(shared.join("started"), "")?;
                 tick();
             }
@@ -584,6 +623,8 @@ mod tests {
             log: "",
             end: None,
             launched: false,
+            die_booting: 0,
+            launches: 0,
         }
     }
 
@@ -602,6 +643,7 @@ mod tests {
             kvm: false,
             vng: "vng".into(),
             timeout: Duration::from_secs(60),
+            boot_attempts: 1,
         };
         (d, cfg)
     }
@@ -819,6 +861,44 @@ mod tests {
         assert_eq!(r.code, 125);
         assert!(!f.launched);
         assert!(r.problem.unwrap().contains("bzImage"));
+        no_shared_folders_left();
+        let _ = std::fs::remove_dir_all(d);
+    }
+
+    #[test]
+    fn a_guest_that_dies_booting_is_booted_again() {
+        let _s = serial();
+        let (d, cfg) = setup("retry");
+        let out = d.join("out");
+        let a = args(&["check", "s.toml", "--out", out.to_str().unwrap()]);
+        // One panic at boot, then a good boot: the answer is the guest's.
+        let two = VmConfig {
+            boot_attempts: 2,
+            ..cfg.clone()
+        };
+        let mut f = fake(Some("1"));
+        f.die_booting = 1;
+        let (r, _, _) = go(&two, &a, &mut f);
+        assert_eq!((r.code, f.launches), (1, 2));
+        assert_eq!(r.failed_boots.len(), 1);
+        assert!(r.failed_boots[0].iter().any(|l| l.contains("Kernel panic")));
+        // Dying every time: 125 after the attempts allowed, not more.
+        let mut f = fake(Some("0"));
+        f.die_booting = 5;
+        let (r, _, _) = go(&two, &a, &mut f);
+        assert_eq!((r.code, f.launches), (125, 2));
+        assert!(r.log_tail.iter().any(|l| l.contains("boot 2")));
+        // One attempt: no second boot.
+        let mut f = fake(Some("0"));
+        f.die_booting = 1;
+        let (r, _, _) = go(&cfg, &a, &mut f);
+        assert_eq!((r.code, f.launches), (125, 1));
+        // A guest that started its command and then died is not booted again.
+        let mut f = fake(None);
+        f.writes = vec![("stderr", "run 1/1\n")];
+        let (r, _, _) = go(&two, &a, &mut f);
+        assert_eq!(f.launches, 1);
+        assert_eq!(r.code, 125);
         no_shared_folders_left();
         let _ = std::fs::remove_dir_all(d);
     }

@@ -32,6 +32,10 @@ pub struct VmArgs {
     /// Give up on the guest after this long (exit 125).
     #[arg(long, default_value = "30m")]
     pub timeout: Span,
+    /// Boot again when the guest dies before its command starts, up to this many boots in
+    /// all (an emulated SMP guest here panicked at boot once in 33 boots).
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub boot_attempts: u32,
     /// Keep virtme-ng's whole console log in this file (by default only a failed boot
     /// shows its last lines, and nothing is kept).
     #[arg(long, value_name = "FILE")]
@@ -57,6 +61,7 @@ pub fn run(args: &VmArgs) -> Result<i32> {
         kvm: args.kvm,
         vng: args.vng.clone(),
         timeout: args.timeout.0,
+        boot_attempts: args.boot_attempts,
     };
     let exe = std::env::current_exe().context("cannot find this program's own path")?;
     let form = vm::kernel::resolve(&args.kernel)
@@ -85,6 +90,15 @@ pub fn run(args: &VmArgs) -> Result<i32> {
         d.map(|d| format!("{:.1} s", d.as_secs_f64()))
             .unwrap_or_else(|| "-".into())
     };
+    for (i, tail) in out.failed_boots.iter().enumerate() {
+        eprintln!(
+            "throttlebench vm: boot {} died before the command started; booted again. Its last lines:",
+            i + 1
+        );
+        for l in tail {
+            eprintln!("  | {l}");
+        }
+    }
     if !out.total.is_zero() {
         eprintln!(
             "throttlebench vm: boot {}, command {}, total {} (vng started to vng ended)",

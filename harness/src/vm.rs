@@ -48,6 +48,11 @@ pub struct VmConfig {
     pub timeout: Duration,
     /// Boots tried when the guest dies before its command starts (at least 1).
     pub boot_attempts: u32,
+    /// Under emulation, run the vCPUs in parallel host threads (QEMU's multi-threaded
+    /// TCG) instead of one thread taking turns.
+    pub mttcg: bool,
+    /// Extra QEMU options (vng's --qemu-opts).
+    pub qemu_opts: Option<String>,
 }
 
 /// How a launch ended.
@@ -294,6 +299,19 @@ pub fn vng_argv(
     }
     v.push("--exec".into());
     v.push(cmd.into());
+    // vng wants its --qemu-opts last.
+    // Emulated vCPUs take turns in one host thread unless asked otherwise: with QEMU's
+    // multi-threaded TCG, unchanged 6.12 kernels here died now and then where the kernel
+    // patches its own code at run time (static keys), at boot and when a quota was set.
+    let mut qemu: Vec<String> = Vec::new();
+    if !cfg.kvm && !cfg.mttcg {
+        qemu.push("-accel tcg,thread=single".into());
+    }
+    qemu.extend(cfg.qemu_opts.clone());
+    // One word, as its value starts with a dash.
+    if !qemu.is_empty() {
+        v.push(format!("--qemu-opts={}", qemu.join(" ")).into());
+    }
     v
 }
 
@@ -644,6 +662,8 @@ mod tests {
             vng: "vng".into(),
             timeout: Duration::from_secs(60),
             boot_attempts: 1,
+            mttcg: false,
+            qemu_opts: None,
         };
         (d, cfg)
     }
@@ -714,6 +734,8 @@ mod tests {
         assert!(a.contains(&"--disable-kvm".to_string()));
         // The config has 9p: no time lost trying virtio-fs.
         assert!(a.contains(&"--force-9p".to_string()));
+        // Emulated vCPUs take turns in one thread; vng wants --qemu-opts last.
+        assert_eq!(a.last().unwrap(), "--qemu-opts=-accel tcg,thread=single");
         assert_eq!(a[at("--cpus") + 1], "2");
         assert_eq!(a[at("--memory") + 1], "1G");
         // The shared folder and the result folder are writable in the guest.
@@ -733,6 +755,29 @@ mod tests {
         assert!(exec.contains("THROTTLEBENCH_VM='virtme-ng, emulated (TCG)'"));
         assert!(exec.contains("config-6.1.0-test"), "{exec}");
         assert!(exec.ends_with("/rc'"), "{exec}");
+        // Multi-threaded TCG on request, and QEMU options of one's own after ours.
+        let mt = VmConfig {
+            mttcg: true,
+            qemu_opts: Some("-smp sockets=2".into()),
+            ..cfg.clone()
+        };
+        let mut f = fake(Some("0"));
+        go(&mt, &args(&["run", "--out", out.to_str().unwrap()]), &mut f);
+        assert_eq!(f.argv.last().unwrap(), "--qemu-opts=-smp sockets=2");
+        let kvm = VmConfig {
+            kvm: true,
+            ..cfg.clone()
+        };
+        let mut f = fake(Some("0"));
+        go(
+            &kvm,
+            &args(&["run", "--out", out.to_str().unwrap()]),
+            &mut f,
+        );
+        assert!(!f
+            .argv
+            .iter()
+            .any(|a| a.to_string_lossy().starts_with("--qemu-opts")));
         assert!(
             exec.starts_with(": >'") && exec.contains("/started'; cd "),
             "{exec}"
@@ -754,8 +799,8 @@ mod tests {
         let a = args(&["run", "--out", out.to_str().unwrap()]);
         let exec_of = |f: &Fake| {
             let a: Vec<String> = f.argv.iter().map(|s| s.to_string_lossy().into()).collect();
-            let run = a[a.iter().position(|x| x == "--run").unwrap() + 1].clone();
-            (run, a.last().unwrap().clone())
+            let at = |k: &str| a.iter().position(|x| x == k).unwrap();
+            (a[at("--run") + 1].clone(), a[at("--exec") + 1].clone())
         };
         // The tree's folder goes to vng as it is; its .config is the run's config.
         let mut f = fake(Some("0"));

@@ -36,6 +36,14 @@ pub struct VmArgs {
     /// all (an emulated SMP guest here panicked at boot once in 33 boots).
     #[arg(long, default_value_t = 2, value_name = "N")]
     pub boot_attempts: u32,
+    /// Under emulation, run the vCPUs in parallel host threads (QEMU's multi-threaded TCG).
+    /// The default is one thread taking turns: with multi-threaded TCG, unchanged 6.12
+    /// kernels here panicked now and then where the kernel patches its own code.
+    #[arg(long)]
+    pub mttcg: bool,
+    /// Extra options for QEMU (vng's --qemu-opts), after throttlebench's own.
+    #[arg(long, value_name = "OPTIONS", allow_hyphen_values = true)]
+    pub qemu_opts: Option<String>,
     /// Keep virtme-ng's whole console log in this file (by default only a failed boot
     /// shows its last lines, and nothing is kept).
     #[arg(long, value_name = "FILE")]
@@ -62,6 +70,8 @@ pub fn run(args: &VmArgs) -> Result<i32> {
         vng: args.vng.clone(),
         timeout: args.timeout.0,
         boot_attempts: args.boot_attempts,
+        mttcg: args.mttcg,
+        qemu_opts: args.qemu_opts.clone(),
     };
     let exe = std::env::current_exe().context("cannot find this program's own path")?;
     let form = vm::kernel::resolve(&args.kernel)

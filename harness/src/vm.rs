@@ -16,6 +16,10 @@
 //! `--out` folder (or `results/` when it has none) is shared writable too, so its result
 //! folder comes back as if it had run here; one this made and the guest left empty is
 //! removed, like the shared folder and the console log.
+//!
+//! Under software emulation the vCPUs take turns in one QEMU thread (multi-threaded TCG
+//! crashed unchanged kernels now and then at code they patch at run time), and a guest
+//! that dies before its command starts is booted again (`boot_attempts`).
 
 pub mod kernel;
 

@@ -18,7 +18,7 @@ use crate::work::{
     ThreadSpec,
 };
 use anyhow::{bail, Context, Result};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
 use std::io::Write;
 
@@ -133,6 +133,9 @@ enum ModeArgs {
         #[arg(long)]
         cpus: Option<CpuList>,
     },
+    /// A server (HTTP/1.1 or lines) whose every request costs a fixed CPU time, until
+    /// SIGINT/SIGTERM; see fibtest/src/serve.rs.
+    Serve(crate::serve::ServeArgs),
 }
 
 /// A workload resolved from the flags: valid, with every thread's CPU allowed.
@@ -309,6 +312,8 @@ fn plan(mode: ModeArgs, allowed: &CpuList) -> Result<Plan> {
                 }),
             }
         }
+        // A server has no timed plan: run_cli hands it to serve::run before planning.
+        ModeArgs::Serve(_) => bail!("serve runs until stopped and has no timed plan"),
     };
     check_cpus(&plan.specs, allowed)?;
     Ok(plan)
@@ -470,6 +475,12 @@ const LEGACY_USAGE: &str =
 /// Run fibtest with `args` (without the program name); returns the exit code: 0 done, 1
 /// failed, 2 bad flags.
 pub fn run(args: Vec<OsString>) -> i32 {
+    run_as("fibtest", args)
+}
+
+/// `run`, with `bin` as the program's name in help and errors (`throttlebench fibtest`
+/// when the harness runs it as its subcommand).
+pub fn run_as(bin: &str, args: Vec<OsString>) -> i32 {
     let strings: Vec<String> = args
         .iter()
         .map(|a| a.to_string_lossy().to_string())
@@ -487,9 +498,13 @@ pub fn run(args: Vec<OsString>) -> i32 {
             }
         }
     } else {
-        let mut argv = vec![OsString::from("fibtest")];
+        let mut argv = vec![OsString::from(bin)];
         argv.extend(args);
-        match Cli::try_parse_from(argv) {
+        let parsed = Cli::command()
+            .bin_name(bin)
+            .try_get_matches_from(argv)
+            .and_then(|m| Cli::from_arg_matches(&m));
+        match parsed {
             Ok(cli) => run_cli(cli, &strings),
             Err(e) => {
                 let _ = e.print();
@@ -508,8 +523,10 @@ pub fn run(args: Vec<OsString>) -> i32 {
 
 /// Configured CPUs, as Fibtest's get_nprocs_conf() (sysconf(_SC_NPROCESSORS_CONF)).
 fn procs_conf() -> u32 {
-    // SAFETY: sysconf has no preconditions.
-    (unsafe { libc::sysconf(libc::_SC_NPROCESSORS_CONF) }).max(1) as u32
+    match nix::unistd::sysconf(nix::unistd::SysconfVar::_NPROCESSORS_CONF) {
+        Ok(Some(n)) if n > 0 => n as u32,
+        _ => 1,
+    }
 }
 
 fn first_error(out: &RunOutcome) -> Result<()> {
@@ -572,6 +589,29 @@ fn run_legacy(a: &LegacyArgs, args: &[String]) -> Result<()> {
 }
 
 fn run_cli(cli: Cli, args: &[String]) -> Result<()> {
+    if let ModeArgs::Serve(a) = &cli.mode {
+        if cli.align.is_some() {
+            bail!("--align does not apply to serve");
+        }
+        let mut header_written = false;
+        return crate::serve::run(a, args, &mut |records| {
+            // CSV: the column row once, before the first record.
+            let mut bytes = match cli.format {
+                Format::Jsonl => export::to_jsonl(records),
+                Format::Csv => export::to_csv(records),
+            };
+            if cli.format == Format::Csv && header_written {
+                let first = bytes.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1);
+                bytes.drain(..first);
+            }
+            header_written = true;
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(&bytes)
+                .and_then(|()| stdout.flush())
+                .context("writing the records on stdout")
+        });
+    }
     let allowed = allowed_cpus().context("reading this process's CPU affinity")?;
     let plan = plan(cli.mode, &allowed)?;
     let align = alignment(cli.align, cli.phase, cli.sync_gap)?;

@@ -9,33 +9,33 @@
 
 use crate::fib::Fib;
 use crate::stop;
+use nix::sys::time::TimeSpec;
+use nix::time::{clock_gettime, clock_nanosleep, ClockId, ClockNanosleepFlags};
 use std::cell::Cell;
 
-fn read(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we own.
-    unsafe { libc::clock_gettime(clock, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+#[inline]
+fn read(clock: ClockId) -> u64 {
+    // clock_gettime on these clocks cannot fail on Linux; 0 would only be a wrong reading.
+    clock_gettime(clock)
+        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+        .unwrap_or(0)
 }
 
 /// CLOCK_MONOTONIC, in ns.
 #[inline]
 pub fn mono_ns() -> u64 {
-    read(libc::CLOCK_MONOTONIC)
+    read(ClockId::CLOCK_MONOTONIC)
 }
 
 /// CPU time of the calling thread, in ns.
 #[inline]
 pub fn thread_cpu_ns() -> u64 {
-    read(libc::CLOCK_THREAD_CPUTIME_ID)
+    read(ClockId::CLOCK_THREAD_CPUTIME_ID)
 }
 
 /// CPU time of the whole process, in ns.
 pub fn process_cpu_ns() -> u64 {
-    read(libc::CLOCK_PROCESS_CPUTIME_ID)
+    read(ClockId::CLOCK_PROCESS_CPUTIME_ID)
 }
 
 /// Longest single sleep, so a stop request is seen within this time.
@@ -53,19 +53,13 @@ pub fn sleep_until(deadline_ns: u64) -> bool {
             return true;
         }
         let target = deadline_ns.min(now + MAX_NAP_NS);
-        let ts = libc::timespec {
-            tv_sec: (target / 1_000_000_000) as libc::time_t,
-            tv_nsec: (target % 1_000_000_000) as libc::c_long,
-        };
-        // SAFETY: absolute sleep on a timespec we own; EINTR just loops.
-        unsafe {
-            libc::clock_nanosleep(
-                libc::CLOCK_MONOTONIC,
-                libc::TIMER_ABSTIME,
-                &ts,
-                std::ptr::null_mut(),
-            )
-        };
+        let ts = TimeSpec::new((target / 1_000_000_000) as _, (target % 1_000_000_000) as _);
+        // An absolute sleep; EINTR just loops.
+        let _ = clock_nanosleep(
+            ClockId::CLOCK_MONOTONIC,
+            ClockNanosleepFlags::TIMER_ABSTIME,
+            &ts,
+        );
     }
 }
 

@@ -3,6 +3,8 @@
 //!
 //! Shared by the fibtest CLI and the harness's scenario fields (`cpus`, `fast_cpus`, ...).
 
+use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
+use nix::unistd::Pid;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeSet;
 use std::fmt;
@@ -143,30 +145,20 @@ impl<'de> Deserialize<'de> for CpuList {
 
 /// The CPUs this process may run on (sched_getaffinity).
 pub fn allowed_cpus() -> std::io::Result<CpuList> {
-    // SAFETY: sched_getaffinity writes into a cpu_set_t we own.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(CpuList(
-            (0..=MAX_CPU)
-                .filter(|c| libc::CPU_ISSET(*c as usize, &set))
-                .collect(),
-        ))
-    }
+    let set = sched_getaffinity(Pid::from_raw(0))?;
+    Ok(CpuList(
+        (0..=MAX_CPU)
+            .filter(|c| set.is_set(*c as usize).unwrap_or(false))
+            .collect(),
+    ))
 }
 
 /// Pin the calling thread to one CPU.
 pub fn pin_current_thread(cpu: u32) -> std::io::Result<()> {
-    // SAFETY: as above; pid 0 is the calling thread.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu as usize, &mut set);
-        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
+    let mut set = CpuSet::new();
+    set.set(cpu as usize)?;
+    // Pid 0 is the calling thread.
+    sched_setaffinity(Pid::from_raw(0), &set)?;
     Ok(())
 }
 

@@ -10,6 +10,7 @@
 //! RFC 4180 says when they hold a comma, a quote or a line break.
 
 use crate::record::{End, Header, Mode, Record, Role, ThreadReport, UnitLatency, FORMAT_VERSION};
+use crate::stats;
 use crate::work::RunOutcome;
 use std::fmt::Write;
 
@@ -130,12 +131,6 @@ pub fn to_csv(records: &[Record]) -> Vec<u8> {
     s.into_bytes()
 }
 
-/// The `q` quantile (0..=1) of sorted values, by nearest rank.
-pub fn nearest_rank(sorted: &[f64], q: f64) -> f64 {
-    let n = sorted.len();
-    sorted[((q * n as f64).ceil() as usize).clamp(1, n) - 1]
-}
-
 fn role_name(r: Role) -> &'static str {
     match r {
         Role::Fast => "fast",
@@ -198,8 +193,8 @@ pub fn summary(records: &[Record]) -> String {
             let _ = write!(
                 s,
                 ", latency p50 {:.2} ms p99 {:.2} ms max {:.2} ms",
-                nearest_rank(&lat, 0.5) * 1e3,
-                nearest_rank(&lat, 0.99) * 1e3,
+                stats::percentile(&lat, 50.0).unwrap_or(0.0) * 1e3,
+                stats::percentile(&lat, 99.0).unwrap_or(0.0) * 1e3,
                 lat[lat.len() - 1] * 1e3
             );
         }
@@ -325,15 +320,5 @@ mod tests {
             "fibtest: slow: 1 thread(s), 0.0 M steps, 0 M steps/s, 1.500 s CPU, 4 units, \
              latency p50 2.00 ms p99 4.00 ms max 4.00 ms"
         );
-    }
-
-    #[test]
-    fn nearest_rank_percentiles() {
-        let v: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(nearest_rank(&v, 0.5), 50.0);
-        assert_eq!(nearest_rank(&v, 0.99), 99.0);
-        assert_eq!(nearest_rank(&v, 1.0), 100.0);
-        assert_eq!(nearest_rank(&v, 0.0), 1.0);
-        assert_eq!(nearest_rank(&[7.0], 0.99), 7.0);
     }
 }

@@ -10,6 +10,8 @@ pub mod cpulist;
 pub mod export;
 pub mod fib;
 pub mod record;
+pub mod serve;
 pub mod span;
+pub mod stats;
 pub mod stop;
 pub mod work;

@@ -35,6 +35,8 @@ pub enum Mode {
     Requests,
     /// Run for `on`, sleep for `off`, repeat.
     Duty,
+    /// A server whose requests each cost a fixed CPU time (`fibtest serve`).
+    Serve,
 }
 
 /// What a thread did.

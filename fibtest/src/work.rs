@@ -332,7 +332,7 @@ impl Alignment {
 /// `limit_ns` (no quota, or a quota the thread cannot exhaust).
 ///
 /// The kernel's period grid is not predictable from outside (it depends on when the
-/// cgroup's bandwidth timer started), and seed 003's conceptual model is about a request
+/// cgroup's bandwidth timer started), and Indeed's conceptual model [Unthrottled] is about a request
 /// that starts at a period boundary; this finds one at the cost of one period's quota.
 pub fn find_period_boundary<H: Host>(h: &H, min_gap_ns: u64, limit_ns: u64) -> Option<u64> {
     let start = h.now_ns();

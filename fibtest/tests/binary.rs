@@ -2,7 +2,9 @@
 //! Fibtest form prints what Fibtest prints, errors name the CPU. No test asserts a time.
 
 use fibtest::record::{Record, Role, ThreadReport, UnitKind, UnitLatency};
-use std::os::unix::process::CommandExt;
+use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use std::process::{Command, Output, Stdio};
 
 fn fibtest(args: &[&str]) -> Output {
@@ -16,18 +18,16 @@ fn fibtest(args: &[&str]) -> Output {
 fn fibtest_on_cpu(cpu: usize, args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_fibtest"));
     cmd.args(args);
-    // SAFETY: sched_setaffinity is async-signal-safe; the set is on this stack frame.
-    unsafe {
-        cmd.pre_exec(move || {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            libc::CPU_SET(cpu, &mut set);
-            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    cmd.output().unwrap()
+    // The child inherits the affinity of the thread that starts it: pin this test's
+    // thread for the start, then give it back what it had.
+    let this = Pid::from_raw(0);
+    let before = sched_getaffinity(this).unwrap();
+    let mut set = CpuSet::new();
+    set.set(cpu).unwrap();
+    sched_setaffinity(this, &set).unwrap();
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn();
+    sched_setaffinity(this, &before).unwrap();
+    child.unwrap().wait_with_output().unwrap()
 }
 
 /// The records on stdout of a run that must have succeeded, checked for order: one header
@@ -316,8 +316,8 @@ fn sigterm_still_writes_what_was_measured() {
         );
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
-    // SAFETY: plain kill(2) of our own child.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
+    // Our own child.
+    kill(Pid::from_raw(pid), Signal::SIGTERM).unwrap();
     let out = child.wait_with_output().unwrap();
     let r = records(&out);
     // Stopped long before its 60 s, with what it had measured (maybe nothing yet).

@@ -1,12 +1,20 @@
 //! Raw data of one run, as the runner hands it to the report writers: the plan entry,
-//! the samples, the workload's records and how the run ended. Nothing here is computed;
-//! `report::summary` derives the figures.
+//! how the run ended, the sampler's timing, and each group's workload records. The
+//! samples themselves and every unit's latency went to their files while the run ran
+//! (`runner::RunSink`); what is here is bounded whatever the run's length. Nothing here
+//! is computed; `report::summary` derives the figures.
 
-use crate::limiter::leaks::LeakReport;
 use crate::limiter::LimiterReport;
-use crate::sample::Sample;
+use crate::load::LoadReport;
+use crate::probe::ProbeOutput;
+use crate::process::leaks::LeakReport;
+use crate::process::teardown::StopReport;
+use crate::sample::cpustat::Has;
+use crate::sample::SystemHas;
+use crate::scenario::plan::GroupLimit;
 use crate::scenario::PlannedRun;
-use fibtest::record::{DutyPeriod, End, Header, Record, ThreadReport, UnitLatency};
+use fibtest::record::{DutyPeriod, End, Header, Record, ThreadReport, UnitKind, UnitLatency};
+use hdrhistogram::Histogram;
 use serde::Serialize;
 
 /// How a run ended.
@@ -21,6 +29,9 @@ pub enum Outcome {
     Interrupted,
     /// The workload ran far past its expected length and was stopped.
     TimedOut { limit_s: f64 },
+    /// An external limiter command failed as it started (exited with a failure within a
+    /// second): nothing was limited, so the run measured nothing it meant to.
+    LimiterFailed { status: String, stderr_tail: String },
 }
 
 impl Outcome {
@@ -30,67 +41,189 @@ impl Outcome {
             Outcome::Failed { .. } => "failed",
             Outcome::Interrupted => "interrupted",
             Outcome::TimedOut { .. } => "timed_out",
+            Outcome::LimiterFailed { .. } => "limiter_failed",
         }
     }
 }
 
-/// The workload's records, split by type.
+/// At most this many duty on-periods are kept in memory (the first ones); the last one
+/// of each thread is kept besides, so a summary can compare the first with the last.
+pub const MAX_DUTY_KEPT: usize = 4096;
+
+/// Units' latencies, counted into a histogram of bounded size (3 significant digits:
+/// a percentile from it is within 0.1% of the unit's real latency, which latency.csv
+/// holds exactly).
+#[derive(Debug, Clone, Serialize)]
+pub struct UnitStats {
+    pub requests: u64,
+    pub slow: u64,
+    /// The largest latency, exactly, in s.
+    pub max_s: Option<f64>,
+    #[serde(skip)]
+    pub latency_ns: Histogram<u64>,
+}
+
+/// The longest latency the histogram tells apart (longer ones count as this), in ns.
+const LATENCY_MAX_NS: u64 = 24 * 3600 * 1_000_000_000;
+
+impl Default for UnitStats {
+    fn default() -> Self {
+        UnitStats {
+            requests: 0,
+            slow: 0,
+            max_s: None,
+            latency_ns: Histogram::new_with_bounds(1, LATENCY_MAX_NS, 3)
+                .expect("valid histogram bounds"),
+        }
+    }
+}
+
+impl UnitStats {
+    fn add(&mut self, u: &UnitLatency) {
+        match u.kind {
+            UnitKind::Request => self.requests += 1,
+            UnitKind::Slow => self.slow += 1,
+        }
+        self.max_s = Some(self.max_s.map_or(u.latency_s, |m| m.max(u.latency_s)));
+        let ns = (u.latency_s.max(0.0) * 1e9) as u64;
+        self.latency_ns
+            .saturating_record(ns.clamp(1, LATENCY_MAX_NS));
+    }
+
+    /// The p-th percentile (0 < p <= 100) of the units' latencies, in s, by nearest
+    /// rank over the histogram's buckets, never above the largest latency seen.
+    pub fn percentile_s(&self, p: f64) -> Option<f64> {
+        if self.latency_ns.is_empty() || !(p > 0.0 && p <= 100.0) {
+            return None;
+        }
+        let v = self.latency_ns.value_at_quantile(p / 100.0) as f64 / 1e9;
+        Some(self.max_s.map_or(v, |m| v.min(m)))
+    }
+}
+
+/// The workload's records, read line by line as they arrive (`push_line`): the few a
+/// summary needs are kept, every unit is counted into `units` and handed on to be
+/// written to latency.csv.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct WorkloadOutput {
     pub header: Option<Header>,
     pub threads: Vec<ThreadReport>,
-    pub units: Vec<UnitLatency>,
+    /// The first `MAX_DUTY_KEPT` on-periods.
     pub duty: Vec<DutyPeriod>,
+    /// The last on-period of each thread (by thread index), whether kept above or not.
+    pub duty_last: Vec<DutyPeriod>,
+    /// On-periods beyond `MAX_DUTY_KEPT`, counted, not kept.
+    pub duty_dropped: u64,
     pub end: Option<End>,
+    pub units: UnitStats,
     /// What a probe workload (steal, entropy) reported.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub probe: Option<crate::probe::ProbeOutput>,
-    /// Lines that were not records (kept for diagnosis, at most a few).
+    pub probe: Option<ProbeOutput>,
+    /// Lines that were not records: how many, and the first few (for diagnosis; all of
+    /// them are in the result folder's workload output files).
+    pub unparsed_lines: u64,
     pub unparsed: Vec<String>,
-}
-
-impl GroupResult {
-    /// Index of the sample to count from: the last one taken at or before the workload's
-    /// own time zero (after its threads started and, with a phase, after it found the
-    /// period boundary), so start-up is not counted. The first sample when the workload
-    /// did not report its time zero (command workloads).
-    pub fn window_start(&self, t0_monotonic_ns: u64) -> usize {
-        let Some(h) = &self.workload.header else {
-            return 0;
-        };
-        let zero = h.start_monotonic_ns.saturating_sub(t0_monotonic_ns);
-        self.samples
-            .iter()
-            .rposition(|s| s.t_ns <= zero)
-            .unwrap_or(0)
-    }
+    /// The last lines the workload wrote on stderr.
+    pub stderr_tail: String,
 }
 
 impl WorkloadOutput {
-    /// Parse fibtest's JSON lines; unknown record types and bad lines are kept aside, not fatal.
-    pub fn parse(text: &str) -> WorkloadOutput {
-        let mut out = WorkloadOutput::default();
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            match serde_json::from_str::<Record>(line) {
-                Ok(Record::Header(h)) => out.header = Some(h),
-                Ok(Record::Thread(t)) => out.threads.push(t),
-                Ok(Record::Unit(u)) => out.units.push(u),
-                Ok(Record::Duty(d)) => out.duty.push(d),
-                Ok(Record::End(e)) => out.end = Some(e),
-                Err(_) if line.starts_with("{\"type\":\"") && line.contains("_probe\"") => {
-                    match serde_json::from_str::<crate::probe::ProbeOutput>(line) {
-                        Ok(p) => out.probe = Some(p),
-                        Err(e) => out.unparsed.push(format!("probe report: {e}")),
-                    }
+    /// Take one line of the workload's stdout (fibtest's JSON lines, a probe's report,
+    /// or anything else). Returns the unit it held, if it was one, for the caller to
+    /// write; returns false as the second value when the line was not a record.
+    pub fn push_line(&mut self, line: &str) -> (Option<UnitLatency>, bool) {
+        let line = line.trim_end_matches(['\n', '\r']);
+        if line.trim().is_empty() {
+            return (None, true);
+        }
+        match serde_json::from_str::<Record>(line) {
+            Ok(Record::Header(h)) => self.header = Some(h),
+            Ok(Record::Thread(t)) => self.threads.push(t),
+            Ok(Record::Unit(u)) => {
+                self.units.add(&u);
+                return (Some(u), true);
+            }
+            Ok(Record::Duty(d)) => {
+                let i = d.thread as usize;
+                if self.duty_last.len() <= i {
+                    self.duty_last.resize(i + 1, d.clone());
                 }
-                Err(_) => {
-                    if out.unparsed.len() < 5 {
-                        out.unparsed.push(line.chars().take(200).collect());
-                    }
+                self.duty_last[i] = d.clone();
+                if self.duty.len() < MAX_DUTY_KEPT {
+                    self.duty.push(d);
+                } else {
+                    self.duty_dropped += 1;
                 }
             }
+            Ok(Record::End(e)) => self.end = Some(e),
+            Err(_) if line.starts_with("{\"type\":\"") && line.contains("_probe\"") => {
+                match serde_json::from_str::<ProbeOutput>(line) {
+                    Ok(p) => self.probe = Some(p),
+                    Err(e) => self.not_a_record(&format!("probe report: {e}")),
+                }
+            }
+            Err(_) => {
+                self.not_a_record(line);
+                return (None, false);
+            }
+        }
+        (None, true)
+    }
+
+    fn not_a_record(&mut self, line: &str) {
+        self.unparsed_lines += 1;
+        if self.unparsed.len() < 5 {
+            self.unparsed.push(line.chars().take(200).collect());
+        }
+    }
+
+    /// Parse a whole text at once (tests, and short outputs).
+    pub fn parse(text: &str) -> WorkloadOutput {
+        let mut out = WorkloadOutput::default();
+        for line in text.lines() {
+            out.push_line(line);
         }
         out
+    }
+
+    /// The first and the last on-period of thread 0, when it had two or more.
+    pub fn duty_first_last(&self) -> Option<(&DutyPeriod, &DutyPeriod)> {
+        let first = self.duty.iter().find(|d| d.thread == 0)?;
+        let last = self.duty_last.first().filter(|d| d.thread == 0)?;
+        (last.period > first.period).then_some((first, last))
+    }
+}
+
+/// How the sampler kept its schedule.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct TickStats {
+    /// The sampling interval, in s.
+    pub interval_s: f64,
+    /// Ticks taken, the first and last included.
+    pub ticks: u64,
+    /// Ticks taken more than half an interval after they were due.
+    pub late: u64,
+    /// Ticks skipped because the sampler fell more than an interval behind.
+    pub missed: u64,
+    /// The time one tick's reads and writes took: the mean and the largest, in s.
+    pub busy_mean_s: f64,
+    pub busy_max_s: f64,
+}
+
+impl TickStats {
+    /// An interval the sampler can keep with this run's groups: three times the mean
+    /// time a tick took, rounded up to 1, 2 or 5 times a power of ten, in s.
+    pub fn interval_it_can_keep_s(&self) -> f64 {
+        let want = (self.busy_mean_s * 3.0).max(1e-3);
+        let mut step = 1e-3;
+        loop {
+            for m in [1.0, 2.0, 5.0] {
+                if step * m >= want {
+                    return step * m;
+                }
+            }
+            step *= 10.0;
+        }
     }
 }
 
@@ -105,12 +238,16 @@ pub struct RunResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub without_cgroup: Option<String>,
     pub outcome: Outcome,
-    /// Wall time from starting the workload to seeing it exit, in s.
+    /// Wall time from the first sample to the last, in s.
     pub wall_s: f64,
-    /// CLOCK_MONOTONIC of the run's time zero (just before the workload started), in ns;
-    /// sample times are relative to it.
+    /// CLOCK_MONOTONIC of the run's time zero (the first sample, taken once every
+    /// group's workload had started), in ns; sample times are relative to it.
     pub t0_monotonic_ns: u64,
-    /// Each group's samples and workload output ("main" alone without groups).
+    /// How the sampler kept its schedule.
+    pub ticks: TickStats,
+    /// Which system-wide counters (PSI) the kernel reported.
+    pub system: SystemHas,
+    /// Each group's workload output ("main" alone without groups).
     pub groups: Vec<GroupResult>,
     /// What the limiter did (duty cycles, external command).
     pub limiter: LimiterReport,
@@ -118,21 +255,125 @@ pub struct RunResult {
     pub leaks: LeakReport,
     /// How the harness ended workload processes that were still running (stop all,
     /// SIGTERM all, continue all), if any were.
-    pub teardown: Option<crate::teardown::StopReport>,
+    pub teardown: Option<StopReport>,
+    /// What the run's `[load]` did, when it had one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load: Option<LoadResult>,
+    /// The run's `[[change]]`s, as they were made.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<AppliedChange>,
 }
 
-/// One group of a run: its cgroup's samples and its workload's records.
+/// A `[[change]]` as it was made.
+#[derive(Debug, Clone, Serialize)]
+pub struct AppliedChange {
+    /// When it was planned, and when its settings were written, in s since the run's
+    /// first sample.
+    pub at_s: f64,
+    pub applied_s: f64,
+    /// The group it changed ("" for the run's own cgroup).
+    pub group: String,
+    pub limit: GroupLimit,
+    /// Why writing it failed, if it did (the run went on with the settings before).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What a run's `[load]` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadResult {
+    /// The group whose service was loaded.
+    pub group: String,
+    /// The loopback port the harness picked and gave the service (None: the target
+    /// names its own).
+    pub port: Option<u16>,
+    /// The load's time zero, in s since the run's first sample: its requests' times in
+    /// latency.csv count from it.
+    pub zero_s: Option<f64>,
+    /// What the generator measured (None when it could not run).
+    pub report: Option<LoadReport>,
+    /// Why the load could not run, or was cut short.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One group of a run.
 #[derive(Debug, Clone, Serialize)]
 pub struct GroupResult {
     pub name: String,
-    /// Cumulative counters of the group's cgroup, the first taken just before the
-    /// workload started.
-    pub samples: Vec<Sample>,
-    /// Which counters the cgroup's cpu.stat reported: those it did not read 0 in the
-    /// samples and are left empty in the summary and time series.
-    pub counters: crate::sample::cpustat::Has,
+    /// Which counters the group's cgroup's cpu.stat reported: those it did not are left
+    /// empty in the summary and time series.
+    pub counters: Has,
     pub workload: WorkloadOutput,
     /// How the group's main workload process ended: "exited with code 0", "was killed by
     /// signal 11", ... (a workload the harness stopped ends by its SIGTERM).
     pub exit_status: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(lat: f64, kind: UnitKind) -> String {
+        format!(
+            r#"{{"type":"unit","kind":"{}","thread":0,"index":0,"due_s":0.0,"start_s":0.0,"end_s":{lat},"latency_s":{lat}}}"#,
+            if kind == UnitKind::Request {
+                "request"
+            } else {
+                "slow"
+            }
+        )
+    }
+
+    #[test]
+    fn lines_are_records_units_or_text() {
+        let mut w = WorkloadOutput::default();
+        let (u, rec) = w.push_line(&unit(0.44, UnitKind::Request));
+        assert!(rec && u.is_some_and(|u| u.latency_s == 0.44));
+        assert_eq!(w.push_line("hello\n"), (None, false));
+        assert_eq!(w.unparsed, ["hello"]);
+        assert_eq!(w.units.requests, 1);
+    }
+
+    #[test]
+    fn percentiles_come_within_the_histograms_resolution_and_never_exceed_the_max() {
+        let mut w = WorkloadOutput::default();
+        for i in 1..=1000 {
+            w.push_line(&unit(i as f64 * 1e-3, UnitKind::Slow));
+        }
+        assert_eq!(w.units.slow, 1000);
+        let p50 = w.units.percentile_s(50.0).unwrap();
+        let p99 = w.units.percentile_s(99.0).unwrap();
+        assert!((p50 - 0.5).abs() <= 0.5 * 1e-3, "{p50}");
+        assert!((p99 - 0.99).abs() <= 0.99 * 1e-3, "{p99}");
+        assert_eq!(w.units.percentile_s(100.0), Some(1.0));
+        assert_eq!(w.units.max_s, Some(1.0));
+        assert_eq!(UnitStats::default().percentile_s(50.0), None);
+    }
+
+    #[test]
+    fn duty_periods_beyond_the_cap_are_counted_and_the_last_one_kept() {
+        let mut w = WorkloadOutput::default();
+        for p in 0..(MAX_DUTY_KEPT as u64 + 10) {
+            w.push_line(&format!(
+                r#"{{"type":"duty","thread":0,"period":{p},"start_s":0,"on_s":1,"cpu_s":1,"steps":1,"steps_per_s":{},"slice_steps":[],"slice_s":0.1}}"#,
+                p + 1
+            ));
+        }
+        assert_eq!(w.duty.len(), MAX_DUTY_KEPT);
+        assert_eq!(w.duty_dropped, 10);
+        let (first, last) = w.duty_first_last().unwrap();
+        assert_eq!((first.period, last.period), (0, MAX_DUTY_KEPT as u64 + 9));
+    }
+
+    #[test]
+    fn an_interval_the_sampler_can_keep() {
+        let t = |busy: f64| TickStats {
+            busy_mean_s: busy,
+            ..TickStats::default()
+        };
+        assert_eq!(t(0.0001).interval_it_can_keep_s(), 0.001);
+        assert_eq!(t(0.0009).interval_it_can_keep_s(), 0.005);
+        assert_eq!(t(0.004).interval_it_can_keep_s(), 0.02);
+    }
 }

@@ -3,16 +3,19 @@
 //! teardown path removes cgroups and writes partial results. The handler is installed
 //! without SA_RESTART so a sleeping sampler wakes at once.
 
-use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use nix::sys::prctl;
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
 static CHILD_EVENTS: AtomicU32 = AtomicU32::new(0);
+static CHILD_HANDLER: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn on_signal(sig: libc::c_int) {
+extern "C" fn on_signal(sig: nix::libc::c_int) {
     SIGNAL.store(sig, Ordering::SeqCst);
 }
 
-extern "C" fn on_child(_: libc::c_int) {
+extern "C" fn on_child(_: nix::libc::c_int) {
     CHILD_EVENTS.fetch_add(1, Ordering::SeqCst);
 }
 
@@ -22,24 +25,24 @@ extern "C" fn on_child(_: libc::c_int) {
 /// run loop only asks the kernel about its workload (waitpid) after such an event,
 /// instead of on every tick.
 pub fn install() {
-    let handlers: [(libc::c_int, extern "C" fn(libc::c_int)); 4] = [
-        (libc::SIGINT, on_signal),
-        (libc::SIGTERM, on_signal),
-        (libc::SIGHUP, on_signal),
-        (libc::SIGCHLD, on_child),
+    let handlers: [(Signal, extern "C" fn(nix::libc::c_int)); 4] = [
+        (Signal::SIGINT, on_signal),
+        (Signal::SIGTERM, on_signal),
+        (Signal::SIGHUP, on_signal),
+        (Signal::SIGCHLD, on_child),
     ];
     for (sig, handler) in handlers {
+        // Without SA_RESTART, so a sleeping sampler wakes at once; children that stop
+        // (a duty-cycle limiter at work) are no child events.
+        let flags = if sig == Signal::SIGCHLD {
+            SaFlags::SA_NOCLDSTOP
+        } else {
+            SaFlags::empty()
+        };
+        let action = SigAction::new(SigHandler::Handler(handler), flags, SigSet::empty());
         // SAFETY: the handlers only touch atomics, which is async-signal-safe.
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = handler as *const () as usize;
-            sa.sa_flags = if sig == libc::SIGCHLD {
-                libc::SA_NOCLDSTOP
-            } else {
-                0
-            };
-            libc::sigemptyset(&mut sa.sa_mask);
-            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        if unsafe { sigaction(sig, &action) }.is_ok() && sig == Signal::SIGCHLD {
+            CHILD_HANDLER.store(true, Ordering::SeqCst);
         }
     }
 }
@@ -52,12 +55,7 @@ pub fn child_events() -> u32 {
 
 /// Whether the SIGCHLD handler is installed (else callers must poll).
 pub fn child_events_installed() -> bool {
-    // SAFETY: reading the current disposition into a struct we own.
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        libc::sigaction(libc::SIGCHLD, std::ptr::null(), &mut sa);
-        sa.sa_sigaction == on_child as *const () as usize
-    }
+    CHILD_HANDLER.load(Ordering::SeqCst)
 }
 
 /// The signal that asked us to stop, if any.
@@ -71,24 +69,10 @@ pub fn received() -> Option<i32> {
 /// Make this process the reaper of orphaned descendants, so processes a workload leaves
 /// behind become our children and can be reaped (not left as zombies of init).
 pub fn become_subreaper() {
-    // SAFETY: prctl with integer arguments.
-    unsafe {
-        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-    }
+    let _ = prctl::set_child_subreaper(true);
 }
 
 /// Whether this process is a child subreaper (see `become_subreaper`).
 pub fn is_subreaper() -> bool {
-    let mut v: libc::c_int = 0;
-    // SAFETY: prctl writes an int we own.
-    unsafe {
-        libc::prctl(
-            libc::PR_GET_CHILD_SUBREAPER,
-            &mut v as *mut libc::c_int,
-            0,
-            0,
-            0,
-        )
-    };
-    v != 0
+    prctl::get_child_subreaper().unwrap_or(false)
 }

@@ -522,7 +522,8 @@ pub fn run(
             128 + sig,
             Some(format!(
                 "interrupted by {}: the guest was stopped",
-                crate::error::signal_name(sig)
+                nix::sys::signal::Signal::try_from(sig)
+                    .map_or_else(|_| format!("signal {sig}"), |s| s.as_str().to_string())
             )),
         ),
         (_, Some(rc)) => (rc, None),
@@ -958,7 +959,7 @@ mod tests {
         let (d, cfg) = setup("signal");
         let out = d.join("out");
         let a = args(&["check", "s.toml", "--out", out.to_str().unwrap()]);
-        for (sig, want) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)] {
+        for (sig, want) in [(nix::libc::SIGINT, 130), (nix::libc::SIGTERM, 143)] {
             let mut f = fake(None);
             f.end = Some(LaunchEnd::Interrupted(sig));
             let (r, _, _) = go(&cfg, &a, &mut f);

@@ -1,4 +1,5 @@
-//! Reading and writing single-value cgroup files, with the path in every error.
+//! Reading and writing single-value cgroup files, with the path in every error, and the
+//! two settings a new folder may need before use (v2 controllers, v1 cpuset).
 
 use super::CgroupError;
 use std::fs;
@@ -23,4 +24,29 @@ pub fn write_file(path: &Path, value: &str) -> Result<(), CgroupError> {
         .map_err(|e| CgroupError::io(path, e))?;
     f.write_all(value.as_bytes())
         .map_err(|e| CgroupError::io(path, e))
+}
+
+/// v2: enable controllers for the children of `dir` (cgroup.subtree_control), writing
+/// only those not enabled yet.
+pub(super) fn enable_controllers(dir: &Path, controllers: &[&str]) -> Result<(), CgroupError> {
+    let f = dir.join("cgroup.subtree_control");
+    let now = read_trimmed(&f).unwrap_or_default();
+    for c in controllers {
+        if !now.split_whitespace().any(|x| x == *c) {
+            write_file(&f, &format!("+{c}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// v1 cpuset: copy cpuset.cpus and cpuset.mems from the parent folder when empty.
+pub(super) fn inherit_cpuset(dir: &Path) -> Result<(), CgroupError> {
+    let parent = dir.parent().expect("a cgroup folder has a parent");
+    for f in ["cpuset.cpus", "cpuset.mems"] {
+        if read_trimmed(&dir.join(f)).unwrap_or_default().is_empty() {
+            let v = read_trimmed(&parent.join(f))?;
+            write_file(&dir.join(f), &v)?;
+        }
+    }
+    Ok(())
 }

@@ -1,7 +1,9 @@
 //! The cgroup layer against a fake root: folders and files made by the test.
 
+use super::CfsLimit;
 use super::*;
-use crate::scenario::CfsLimit;
+use std::fs;
+use std::time::Duration;
 
 struct FakeRoot(PathBuf);
 

@@ -7,12 +7,13 @@
 //! same code `--from` uses: `check --from DIR` gives the answer the run that made DIR gave.
 
 use super::RunArgs;
-use crate::error::{
+use crate::cli::exit::{
     bisect_code, exit_with, EXIT_BAD, EXIT_CHECK_WORKLOAD, EXIT_INTERRUPTED, EXIT_SKIP, EXIT_TOOL,
 };
 use crate::report::expect::{self, Condition, Expectation};
 use crate::report::read::ResultDir;
 use crate::report::selftest::{self, Selftest};
+use crate::report::SummaryRow;
 use crate::scenario::requires::{self, Requires};
 use crate::scenario::{self, ScenarioError};
 use anyhow::{anyhow, Result};
@@ -21,6 +22,8 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
+    #[command(flatten)]
+    pub root: super::CgroupRoot,
     /// Scenario to run; with --from, only its [expect] table is used.
     pub scenario: Option<PathBuf>,
     /// Test an existing result folder instead of running.
@@ -135,6 +138,20 @@ fn recorded_machine(dir: &Path) -> Machine {
 pub fn run(cgroup_root: &Path, proc_root: &Path, args: &CheckArgs) -> Result<i32> {
     let tool = |e: anyhow::Error| exit_with(EXIT_TOOL, e);
     let (exps, source) = expectations(args).map_err(tool)?;
+    // The columns are known before anything runs: a mistyped one fails now, with the
+    // name it most likely meant.
+    if let (Some(path), None) = (&args.scenario, &args.from) {
+        let plan = super::load_plan(Some(path)).map_err(tool)?;
+        let header = SummaryRow::header(&plan.swept);
+        for e in &exps {
+            expect::check_columns(e, &header).map_err(|e| tool(e.into()))?;
+        }
+    }
+    for e in &exps {
+        for n in expect::notes(e) {
+            eprintln!("throttlebench: note: {n}");
+        }
+    }
     let select: Vec<Condition> = args
         .select
         .iter()
@@ -178,6 +195,12 @@ pub fn run(cgroup_root: &Path, proc_root: &Path, args: &CheckArgs) -> Result<i32
         };
         match summary.text(r, "outcome") {
             "failed" => return Err(what(EXIT_CHECK_WORKLOAD, "failed")),
+            "limiter_failed" => {
+                return Err(what(
+                    EXIT_CHECK_WORKLOAD,
+                    "had a limiter command that failed as it started",
+                ))
+            }
             "timed_out" => return Err(what(EXIT_CHECK_WORKLOAD, "timed out")),
             "interrupted" => return Err(what(EXIT_INTERRUPTED, "was interrupted")),
             _ => {}

@@ -3,10 +3,11 @@
 //! `compare.csv`. Exit codes: 0 nothing regressed past `--fail-on`, 1 something did,
 //! 128 the tool's own error (unreadable folder, bad rule).
 
-use crate::error::{exit_with, EXIT_BAD, EXIT_TOOL};
+use crate::cli::exit::{exit_with, EXIT_BAD, EXIT_TOOL};
 use crate::report::compare::{compare, parse_fail_on, FailOn};
-use crate::report::expect::human;
-use crate::report::read::ResultDir;
+use crate::report::expect::{parse_selection, resolve_column, select_rows};
+use crate::report::read::{ResultDir, Table};
+use crate::units::human;
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
 use std::path::PathBuf;
@@ -31,6 +32,44 @@ pub struct CompareArgs {
     /// Where compare.csv goes: a folder, or a file name (default: NEW/compare.csv).
     #[arg(long, value_name = "PATH")]
     pub out: Option<PathBuf>,
+    /// Compare only BASE's rows this selection picks (`limiter.burst=0ms`), leaving its
+    /// columns out of the matching: with --new-where, two configurations of one sweep
+    /// (BASE and NEW the same folder) are compared.
+    #[arg(long, value_name = "SELECTION")]
+    pub base_where: Option<String>,
+    /// The same for NEW's rows (`limiter.burst=100ms`).
+    #[arg(long, value_name = "SELECTION")]
+    pub new_where: Option<String>,
+}
+
+/// The rows of `t` that `selection` picks, without the columns it names (they differ
+/// between the sides by design, so runs are matched on the other parameters).
+fn pick(t: &Table, selection: Option<&str>) -> Result<Table> {
+    let Some(text) = selection else {
+        return Ok(t.clone());
+    };
+    let conds = parse_selection(text)?;
+    let rows = select_rows(t, &conds, text)?;
+    if rows.is_empty() {
+        return Err(anyhow!("`{text}` selects no row"));
+    }
+    let drop: Vec<String> = conds
+        .iter()
+        .filter_map(|c| resolve_column(t, &c.column))
+        .collect();
+    let keep: Vec<usize> = (0..t.columns.len())
+        .filter(|&i| !drop.contains(&t.columns[i]))
+        .collect();
+    Ok(Table::new(
+        keep.iter().map(|&i| t.columns[i].clone()).collect(),
+        rows.iter()
+            .map(|&r| {
+                keep.iter()
+                    .map(|&i| t.rows[r].get(i).cloned().unwrap_or_default())
+                    .collect()
+            })
+            .collect(),
+    ))
 }
 
 pub fn run(args: &CompareArgs) -> Result<i32> {
@@ -52,7 +91,9 @@ fn inner(args: &CompareArgs) -> Result<i32> {
     if !metrics.is_empty() {
         metrics.extend(rules.iter().map(|r| r.metric.clone()));
     }
-    let c = compare(base.summary()?, new.summary()?, args.alpha, &metrics);
+    let base_rows = pick(base.summary()?, args.base_where.as_deref())?;
+    let new_rows = pick(new.summary()?, args.new_where.as_deref())?;
+    let c = compare(&base_rows, &new_rows, args.alpha, &metrics);
     for r in &rules {
         if !c.changes.iter().any(|ch| r.applies(ch)) {
             let mut known: Vec<&str> = c.changes.iter().map(|ch| ch.metric.as_str()).collect();
@@ -73,11 +114,15 @@ fn inner(args: &CompareArgs) -> Result<i32> {
             args.new.display()
         ));
     }
+    let side = |dir: &PathBuf, sel: &Option<String>| match sel {
+        Some(s) => format!("{} [{s}]", dir.display()),
+        None => dir.display().to_string(),
+    };
     println!(
         "compare {} ({}) → {} ({}): median change; Mann-Whitney U, alpha {}; Hodges-Lehmann interval of the shift",
-        args.base.display(),
+        side(&args.base, &args.base_where),
         base.scenario_name(),
-        args.new.display(),
+        side(&args.new, &args.new_where),
         new.scenario_name(),
         args.alpha
     );

@@ -5,6 +5,8 @@ pub mod bench;
 pub mod check;
 pub mod cleanup;
 pub mod compare;
+pub mod cut;
+pub mod exit;
 pub mod plot;
 pub mod probe;
 mod run;
@@ -27,9 +29,10 @@ use std::path::PathBuf;
     after_help = "Exit codes: 0 ok, 1 error, 2 bad flags, 3 bad scenario, 4 missing privileges, 5 missing controller, 6 workload failed, 7 cannot write results (read-only or full disk, folder of a live run), 128+N interrupted by signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP). check and compare (for git bisect run and CI): 0 good, 1 bad, 125 cannot test here (skip), 128 the tool's own error, 129 workload failed, 130 interrupted."
 )]
 pub struct Cli {
-    /// Root of the cgroup file systems (a delegated subtree, or a fake one in tests).
-    #[arg(long, global = true, default_value = cgroup::DEFAULT_ROOT, value_name = "DIR")]
-    pub cgroup_root: PathBuf,
+    /// Root of the cgroup file systems (default /sys/fs/cgroup; a delegated subtree, or
+    /// a fake one in tests), for the default run. Commands that use cgroups take it too.
+    #[arg(long, value_name = "DIR")]
+    pub cgroup_root: Option<PathBuf>,
     /// Root of the proc file system (a fixture folder in tests).
     #[arg(
         long,
@@ -50,7 +53,7 @@ pub enum Command {
     Run(RunArgs),
     /// Find the sustainable duty share, burst budget and throttled rate under a limiter.
     FindThreshold(threshold::ThresholdArgs),
-    /// Measure the tool's own costs (the sampler; the FIPS tests against rngtest) and print a table.
+    /// Measure the tool's own costs (the sampler; the FIPS tests against rngtest; the load generator against wrk) and print a table.
     Bench(bench::BenchArgs),
     /// Probes of the machine: CPU steal (accounted vs observed stalls) and entropy
     /// (readiness, supply, FIPS 140-2 tests).
@@ -63,6 +66,9 @@ pub enum Command {
     /// Compare two result folders metric by metric, with intervals and tests; exit 1 when
     /// a metric regressed past --fail-on.
     Compare(compare::CompareArgs),
+    /// Print some columns of a result CSV by name (`-c wall_s,cpu_share`), as CSV or,
+    /// with --table, aligned for reading.
+    Cut(cut::CutArgs),
     /// Remove what runs that died (SIGKILL, crash) left: their cgroups and processes. `run`
     /// does this before it starts too.
     Cleanup(cleanup::CleanupArgs),
@@ -78,9 +84,31 @@ pub enum Command {
     },
 }
 
+/// `--cgroup-root`, on the commands that use cgroups (run, check, find-threshold, probe,
+/// bench, cleanup); the others do not take it.
+#[derive(Debug, Default, Clone, Args)]
+pub struct CgroupRoot {
+    /// Root of the cgroup file systems (default /sys/fs/cgroup; a delegated subtree, or
+    /// a fake one in tests).
+    #[arg(long = "cgroup-root", value_name = "DIR")]
+    pub cgroup_root: Option<PathBuf>,
+}
+
+impl CgroupRoot {
+    /// The root given here, else the one given before the command, else the default.
+    pub fn or(&self, before: &Option<PathBuf>) -> PathBuf {
+        self.cgroup_root
+            .clone()
+            .or_else(|| before.clone())
+            .unwrap_or_else(|| PathBuf::from(cgroup::DEFAULT_ROOT))
+    }
+}
+
 #[derive(Debug, Default, Args)]
 pub struct RunArgs {
-    /// Scenario file (TOML). Without one, a short form of seed 003's conceptual model runs.
+    #[command(flatten)]
+    pub root: CgroupRoot,
+    /// Scenario file (TOML). Without one, a short form of Indeed's conceptual model [Unthrottled] runs.
     pub scenario: Option<PathBuf>,
     /// Result folder (default: a new results/<scenario>/<UTC time>/, with -2, -3, ...
     /// added when taken). A folder that another run is writing is refused (exit 7).
@@ -97,28 +125,49 @@ pub struct RunArgs {
 /// Dispatch a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
     let command = cli.command.unwrap_or(Command::Run(RunArgs::default()));
+    let before = &cli.cgroup_root;
+    let no_cgroups = |name: &str| -> Result<()> {
+        match before {
+            Some(_) => Err(exit::exit_with(
+                exit::EXIT_USAGE,
+                anyhow::anyhow!("--cgroup-root does not apply to `{name}`, which uses no cgroup"),
+            )),
+            None => Ok(()),
+        }
+    };
     match command {
         Command::Run(args) => {
-            run_scenario(&cli.cgroup_root, &cli.proc_root, &args)?;
+            run_scenario(&args.root.or(before), &cli.proc_root, &args)?;
             Ok(0)
         }
         Command::FindThreshold(args) => {
-            threshold::run(&cli.cgroup_root, &cli.proc_root, &args)?;
+            threshold::run(&args.root.or(before), &cli.proc_root, &args)?;
             Ok(0)
         }
         Command::Bench(args) => {
-            bench::run(&cli.cgroup_root, &cli.proc_root, &args)?;
+            bench::run(&args.root.or(before), &cli.proc_root, &args)?;
             Ok(0)
         }
-        Command::Probe(args) => probe::run(&cli.cgroup_root, &cli.proc_root, &args),
+        Command::Probe(args) => probe::run(&args.root.or(before), &cli.proc_root, &args),
         Command::Plot(args) => {
+            no_cgroups("plot")?;
             plot::run(&args)?;
             Ok(0)
         }
-        Command::Check(args) => check::run(&cli.cgroup_root, &cli.proc_root, &args),
-        Command::Compare(args) => compare::run(&args),
-        Command::Vm(args) => vm::run(&args),
-        Command::Cleanup(args) => cleanup::run(&cli.cgroup_root, &cli.proc_root, &args),
-        Command::Fibtest { args } => Ok(fibtest::cli::run(args)),
+        Command::Check(args) => check::run(&args.root.or(before), &cli.proc_root, &args),
+        Command::Compare(args) => {
+            no_cgroups("compare")?;
+            compare::run(&args)
+        }
+        Command::Cut(args) => {
+            no_cgroups("cut")?;
+            cut::run(&args)
+        }
+        Command::Vm(args) => {
+            no_cgroups("vm")?;
+            vm::run(&args)
+        }
+        Command::Cleanup(args) => cleanup::run(&args.root.or(before), &cli.proc_root, &args),
+        Command::Fibtest { args } => Ok(fibtest::cli::run_as("throttlebench fibtest", args)),
     }
 }

@@ -1,7 +1,7 @@
 //! `throttlebench plot DIR`: draw every plot a stored result folder has data for (also
 //! called at the end of `run` unless `--no-plot`).
 
-use crate::report::plot::{plot_dir, Format, PlotOptions};
+use crate::plot::{plot_dir, Format, PlotOptions};
 use crate::report::read::ResultDir;
 use anyhow::{Context, Result};
 use clap::Args;

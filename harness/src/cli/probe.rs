@@ -2,14 +2,14 @@
 //! workload (`workload.kind = "steal"` / `"entropy"`) by starting this same command with
 //! `--json` inside the run's cgroup.
 
-use crate::error::{exit_with, EXIT_INTERRUPTED, EXIT_USAGE};
+use crate::cli::exit::{exit_with, EXIT_INTERRUPTED, EXIT_USAGE};
 use crate::probe::entropy::{self, EntropyConfig, Source};
 use crate::probe::fips;
 use crate::probe::steal::{self, StealConfig, DEFAULT_THRESHOLD_NS};
 use crate::probe::ProbeOutput;
-use crate::report::utc_now;
 use crate::scenario::Span;
 use crate::signals;
+use crate::units::utc_now;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use fibtest::cpulist::CpuList;
@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, Args)]
 pub struct ProbeArgs {
+    #[command(flatten)]
+    pub root: super::CgroupRoot,
     #[command(subcommand)]
     pub what: ProbeWhat,
 }
@@ -238,7 +240,7 @@ fn entropy_cmd(proc_root: &Path, a: &EntropyArgs) -> Result<i32> {
     if let Some(file) = &a.fips_file {
         let mut f = std::fs::File::open(file).with_context(|| file.display().to_string())?;
         let counts = fips::test_reader(&mut f).with_context(|| file.display().to_string())?;
-        print!("{counts}");
+        println!("{counts}");
         if let Some(dir) = &a.out {
             std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
             let name = file.display().to_string();

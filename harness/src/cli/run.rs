@@ -2,11 +2,15 @@
 
 use super::RunArgs;
 use crate::cgroup::{self, Hierarchy};
-use crate::error::RunStop;
-use crate::report::{utc_now, Host, ResultFolder, ResultWriter, ResultsError, SummaryRow};
-use crate::runner::{self, Runner, WorkloadProgram};
+use crate::cli::exit::RunStop;
+use crate::report::console::run_line;
+use crate::report::expect;
+use crate::report::{ResultFolder, ResultWriter, ResultsError};
+use crate::runner::{Runner, WorkloadProgram};
+use crate::sample::Host;
 use crate::scenario::{self, Plan};
 use crate::signals;
+use crate::units::{fmt_seconds, utc_now};
 use anyhow::{Context, Result};
 use fibtest::cpulist::CpuList;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -47,61 +51,78 @@ fn describe_run(plan: &Plan, i: usize) -> String {
     s
 }
 
-fn human_row(r: &SummaryRow) -> String {
-    let ms = |v: Option<f64>| {
-        v.map(|x| format!("{:.0}ms", x * 1e3))
-            .unwrap_or_else(|| "-".into())
+/// What to say when the sampler missed ticks: its own reads were too slow for the
+/// interval (then an interval it can keep), or the machine did not run it in time.
+fn missed_ticks_line(t: &crate::result::TickStats, groups: usize) -> String {
+    let missed = format!(
+        "the sampler missed {} of {} ticks of {}",
+        t.missed,
+        t.ticks + t.missed,
+        fmt_seconds(t.interval_s)
+    );
+    let keep = t.interval_it_can_keep_s();
+    if keep > t.interval_s {
+        format!(
+            "{missed}: a tick's reads took {} on average with {groups} group(s), too long for the interval; sample_interval = \"{}\" keeps up",
+            fmt_seconds(t.busy_mean_s),
+            fmt_seconds(keep).replace(' ', "")
+        )
+    } else {
+        format!(
+            "{missed}, though a tick's reads took only {} on average: the machine did not run the sampler in time (other load, stalls); the next sample covers the gap",
+            fmt_seconds(t.busy_mean_s)
+        )
+    }
+}
+
+/// The scenario's `[expect]` table, checked as `check` will: it parses and names only
+/// columns the result folder will have (an error names the field, exit 3).
+fn check_expect_table(plan: &Plan) -> Result<()> {
+    let table: Vec<(String, String)> = plan
+        .scenario
+        .expect
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let source = plan.source.clone();
+    let field = |name: &str, e: String| {
+        let err = scenario::ScenarioError::field(&source, &format!("expect.{name}"), e);
+        match std::fs::read_to_string(&source) {
+            Ok(text) => scenario::locate(err, &text),
+            Err(_) => err,
+        }
     };
-    let mut s = match (r.nr_throttled, r.nr_periods, r.throttled_s) {
-        (Some(n), Some(p), Some(t)) => format!(
-            "cpu {:.3} CPUs, throttled {n}/{p} periods ({}), {t:.3}s throttled",
-            r.cpu_share,
-            r.throttled_pct
-                .map(|p| format!("{p:.0}%"))
-                .unwrap_or_else(|| "-".into()),
-        ),
-        _ => format!(
-            "cpu {:.3} CPUs, throttling not reported by the kernel",
-            r.cpu_share
-        ),
-    };
-    if r.latency_p50_s.is_some() {
-        s.push_str(&format!(
-            ", latency p50 {} p99 {} max {}",
-            ms(r.latency_p50_s),
-            ms(r.latency_p99_s),
-            ms(r.latency_max_s)
-        ));
+    let exps = expect::parse_named(&table).map_err(|(name, e)| field(&name, e.to_string()))?;
+    let header = crate::report::SummaryRow::header(&plan.swept);
+    for e in &exps {
+        if let Err(err) = expect::check_columns(e, &header) {
+            return Err(field(e.name.as_deref().unwrap_or(""), err.to_string()).into());
+        }
     }
-    if let Some(n) = r.throttled_per_request {
-        s.push_str(&format!(
-            ", per request {:.1} throttled periods / {:.0}ms",
-            n,
-            r.throttled_s_per_request.unwrap_or(0.0) * 1e3
-        ));
-    }
-    if let Some(f) = r.fast_iters_per_s {
-        s.push_str(&format!(", fast {:.0} M steps/s", f / 1e6));
-    }
-    if let Some(t) = r.target_share {
-        s.push_str(&format!(", target {t:.3} (error {:+.3})", r.cpu_share - t));
-    }
-    if let Some(p) = r.group_share_pct {
-        s.push_str(&format!(", {p:.1}% of the groups' CPU"));
-    }
-    if r.leaked_stopped + r.leaked_escaped + r.leaked_cgroups > 0 {
-        s.push_str(&format!(
-            ", LEFT BEHIND: {} stopped, {} escaped, {} cgroups",
-            r.leaked_stopped, r.leaked_escaped, r.leaked_cgroups
-        ));
-    }
-    s
+    Ok(())
 }
 
 /// `throttlebench run`.
 pub fn run_scenario(cgroup_root: &Path, proc_root: &Path, args: &RunArgs) -> Result<PathBuf> {
     let plan = load_plan(args.scenario.as_deref())?;
+    check_expect_table(&plan)?;
+    for n in &plan.notes {
+        eprintln!("note: {n}");
+    }
     if args.dry_run {
+        // The tree of each configuration in words (stderr), the plan as JSON (stdout).
+        let trees = plan
+            .runs
+            .iter()
+            .any(|r| r.has_child_cgroups() || !r.changes.is_empty());
+        if trees {
+            for r in plan.runs.iter().filter(|r| r.repeat == 0) {
+                eprintln!("{}:", describe_run(&plan, r.index));
+                for line in scenario::show::tree(r) {
+                    eprintln!("  {line}");
+                }
+            }
+        }
         println!("{}", serde_json::to_string_pretty(&plan)?);
         return Ok(PathBuf::new());
     }
@@ -122,20 +143,14 @@ pub fn run_scenario(cgroup_root: &Path, proc_root: &Path, args: &RunArgs) -> Res
     }
     // What would fail anyway fails before the result folder is made, so a run that
     // cannot start leaves no empty folder: the controllers each run needs, the right to
-    // make cgroups, the workload program.
-    // Without the right to make cgroups, runs whose limiter needs none go on without one.
-    for r in &plan.runs {
-        match hierarchy.check_can_create(runner::extra_controllers(r)) {
-            Ok(()) => {}
-            Err(cgroup::CgroupError::Permission { .. }) if runner::runs_without_cgroup(r) => {}
-            Err(e @ cgroup::CgroupError::Permission { .. }) => {
-                return Err(anyhow::Error::from(e).context(format!(
-                    "the `{}` limiter needs a cgroup of its own",
-                    r.limiter.name()
-                )))
-            }
-            Err(e) => return Err(e.into()),
-        }
+    // make cgroups (without it, runs whose limiter needs none go on without one), the
+    // workload program.
+    let mut plan = plan;
+    if let Some(why) = scenario::resolve::place(&mut plan, &hierarchy)? {
+        eprintln!(
+            "throttlebench: no cgroup ({why}); measuring the workload's processes \
+             from /proc instead: CPU time in clock ticks, no throttling counters"
+        );
     }
     let workload = WorkloadProgram::locate()?;
     signals::install();
@@ -163,6 +178,7 @@ pub fn run_scenario(cgroup_root: &Path, proc_root: &Path, args: &RunArgs) -> Res
         hierarchy.version.name(),
         Path::new("/proc/pressure/cpu").exists(),
     );
+    let host_cpus = host.cpus;
     let mut writer = ResultWriter::create(folder, &plan, host, created)?;
     let stopped = |error: ResultsError, kept: usize| RunStop::Results {
         error,
@@ -196,10 +212,46 @@ pub fn run_scenario(cgroup_root: &Path, proc_root: &Path, args: &RunArgs) -> Res
     for i in 0..plan.runs.len() {
         let what = describe_run(&plan, i);
         bar.set_message(what.clone());
-        let result = runner.run(&plan.runs[i])?;
+        let run = &plan.runs[i];
+        let measured = match writer.begin_run(run) {
+            Ok(mut sink) => runner.run(run, &mut sink),
+            Err(e) => {
+                bar.abandon();
+                return Err(stopped(e, writer.runs_written()).into());
+            }
+        };
+        let result = match measured {
+            Ok(r) => r,
+            Err(e) => {
+                bar.abandon();
+                // A write that failed (a full disk) is why the run stopped: say so.
+                return Err(match writer.abort_run(run) {
+                    Some(written) => stopped(written, writer.runs_written()).into(),
+                    None => e,
+                });
+            }
+        };
         let outcome = result.outcome.clone();
         let limiter_faults = result.limiter.faults();
-        let rows = match writer.append(&plan, result) {
+        let failed_changes: Vec<String> = result
+            .changes
+            .iter()
+            .filter_map(|c| {
+                let whom = if c.group.is_empty() {
+                    "the run cgroup"
+                } else {
+                    &c.group
+                };
+                c.error.as_ref().map(|e| {
+                    format!(
+                        "at {}: {whom}: {e} (the settings before it stayed)",
+                        fmt_seconds(c.at_s)
+                    )
+                })
+            })
+            .collect();
+        let ticks = result.ticks;
+        let rows = match writer.end_run(&plan, result) {
             Ok(rows) => rows,
             Err(e) => {
                 bar.abandon();
@@ -210,13 +262,28 @@ pub fn run_scenario(cgroup_root: &Path, proc_root: &Path, args: &RunArgs) -> Res
         bar.suspend(|| {
             for row in &rows {
                 if rows.len() > 1 {
-                    eprintln!("{what} group {}: {}", row.group, human_row(row));
+                    eprintln!(
+                        "{what} group {}: {}",
+                        row.group,
+                        run_line(row, &plan.runs[i])
+                    );
                 } else {
-                    eprintln!("{what}: {}", human_row(row));
+                    eprintln!("{what}: {}", run_line(row, &plan.runs[i]));
+                }
+            }
+            for row in &rows {
+                for w in crate::report::console::warnings(row, run, host_cpus) {
+                    eprintln!("{what}: {w}");
                 }
             }
             for f in &limiter_faults {
                 eprintln!("{what}: LIMITER FAULT: {f}");
+            }
+            for c in &failed_changes {
+                eprintln!("{what}: CHANGE FAILED {c}");
+            }
+            if ticks.missed > 0 {
+                eprintln!("{what}: {}", missed_ticks_line(&ticks, run.groups.len()));
             }
         });
         match outcome {
@@ -237,6 +304,22 @@ pub fn run_scenario(cgroup_root: &Path, proc_root: &Path, args: &RunArgs) -> Res
                 return Err(RunStop::WorkloadFailed {
                     run: i,
                     what: format!("{status}:\n{stderr_tail}"),
+                    dir: dir.display().to_string(),
+                }
+                .into());
+            }
+            crate::result::Outcome::LimiterFailed {
+                status,
+                stderr_tail,
+            } => {
+                bar.abandon();
+                return Err(RunStop::LimiterFailed {
+                    run: i,
+                    what: if stderr_tail.is_empty() {
+                        status
+                    } else {
+                        format!("{status}:\n{stderr_tail}")
+                    },
                     dir: dir.display().to_string(),
                 }
                 .into());

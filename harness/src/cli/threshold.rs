@@ -2,13 +2,13 @@
 //! budget and the throttled rate under a scenario's limiter (none: the bare machine).
 
 use crate::cgroup::{self, Hierarchy};
-use crate::error::RunStop;
-use crate::report::utc_now;
+use crate::cli::exit::RunStop;
 use crate::runner::{Runner, WorkloadProgram};
 use crate::scenario::{self, Limiter, Span};
 use crate::signals;
 use crate::threshold::cgroup_prober::CgroupProber;
 use crate::threshold::search::{search, ProbeRecord, SearchParams};
+use crate::units::utc_now;
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, Args)]
 pub struct ThresholdArgs {
+    #[command(flatten)]
+    pub root: super::CgroupRoot,
     /// Scenario whose [limiter] to search under (none, cfs, credits); without one, the
     /// bare machine (a cloud instance's own throttling).
     pub scenario: Option<PathBuf>,
@@ -38,6 +40,14 @@ pub struct ThresholdArgs {
     /// Slices the work rate is counted in.
     #[arg(long, default_value = "100ms")]
     pub slice: Span,
+    /// A duty probe is sustainable when the ends of its on-periods keep at least this
+    /// share of the unthrottled work rate (0.5: this machine's ordinary stalls never come
+    /// near it, throttling always goes below; raise it to ask for more).
+    #[arg(long, default_value_t = 0.5)]
+    pub sustainable: f64,
+    /// Do not draw the search's plot at the end (`throttlebench plot DIR` draws it later).
+    #[arg(long)]
+    pub no_plot: bool,
     /// Result folder (default: results/threshold-<scenario>/<UTC time>/).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -49,7 +59,7 @@ pub fn run(cgroup_root: &Path, proc_root: &Path, args: &ThresholdArgs) -> Result
             let (sc, text) = scenario::load(p)?;
             let source = p.display().to_string();
             let allowed = super::allowed_cpus()?;
-            let l = scenario::plan::resolve_limiter(&sc.limiter, &source, &allowed)
+            let l = scenario::resolve::resolve_limiter(&sc.limiter, &source, &allowed)
                 .map_err(|e| scenario::locate(e, &text))?;
             (l, sc.name)
         }
@@ -101,7 +111,13 @@ pub fn run(cgroup_root: &Path, proc_root: &Path, args: &ThresholdArgs) -> Result
         cycles: args.cycles.max(2),
         budget,
         slice: args.slice.0,
+        sustainable: args.sustainable,
     };
+    anyhow::ensure!(
+        args.sustainable > 0.0 && args.sustainable < 1.0,
+        "--sustainable {} is not a share of the unthrottled rate in (0, 1)",
+        args.sustainable
+    );
     let cg = hierarchy.create_run(&[])?;
     let mut prober = CgroupProber::new(&runner, &cg, limiter.clone());
     let probes_path = dir.join("probes.csv");
@@ -202,13 +218,34 @@ pub fn run(cgroup_root: &Path, proc_root: &Path, args: &ThresholdArgs) -> Result
     std::fs::write(&path, serde_json::to_string_pretty(&flat)? + "\n")
         .with_context(|| format!("writing {}", path.display()))?;
     let pct = |x: f64| format!("{:.1}%", x * 100.0);
+    match findings.sustainable_share_high {
+        Some(high) => println!(
+            "sustainable duty share at {} cycles: {} (sustainable at {}, throttled at {})",
+            args.cycle,
+            pct(findings.sustainable_share),
+            pct(findings.sustainable_share_low),
+            pct(high)
+        ),
+        None => println!(
+            "sustainable duty share at {} cycles: no upper end found: nothing was throttled, so full speed held for the {:.0} s probed (a longer --max-burst tells whether it lasts)",
+            args.cycle, findings.burst_probe_s
+        ),
+    }
     println!(
-        "sustainable duty share at {} cycles: {} (between {} and {})",
-        args.cycle,
-        pct(findings.sustainable_share),
-        pct(findings.sustainable_share_low),
-        pct(findings.sustainable_share_high)
+        "rule: a duty probe is sustainable when the ends of its on-periods keep at least {} of the unthrottled rate (--sustainable)",
+        pct(findings.sustainable_rate)
     );
+    for (share, throttled) in &findings.disagreements {
+        println!(
+            "two probes disagreed at {}: a third decided {}",
+            pct(*share),
+            if *throttled {
+                "throttled"
+            } else {
+                "sustainable"
+            }
+        );
+    }
     match (findings.burst_budget_s, findings.throttled_share) {
         (Some(b), Some(t)) => println!(
             "burst budget: {b:.1} s at full speed from rest ({:.1} CPU-s of balance); throttled rate {}; rest to refill about {:.0} s (estimated)",
@@ -220,6 +257,9 @@ pub fn run(cgroup_root: &Path, proc_root: &Path, args: &ThresholdArgs) -> Result
             "no throttling: the rate never collapsed in {:.0} s at full speed",
             findings.burst_probe_s
         ),
+    }
+    if !args.no_plot {
+        super::plot::after_run(&dir);
     }
     println!(
         "{} probes in {:.0} s; {}",

@@ -1,44 +1,14 @@
 //! An external limiter to validate: a command template with `{pid}`, `{pgid}`,
 //! `{percent}` and `{share}`, started after the workload (in its own session, outside the
 //! workload's cgroup) and stopped after it: SIGTERM to its process group, then SIGKILL.
+//! The template itself is checked and filled in `scenario::template`.
 
+use nix::sys::prctl;
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::{setsid, Pid};
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-const PLACEHOLDERS: [&str; 4] = ["{pid}", "{pgid}", "{percent}", "{share}"];
-
-/// Check a template: braces only in the known placeholders.
-pub fn check_template(t: &str) -> Result<(), String> {
-    let mut rest = t;
-    while let Some(i) = rest.find('{') {
-        let tail = &rest[i..];
-        match PLACEHOLDERS.iter().find(|p| tail.starts_with(**p)) {
-            Some(p) => rest = &tail[p.len()..],
-            None => {
-                let word: String = tail
-                    .chars()
-                    .take_while(|c| *c != '}')
-                    .chain(['}'])
-                    .collect();
-                return Err(format!(
-                    "unknown placeholder `{word}`: the command may use {}",
-                    PLACEHOLDERS.join(", ")
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Fill the placeholders. `share` is in CPUs; `{percent}` is 100 × share, rounded.
-pub fn substitute(t: &str, pid: i32, pgid: i32, share: Option<f64>) -> String {
-    let share = share.unwrap_or(1.0);
-    t.replace("{pid}", &pid.to_string())
-        .replace("{pgid}", &pgid.to_string())
-        .replace("{percent}", &format!("{}", (share * 100.0).round() as i64))
-        .replace("{share}", &format!("{share}"))
-}
 
 /// A running external limiter.
 pub struct CommandLimiter {
@@ -77,8 +47,8 @@ impl CommandLimiter {
         // SAFETY: setsid and prctl are async-signal-safe; nothing allocates.
         unsafe {
             cmd.pre_exec(|| {
-                libc::setsid();
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+                setsid()?;
+                prctl::set_pdeathsig(Signal::SIGKILL)?;
                 Ok(())
             });
         }
@@ -88,6 +58,16 @@ impl CommandLimiter {
             started: Instant::now(),
             exited: None,
         })
+    }
+
+    /// How it ended and after how long, if it has exited on its own (seen by `poll`).
+    pub fn exited(&self) -> Option<(std::process::ExitStatus, Duration)> {
+        self.exited
+    }
+
+    /// Its pid, which is also its session and process group (it calls setsid).
+    pub fn pid(&self) -> Option<i32> {
+        self.child.as_ref().map(|c| c.id() as i32)
     }
 
     /// Look whether it has exited (call after a SIGCHLD): true the first time it has.
@@ -132,11 +112,10 @@ impl CommandLimiter {
                 .as_secs_f64()
         });
         let mut needed_sigkill = false;
-        // SAFETY: signalling the limiter's own process group (it called setsid).
-        unsafe {
-            libc::kill(-pid, libc::SIGCONT);
-            libc::kill(-pid, libc::SIGTERM);
-        }
+        // The limiter's own process group (it called setsid).
+        let group = Pid::from_raw(pid);
+        let _ = killpg(group, Signal::SIGCONT);
+        let _ = killpg(group, Signal::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(2);
         let status = loop {
             if let Some((st, _)) = self.exited {
@@ -147,15 +126,14 @@ impl CommandLimiter {
             }
             if Instant::now() > deadline {
                 needed_sigkill = true;
-                // SAFETY: as above.
-                unsafe { libc::kill(-pid, libc::SIGKILL) };
+                let _ = killpg(group, Signal::SIGKILL);
                 break child.wait().ok();
             }
             std::thread::sleep(Duration::from_millis(5));
         };
         // Anything left in its group (a limiter's own children) goes too.
-        // SAFETY: as above; ESRCH when the group is empty.
-        unsafe { libc::kill(-pid, libc::SIGKILL) };
+        // ESRCH when the group is empty.
+        let _ = killpg(group, Signal::SIGKILL);
         let mut err = String::new();
         if let Some(mut e) = child.stderr.take() {
             let _ = e.read_to_string(&mut err);
@@ -163,7 +141,7 @@ impl CommandLimiter {
         let lines: Vec<&str> = err.lines().collect();
         CommandReport {
             command: self.command.clone(),
-            status: crate::runner::describe_status(status),
+            status: crate::process::describe_status(status),
             ran_to_the_end,
             exited_after_s,
             needed_sigkill,
@@ -201,28 +179,6 @@ impl Drop for CommandLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn placeholders_are_filled() {
-        assert_eq!(
-            substitute(
-                "cpulimit -l {percent} -p {pid} # {pgid} {share}",
-                42,
-                41,
-                Some(0.4)
-            ),
-            "cpulimit -l 40 -p 42 # 41 0.4"
-        );
-        assert_eq!(substitute("x {pid}{pid}", 1, 1, None), "x 11");
-    }
-
-    #[test]
-    fn unknown_placeholders_are_named() {
-        assert!(check_template("cpulimit -l {percent} -p {pid}").is_ok());
-        let e = check_template("limit {cpu} now").unwrap_err();
-        assert!(e.contains("{cpu}"), "{e}");
-        assert!(check_template("no braces").is_ok());
-    }
 
     #[test]
     fn a_stubborn_limiter_is_killed() {

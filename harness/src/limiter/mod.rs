@@ -6,14 +6,13 @@
 pub mod command;
 pub mod credits;
 pub mod duty;
-pub mod leaks;
-pub mod procs;
 pub mod signal;
 
 use crate::cgroup::{Cgroup, CgroupError, FreezerHandle};
+use crate::clock::{monotonic_ns, sleep_until};
+use crate::process::procs;
 use crate::sample::file::{parse_u64, RereadFile};
-use crate::sample::{monotonic_ns, sleep_until};
-use crate::scenario::plan::{DutyControl, Limiter, PlannedRun};
+use crate::scenario::plan::{DutyControl, GroupLimit, Limiter, PlannedRun, Weight};
 use crate::scenario::schema::SignalBy;
 use duty::{Actuator, Clock, CpuUsage, DutyStats};
 use std::io;
@@ -35,6 +34,24 @@ pub fn apply(run: &PlannedRun, cg: &Cgroup, groups: &[&Cgroup]) -> Result<(), Cg
         }
         _ => Ok(()),
     }
+}
+
+/// Put a group's own settings (`limit = { ... }`, or a change of them) on its cgroup:
+/// CFS bandwidth, a weight (v2 units, or v1 shares as a Kubernetes request gives them),
+/// a CPU set.
+pub fn apply_group_limit(cg: &Cgroup, l: &GroupLimit) -> Result<(), CgroupError> {
+    if let Some(c) = &l.cfs {
+        cg.set_cfs(c)?;
+    }
+    match l.weight {
+        Some(Weight::V2(w)) => cg.set_weight(w)?,
+        Some(Weight::Shares(s)) => cg.set_shares(s)?,
+        None => {}
+    }
+    if let Some(c) = &l.cpuset {
+        cg.set_cpus(&c.to_string())?;
+    }
+    Ok(())
 }
 
 /// What a limiter did while the workload ran.
@@ -66,6 +83,10 @@ impl LimiterReport {
         f
     }
 }
+
+/// An external limiter that fails within this time of its start failed to start: the run
+/// fails with it, instead of going on unlimited.
+pub const EARLY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A limiter that acts while the workload runs.
 pub struct ActiveLimiter {
@@ -130,7 +151,7 @@ impl ActiveLimiter {
                 )
             }
             Limiter::Command { template, share } => {
-                let cmd = command::substitute(template, t.pid, t.pid, *share);
+                let cmd = crate::scenario::template::substitute(template, t.pid, t.pid, *share);
                 return Ok(Some(ActiveLimiter {
                     stop,
                     thread: None,
@@ -187,6 +208,29 @@ impl ActiveLimiter {
     /// first time it has, when what it left stopped has no owner any more.
     pub fn poll(&mut self) -> bool {
         self.command.as_mut().is_some_and(|c| c.poll())
+    }
+
+    /// An external limiter command that failed at once: it exited with a failure code
+    /// within `EARLY` of its start (a mistyped command, a missing program), so it never
+    /// limited anything. Its status in words and when. One killed by a signal crashed
+    /// rather than failed to start: that is a limiter fault, and the run goes on.
+    pub fn failed_at_start(&self) -> Option<String> {
+        let c = self.command.as_ref()?;
+        let (st, after) = c.exited()?;
+        (st.code().is_some_and(|c| c != 0) && after <= EARLY).then(|| {
+            format!(
+                "the limiter command `{}` {} after {:.2}s",
+                c.command,
+                crate::process::describe_status(Some(st)),
+                after.as_secs_f64()
+            )
+        })
+    }
+
+    /// The session of an external limiter command (it runs in one of its own): its
+    /// processes are never the workload's.
+    pub fn session(&self) -> Option<i32> {
+        self.command.as_ref().and_then(|c| c.pid())
     }
 
     /// Stop the limiter (it leaves the workload running) and report what it did.

@@ -1,18 +1,22 @@
 //! SIGSTOP/SIGCONT duty cycles, by name, by process group, or by process tree.
 //!
-//! - `name`: like `pkill -STOP -x NAME` then `pkill -CONT -x NAME` (seed 000's first
-//!   design), restricted to the run's cgroup so nothing else on the machine is touched.
-//!   A child stopped between fork and exec is renamed by the exec and never continued:
-//!   the race the seed describes.
+//! - `name`: like `pkill -STOP -x NAME` then `pkill -CONT -x NAME` (the first design of
+//!   "EC2 Micro Instance Throttling" [EC2 Micro]), restricted to the run's cgroup so
+//!   nothing else on the machine is touched. A child stopped between fork and exec is
+//!   renamed by the exec and never continued: the race that article describes.
 //! - `group`: `kill(-pgid)`: the workload runs in its own session (setsid), so one signal
-//!   reaches every process of it, whenever it was forked (seed 000's fix).
+//!   reaches every process of it, whenever it was forked (that article's fix).
 //! - `tree`: walk the tree below the workload's pid, stop every process, and rescan until
-//!   no new process appears (seed 004); continue every process stopped and every process
+//!   no new process appears ("Practical resource limiting" [Practical Limiting]); continue
+//!   every process stopped and every process
 //!   now in the tree.
 
 use super::duty::Actuator;
-use super::procs;
+use crate::process::procs;
 use crate::scenario::schema::SignalBy;
+use nix::errno::Errno;
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::unistd::Pid;
 use std::io;
 use std::path::PathBuf;
 
@@ -76,10 +80,10 @@ impl SignalActuator {
         pids
     }
 
-    fn signal_all(pids: &[i32], sig: i32) {
+    fn signal_all(pids: &[i32], sig: Signal) {
         for p in pids {
-            // SAFETY: kill(2) on pids of the run's own processes; ESRCH for the gone is fine.
-            unsafe { libc::kill(*p, sig) };
+            // Pids of the run's own processes; ESRCH for the gone is fine.
+            let _ = kill(Pid::from_raw(*p), sig);
         }
     }
 }
@@ -88,15 +92,13 @@ impl Actuator for SignalActuator {
     fn pause(&mut self) -> io::Result<()> {
         match self.by {
             SignalBy::Group => {
-                // SAFETY: signalling the workload's own process group.
-                if unsafe { libc::kill(-self.pid, libc::SIGSTOP) } != 0 {
-                    let e = io::Error::last_os_error();
-                    if e.raw_os_error() != Some(libc::ESRCH) {
-                        return Err(e);
-                    }
+                // The workload's own process group; ESRCH once it has gone.
+                match killpg(Pid::from_raw(self.pid), Signal::SIGSTOP) {
+                    Ok(()) | Err(Errno::ESRCH) => {}
+                    Err(e) => return Err(e.into()),
                 }
             }
-            SignalBy::Name => Self::signal_all(&self.named(), libc::SIGSTOP),
+            SignalBy::Name => Self::signal_all(&self.named(), Signal::SIGSTOP),
             SignalBy::Tree => {
                 // Stop, rescan, stop the new ones, until a scan finds nothing new.
                 self.stopped.clear();
@@ -109,7 +111,7 @@ impl Actuator for SignalActuator {
                     if new.is_empty() {
                         break;
                     }
-                    Self::signal_all(&new, libc::SIGSTOP);
+                    Self::signal_all(&new, Signal::SIGSTOP);
                     self.stopped.extend(new);
                 }
             }
@@ -120,17 +122,16 @@ impl Actuator for SignalActuator {
     fn resume(&mut self) -> io::Result<()> {
         match self.by {
             SignalBy::Group => {
-                // SAFETY: as above.
-                unsafe { libc::kill(-self.pid, libc::SIGCONT) };
+                let _ = killpg(Pid::from_raw(self.pid), Signal::SIGCONT);
             }
-            SignalBy::Name => Self::signal_all(&self.named(), libc::SIGCONT),
+            SignalBy::Name => Self::signal_all(&self.named(), Signal::SIGCONT),
             SignalBy::Tree => {
                 let all = procs::all(&self.proc_root);
                 let mut pids = procs::tree(&all, self.pid);
                 pids.append(&mut self.stopped);
                 pids.sort_unstable();
                 pids.dedup();
-                Self::signal_all(&pids, libc::SIGCONT);
+                Self::signal_all(&pids, Signal::SIGCONT);
             }
         }
         Ok(())

@@ -17,6 +17,8 @@
 use super::fips::{Fips, FipsCounts};
 use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
+use nix::sys::pthread::pthread_kill;
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::io::Read;
@@ -81,6 +83,18 @@ enum Handle {
     File(File),
 }
 
+/// getrandom(2) into `buf`: the bytes written. nix does not wrap this call (nor does the
+/// standard library expose it), so it is called through libc here, and only here.
+fn getrandom(buf: &mut [u8], flags: u32) -> std::io::Result<usize> {
+    // SAFETY: getrandom writes at most buf.len() bytes into buf, which we own.
+    let n = unsafe { nix::libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), flags) };
+    if n < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
 impl Handle {
     fn open(source: Source, dev_root: &Path) -> Result<Handle> {
         Ok(match source.device(dev_root) {
@@ -92,15 +106,7 @@ impl Handle {
     #[inline]
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         match self {
-            Handle::Getrandom => {
-                // SAFETY: getrandom writes at most buf.len() bytes into buf.
-                let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
-                if n < 0 {
-                    Err(std::io::Error::last_os_error())
-                } else {
-                    Ok(n as usize)
-                }
-            }
+            Handle::Getrandom => getrandom(buf, 0),
             Handle::File(f) => f.read(buf),
         }
     }
@@ -258,7 +264,7 @@ fn read_kmsg(dev_root: &Path) -> Option<String> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK)
+        .custom_flags(nix::libc::O_NONBLOCK)
         .open(dev_root.join("kmsg"))
         .ok()?;
     let mut out = String::new();
@@ -268,7 +274,7 @@ fn read_kmsg(dev_root: &Path) -> Option<String> {
             Ok(0) => break,
             Ok(n) => out.push_str(&String::from_utf8_lossy(&buf[..n])),
             // A record overwritten while we read: skip it.
-            Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
+            Err(e) if e.raw_os_error() == Some(nix::errno::Errno::EPIPE as i32) => continue,
             Err(_) => break,
         }
     }
@@ -292,8 +298,7 @@ pub fn kernel_info(cfg: &EntropyConfig) -> KernelInfo {
         .map(|l| l.split_whitespace().collect())
         .unwrap_or_default();
     let mut one = [0u8; 1];
-    // SAFETY: getrandom writes at most one byte into `one`.
-    let ready = unsafe { libc::getrandom(one.as_mut_ptr().cast(), 1, libc::GRND_NONBLOCK) } == 1;
+    let ready = getrandom(&mut one, nix::libc::GRND_NONBLOCK).ok() == Some(1);
     let mut notes = Vec::new();
     if !meaningful && !release.is_empty() {
         notes.push(format!(
@@ -325,23 +330,22 @@ pub fn kernel_info(cfg: &EntropyConfig) -> KernelInfo {
     }
 }
 
-extern "C" fn on_wake(_: libc::c_int) {}
+extern "C" fn on_wake(_: nix::libc::c_int) {}
 
 /// SIGURG interrupts a reader's blocking read (no SA_RESTART). SIGURG's default is to be
 /// ignored, so a stray one elsewhere does nothing.
 fn install_wake() {
+    let wake = SigAction::new(
+        SigHandler::Handler(on_wake),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
     // SAFETY: the handler does nothing, which is async-signal-safe.
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_wake as *const () as usize;
-        sa.sa_flags = 0;
-        libc::sigemptyset(&mut sa.sa_mask);
-        libc::sigaction(libc::SIGURG, &sa, std::ptr::null_mut());
-    }
+    let _ = unsafe { sigaction(Signal::SIGURG, &wake) };
 }
 
 fn monotonic_ns() -> u64 {
-    crate::sample::monotonic_ns()
+    crate::clock::monotonic_ns()
 }
 
 /// One reader's tallies.
@@ -449,18 +453,18 @@ fn read_for(
         if now >= deadline || stop.load(Ordering::Relaxed) || crate::signals::received().is_some() {
             break;
         }
-        crate::sample::sleep_until(deadline.min(now + 10_000_000));
+        crate::clock::sleep_until(deadline.min(now + 10_000_000));
     }
     stop.store(true, Ordering::SeqCst);
     while threads.iter().any(|(_, d)| !d.load(Ordering::SeqCst)) {
         for (t, d) in &threads {
             if !d.load(Ordering::SeqCst) {
-                // SAFETY: the thread has not been joined, so its pthread_t is valid.
-                unsafe { libc::pthread_kill(t.as_pthread_t(), libc::SIGURG) };
+                // The thread has not been joined, so its pthread_t is valid.
+                let _ = pthread_kill(t.as_pthread_t(), Signal::SIGURG);
             }
         }
         // A retry period for a signal that arrived just before a read began.
-        crate::sample::sleep_until(monotonic_ns() + 5_000_000);
+        crate::clock::sleep_until(monotonic_ns() + 5_000_000);
     }
     let tallies = threads
         .into_iter()

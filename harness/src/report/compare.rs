@@ -15,9 +15,9 @@
 //! direction given and the change is significant; when the runs are too few for any test
 //! to reach α, the median change alone decides and the output says so.
 
-use super::expect::human;
 use super::read::{group_of, Table};
-use super::stats::median;
+use crate::units::{human, signed};
+use fibtest::stats::{hodges_lehmann, mann_whitney, median, smallest_p};
 use std::fmt::Write as _;
 use std::io;
 use std::path::Path;
@@ -77,6 +77,18 @@ pub fn direction(metric: &str) -> Direction {
     }
 }
 
+/// Counts of bad events (leaks, limiter faults, missed ticks, failed FIPS blocks): one in
+/// any run is one too many, so these compare each side's worst run, not its median, and
+/// a `--fail-on` rule on them fails when the new side's worst run is worse than the
+/// base's worst by more than the threshold, whether or not a test could tell.
+pub fn is_event_count(metric: &str) -> bool {
+    metric.starts_with("leaked_")
+        || matches!(
+            metric,
+            "limiter_faults" | "missed_ticks" | "late_ticks" | "fips_failures"
+        )
+}
+
 /// Columns that say what a run was, not what it measured: never compared as metrics.
 const IDENTITY: &[&str] = &[
     "scenario",
@@ -118,7 +130,8 @@ pub struct Change {
     pub change: f64,
     /// change / |base_median| (None when base_median is 0).
     pub relative: Option<f64>,
-    /// Hodges-Lehmann shift and its interval (low, high, achieved level).
+    /// For counts of bad events (`is_event_count`) the medians above are each side's
+    /// largest value. Hodges-Lehmann shift and its interval (low, high, achieved level).
     pub shift: f64,
     pub ci: Option<(f64, f64, f64)>,
     /// Mann-Whitney two-sided p (None with one run on a side).
@@ -384,14 +397,27 @@ fn change(
     new: Vec<f64>,
     alpha: f64,
 ) -> Change {
-    let bm = median(&base).expect("non-empty");
-    let nm = median(&new).expect("non-empty");
+    let events = is_event_count(metric);
+    let worst = |v: &[f64]| v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let (bm, nm) = if events {
+        (worst(&base), worst(&new))
+    } else {
+        (
+            median(&base).expect("non-empty"),
+            median(&new).expect("non-empty"),
+        )
+    };
     let d = nm - bm;
     let (n, m) = (base.len(), new.len());
     let test = mann_whitney(&base, &new);
     let (shift, ci) = hodges_lehmann(&base, &new, alpha);
     let min_p = smallest_p(n, m);
-    let (significant, note) = if n < 2 || m < 2 {
+    let (significant, note) = if events {
+        (
+            Some(d != 0.0),
+            "a count of bad events: each side's worst run, no test needed".to_string(),
+        )
+    } else if n < 2 || m < 2 {
         (
             None,
             format!("no test: {n} run(s) against {m}; set repeats for a significance test"),
@@ -434,182 +460,6 @@ fn change(
         note,
         base,
         new,
-    }
-}
-
-/// Number of ways to get each U in 0..=n*m with samples of n and m without ties:
-/// counts[u] / C(n+m, n) is P(U = u) under no difference.
-fn u_counts(n: usize, m: usize) -> Vec<f64> {
-    // f[i][j][u]: arrangements of i and j values with U = u (recurrence on the largest value).
-    let mut f = vec![vec![Vec::<f64>::new(); m + 1]; n + 1];
-    for i in 0..=n {
-        for j in 0..=m {
-            let mut v = vec![0.0; i * j + 1];
-            if i == 0 || j == 0 {
-                v[0] = 1.0;
-            } else {
-                // Largest value from the first sample: it exceeds all j of the second.
-                for (u, x) in f[i - 1][j].iter().enumerate() {
-                    v[u + j] += x;
-                }
-                for (u, x) in f[i][j - 1].iter().enumerate() {
-                    v[u] += x;
-                }
-            }
-            f[i][j] = v;
-        }
-    }
-    f[n][m].clone()
-}
-
-/// P(U <= k) under no difference, exact (no ties).
-fn u_cdf(counts: &[f64], k: usize) -> f64 {
-    let total: f64 = counts.iter().sum();
-    counts.iter().take(k + 1).sum::<f64>() / total
-}
-
-/// The smallest two-sided p any data can give with n and m runs.
-pub fn smallest_p(n: usize, m: usize) -> f64 {
-    if n == 0 || m == 0 {
-        return 1.0;
-    }
-    // 2 / C(n+m, n)
-    let mut c = 1.0;
-    for i in 0..n {
-        c = c * (m + n - i) as f64 / (i + 1) as f64;
-    }
-    (2.0 / c).min(1.0)
-}
-
-/// Standard normal distribution function.
-fn normal_cdf(z: f64) -> f64 {
-    0.5 * erfc(-z / std::f64::consts::SQRT_2)
-}
-
-/// Complementary error function (W. J. Cody's rational approximation as in Numerical
-/// Recipes' erfcc; relative error below 1.2e-7).
-fn erfc(x: f64) -> f64 {
-    let z = x.abs();
-    let t = 1.0 / (1.0 + 0.5 * z);
-    let r = t
-        * (-z * z - 1.265_512_23
-            + t * (1.000_023_68
-                + t * (0.374_091_96
-                    + t * (0.096_784_18
-                        + t * (-0.186_288_06
-                            + t * (0.278_868_07
-                                + t * (-1.135_203_98
-                                    + t * (1.488_515_87
-                                        + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
-            .exp();
-    if x >= 0.0 {
-        r
-    } else {
-        2.0 - r
-    }
-}
-
-/// Two-sided p of the Mann-Whitney U test of `a` against `b`.
-pub fn mann_whitney(a: &[f64], b: &[f64]) -> f64 {
-    let (n, m) = (a.len(), b.len());
-    if n == 0 || m == 0 {
-        return 1.0;
-    }
-    let mut u: f64 = 0.0;
-    for x in a {
-        for y in b {
-            u += if x > y {
-                1.0
-            } else if x == y {
-                0.5
-            } else {
-                0.0
-            };
-        }
-    }
-    let mut all: Vec<f64> = a.iter().chain(b).copied().collect();
-    all.sort_by(|x, y| x.total_cmp(y));
-    let mut tie_sum = 0.0;
-    let mut i = 0;
-    while i < all.len() {
-        let mut j = i;
-        while j + 1 < all.len() && all[j + 1] == all[i] {
-            j += 1;
-        }
-        let t = (j - i + 1) as f64;
-        tie_sum += t * t * t - t;
-        i = j + 1;
-    }
-    let nm = (n * m) as f64;
-    if tie_sum == 0.0 && n <= 20 && m <= 20 {
-        let counts = u_counts(n, m);
-        let lo = u.min(nm - u) as usize;
-        return (2.0 * u_cdf(&counts, lo)).min(1.0);
-    }
-    let big_n = (n + m) as f64;
-    let var = nm / 12.0 * ((big_n + 1.0) - tie_sum / (big_n * (big_n - 1.0)));
-    if var <= 0.0 {
-        return 1.0;
-    }
-    let z = ((u - nm / 2.0).abs() - 0.5).max(0.0) / var.sqrt();
-    (2.0 * (1.0 - normal_cdf(z))).min(1.0)
-}
-
-/// Hodges-Lehmann shift of `b` over `a` (median of all differences b − a) and its
-/// interval at level 1 − alpha, or the widest interval with the level it reaches.
-pub fn hodges_lehmann(a: &[f64], b: &[f64], alpha: f64) -> (f64, Option<(f64, f64, f64)>) {
-    let mut d: Vec<f64> = a
-        .iter()
-        .flat_map(|x| b.iter().map(move |y| y - x))
-        .collect();
-    d.sort_by(|x, y| x.total_cmp(y));
-    let shift = median(&d).unwrap_or(0.0);
-    let (n, m) = (a.len(), b.len());
-    if n < 2 || m < 2 {
-        return (shift, None);
-    }
-    let nm = n * m;
-    // c: the largest count with P(U <= c - 1) <= alpha / 2; the interval is the c-th
-    // smallest and c-th largest difference, at level 1 - 2 P(U <= c - 1). With too few
-    // runs no c >= 1 qualifies and the widest interval (c = 1) is given with its level.
-    let c = if n <= 20 && m <= 20 {
-        let counts = u_counts(n, m);
-        let mut c = 0;
-        while c < nm / 2 && u_cdf(&counts, c) <= alpha / 2.0 {
-            c += 1;
-        }
-        let c = c.max(1);
-        (c, 1.0 - 2.0 * u_cdf(&counts, c - 1))
-    } else {
-        let z = z_quantile(1.0 - alpha / 2.0);
-        let sd = ((nm * (n + m + 1)) as f64 / 12.0).sqrt();
-        let c = ((nm as f64 / 2.0 - z * sd).floor().max(1.0)) as usize;
-        (c, 1.0 - alpha)
-    };
-    let (c, level) = c;
-    let c = c.min(nm.div_ceil(2));
-    (shift, Some((d[c - 1], d[nm - c], level)))
-}
-
-fn z_quantile(p: f64) -> f64 {
-    let (mut lo, mut hi) = (-10.0, 10.0);
-    for _ in 0..100 {
-        let mid = 0.5 * (lo + hi);
-        if normal_cdf(mid) < p {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    0.5 * (lo + hi)
-}
-
-fn signed(metric: &str, v: f64) -> String {
-    let h = human(metric.trim_matches('|'), v);
-    if v > 0.0 {
-        format!("+{h}")
-    } else {
-        h
     }
 }
 
@@ -778,6 +628,41 @@ mod tests {
     }
 
     #[test]
+    fn one_leak_in_three_runs_fails_a_count_rule_though_the_median_is_unchanged() {
+        let c = change(
+            "all runs",
+            "leaked_escaped",
+            direction("leaked_escaped"),
+            vec![0.0, 0.0, 0.0],
+            vec![0.0, 1.0, 0.0],
+            0.05,
+        );
+        assert_eq!((c.base_median, c.new_median), (0.0, 1.0), "the worst runs");
+        assert_eq!(c.verdict, "worse");
+        assert!(parse_fail_on("leaked_escaped:+0").unwrap().regressed(&c));
+        // No leak on either side: nothing to fail.
+        let same = change(
+            "all runs",
+            "leaked_escaped",
+            direction("leaked_escaped"),
+            vec![0.0; 3],
+            vec![0.0; 3],
+            0.05,
+        );
+        assert!(!parse_fail_on("leaked_escaped:+0").unwrap().regressed(&same));
+        // A measured metric is still judged by its median and a test.
+        let m = change(
+            "all runs",
+            "latency_p99_s",
+            direction("latency_p99_s"),
+            vec![1.0, 1.0, 1.0],
+            vec![1.0, 9.0, 1.0],
+            0.05,
+        );
+        assert_eq!(m.new_median, 1.0);
+    }
+
+    #[test]
     fn fail_on_rules() {
         let f = parse_fail_on("latency_p99_s:+10%").unwrap();
         assert_eq!((f.relative, f.sign), (true, 1.0));
@@ -790,48 +675,5 @@ mod tests {
         assert_eq!(parse_fail_on("cpu_share:-0.1").unwrap().sign, -1.0);
         assert!(parse_fail_on("latency_p99_s").is_err());
         assert!(parse_fail_on("latency_p99_s:+x").is_err());
-    }
-
-    #[test]
-    fn exact_u_distribution() {
-        // n = m = 3: C(6,3) = 20 arrangements, one each with U = 0 and U = 9.
-        let c = u_counts(3, 3);
-        assert_eq!(c.iter().sum::<f64>(), 20.0);
-        assert_eq!((c[0], c[9], c[4]), (1.0, 1.0, 3.0));
-        assert!((smallest_p(3, 3) - 0.1).abs() < 1e-12);
-        assert!((mann_whitney(&[1.0, 2.0, 3.0], &[4.0, 5.0, 6.0]) - 0.1).abs() < 1e-12);
-        // Completely separated samples of 5: p = 2/252.
-        let p = mann_whitney(&[1.0, 2.0, 3.0, 4.0, 5.0], &[6.0, 7.0, 8.0, 9.0, 10.0]);
-        assert!((p - 2.0 / 252.0).abs() < 1e-12);
-        // Interleaved: no evidence.
-        assert!(mann_whitney(&[1.0, 3.0, 5.0, 7.0], &[2.0, 4.0, 6.0, 8.0]) > 0.5);
-    }
-
-    #[test]
-    fn normal_approximation_with_ties() {
-        let a: Vec<f64> = (0..30).map(|i| (i % 5) as f64).collect();
-        let b: Vec<f64> = (0..30).map(|i| (i % 5) as f64 + 2.0).collect();
-        assert!(mann_whitney(&a, &b) < 1e-4);
-        assert!(mann_whitney(&a, &a) > 0.9);
-        assert!((normal_cdf(1.959964) - 0.975).abs() < 1e-6);
-    }
-
-    #[test]
-    fn hodges_lehmann_interval() {
-        let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0];
-        let b: Vec<f64> = a.iter().map(|x| x + 10.0).collect();
-        let (shift, ci) = hodges_lehmann(&a, &b, 0.05);
-        assert_eq!(shift, 10.0);
-        let (lo, hi, level) = ci.unwrap();
-        assert!(
-            lo <= 10.0 && hi >= 10.0 && lo > 4.0 && hi < 16.0,
-            "{lo} {hi}"
-        );
-        assert!(level >= 0.95);
-        // 3 + 3 runs: no 95% interval; the widest has 90%.
-        let (_, ci) = hodges_lehmann(&[1.0, 2.0, 3.0], &[4.0, 5.0, 6.0], 0.05);
-        let (lo, hi, level) = ci.unwrap();
-        assert_eq!((lo, hi), (1.0, 5.0));
-        assert!((level - 0.9).abs() < 1e-12);
     }
 }

@@ -2,13 +2,19 @@
 //! knows nothing of how the data was measured.
 
 pub mod compare;
+pub mod console;
 pub mod expect;
-pub mod plot;
+pub mod files;
+pub mod folder;
+pub mod join;
+pub mod periods;
 pub mod read;
 pub mod selftest;
-pub mod stats;
+pub mod stream;
+
 pub mod summary;
 pub mod writer;
 
+pub use folder::{ResultFolder, ResultsError};
 pub use summary::{summarize, SummaryRow};
-pub use writer::{utc_now, Host, ResultFolder, ResultWriter, ResultsError};
+pub use writer::ResultWriter;

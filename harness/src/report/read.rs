@@ -1,5 +1,7 @@
-//! Reading a result folder back: `summary.csv`, `timeseries.csv`, `latency.csv`,
-//! `run.json`, and a threshold search's `probes.csv` and `threshold.json`.
+//! Reading a result folder back: `summary.csv`, `run.json`, and a threshold search's
+//! `probes.csv` and `threshold.json`, which are small whatever a run's length; the long
+//! files (`timeseries.csv`, `latency.csv`, `steal_timeseries.csv`) are only located
+//! here, and read row by row, as numbers, by whoever needs them.
 //!
 //! Columns are read by name, as text, so columns added later (by other commands or newer
 //! versions) reach plots, `check` and `compare` without code here knowing them; a column
@@ -125,14 +127,16 @@ impl Table {
 pub struct ResultDir {
     pub dir: PathBuf,
     pub summary: Option<Table>,
-    pub timeseries: Option<Table>,
-    pub latency: Option<Table>,
+    /// The long files, when there (read row by row).
+    pub timeseries: Option<PathBuf>,
+    pub latency: Option<PathBuf>,
+    /// run.json without its runs' raw data (the host, the plan, `complete`, `created`).
     pub run_json: Option<Value>,
     /// A threshold search's probes and findings (`find-threshold`).
     pub probes: Option<Table>,
     pub threshold: Option<Value>,
     /// The steal probe's stalls over time (`steal_timeseries.csv` of a scenario run).
-    pub stalls: Option<Table>,
+    pub stalls: Option<PathBuf>,
 }
 
 fn read_optional_table(path: PathBuf) -> Result<Option<Table>, ReadError> {
@@ -153,6 +157,42 @@ fn read_optional_json(path: PathBuf) -> Result<Option<Value>, ReadError> {
         .map_err(|e| ReadError::new(&path, e))
 }
 
+fn present(path: PathBuf) -> Option<PathBuf> {
+    path.exists().then_some(path)
+}
+
+/// run.json's head: what readers use. `runs` (with raw samples and units in folders of
+/// earlier versions, hundreds of MB for a long run) is passed over, not kept.
+#[derive(serde::Deserialize)]
+struct RunJsonHead {
+    #[serde(default)]
+    schema_version: Value,
+    #[serde(default)]
+    created: Value,
+    #[serde(default)]
+    complete: Value,
+    #[serde(default)]
+    host: Value,
+    #[serde(default)]
+    plan: Value,
+}
+
+fn read_run_json(path: PathBuf) -> Result<Option<Value>, ReadError> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let f = fs::File::open(&path).map_err(|e| ReadError::new(&path, e))?;
+    let head: RunJsonHead = serde_json::from_reader(std::io::BufReader::new(f))
+        .map_err(|e| ReadError::new(&path, e))?;
+    Ok(Some(serde_json::json!({
+        "schema_version": head.schema_version,
+        "created": head.created,
+        "complete": head.complete,
+        "host": head.host,
+        "plan": head.plan,
+    })))
+}
+
 impl ResultDir {
     /// Read a result folder of `run` (summary.csv) or `find-threshold` (probes.csv).
     pub fn open(dir: &Path) -> Result<ResultDir, ReadError> {
@@ -162,10 +202,10 @@ impl ResultDir {
         let r = ResultDir {
             dir: dir.to_path_buf(),
             summary: read_optional_table(dir.join("summary.csv"))?,
-            timeseries: read_optional_table(dir.join("timeseries.csv"))?,
-            stalls: read_optional_table(dir.join("steal_timeseries.csv"))?,
-            latency: read_optional_table(dir.join("latency.csv"))?,
-            run_json: read_optional_json(dir.join("run.json"))?,
+            timeseries: present(dir.join("timeseries.csv")),
+            stalls: present(dir.join("steal_timeseries.csv")),
+            latency: present(dir.join("latency.csv")),
+            run_json: read_run_json(dir.join("run.json"))?,
             probes: read_optional_table(dir.join("probes.csv"))?,
             threshold: read_optional_json(dir.join("threshold.json"))?,
         };

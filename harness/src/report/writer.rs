@@ -1,134 +1,32 @@
-//! Result folders: `summary.csv`, `timeseries.csv`, `latency.csv` (appended and written to
-//! disk run by run, so an interrupted or failed run keeps what it measured) and `run.json`
-//! (rewritten after every run with everything so far, `complete: false` until the end).
+//! Result folders: `summary.csv` (a row per run and group, written when a run ends),
+//! `timeseries.csv` (written while a run runs, through its sink: `stream`),
+//! `latency.csv` (spooled while a run runs, joined with its CFS periods when it ends), the probes' tables, the workloads' own output (`workload/`), and `run.json`
+//! (the host, the plan, and each finished run's summary and outcome; written when the
+//! folder is made and rewritten, atomically, after every run, `complete: false` until
+//! the end).
 //!
 //! A folder is written by one run only: a default folder is made new (never reused), and
 //! every folder is locked while written. A run whose write fails (a full disk) loses only
 //! that run: each file is cut back to the end of the run before.
 
-use super::summary::{summarize, Delta, SummaryRow};
+use super::files::appender::Appender;
+use super::files::csv_file::CsvFile;
+use super::files::probes::Tagged;
+use super::files::run_json::{self, RunJson, RunJsonEntry, SCHEMA_VERSION};
+use super::files::{latency, timeseries};
+use super::folder::{FolderLock, ResultFolder, ResultsError};
+use super::join::{join, JoinGroup, Series, Split};
+use super::stream::{workload_file, Failure, RunWriter, SharedSpool, Spool};
+use super::summary::window::scan;
+use super::summary::{group_specs, summarize, SummaryRow};
 use crate::result::RunResult;
-use crate::scenario::Plan;
-use serde::Serialize;
-use std::fs::{self, File};
-use std::io::{self, BufWriter, Write};
+use crate::runner::Stream;
+use crate::sample::Host;
+use crate::scenario::{Plan, PlannedRun};
+use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-
-/// Version of the result folder layout; bumped when a column or field changes meaning.
-pub const SCHEMA_VERSION: u32 = 1;
-
-/// The machine a result was measured on.
-#[derive(Debug, Clone, Serialize)]
-pub struct Host {
-    pub hostname: String,
-    pub kernel_release: String,
-    pub cpus: usize,
-    pub cpu_model: String,
-    /// "v1" or "v2".
-    pub cgroup_version: String,
-    /// /proc/sys/kernel/sched_cfs_bandwidth_slice_us at the start (None if unreadable).
-    pub sched_cfs_bandwidth_slice_us: Option<u64>,
-    /// USER_HZ, the unit of /proc/stat.
-    pub clock_ticks_per_s: u64,
-    /// Whether /proc/pressure/cpu was read.
-    pub psi: bool,
-    /// /proc/sys/kernel/version: the build's number and date, which tell two builds of one
-    /// release apart.
-    pub kernel_version: String,
-    /// CONFIG_HZ and CONFIG_CFS_BANDWIDTH from the kernel's config, where readable
-    /// (`THROTTLEBENCH_KERNEL_CONFIG`, set by `throttlebench vm`, else
-    /// /boot/config-<release>).
-    pub config_hz: Option<u64>,
-    pub config_cfs_bandwidth: Option<bool>,
-    /// Set when the run was inside a VM started by `throttlebench vm` (e.g. "virtme-ng,
-    /// emulated (TCG)"): timings are not comparable with the host's, cgroup accounting is.
-    pub vm: Option<String>,
-}
-
-/// CONFIG_HZ and CONFIG_CFS_BANDWIDTH of a kernel config's text.
-pub fn kernel_config(text: &str) -> (Option<u64>, Option<bool>) {
-    let mut hz = None;
-    let mut bw = None;
-    for line in text.lines() {
-        if let Some(v) = line.strip_prefix("CONFIG_HZ=") {
-            hz = v.trim().parse().ok();
-        } else if let Some(v) = line.strip_prefix("CONFIG_CFS_BANDWIDTH=") {
-            bw = Some(v.trim() == "y");
-        } else if line.starts_with("# CONFIG_CFS_BANDWIDTH is not set") {
-            bw = Some(false);
-        }
-    }
-    (hz, bw)
-}
-
-impl Host {
-    pub fn read(proc_root: &Path, cgroup_version: &str, psi: bool) -> Host {
-        let read = |p: PathBuf| {
-            fs::read_to_string(p)
-                .map(|s| s.trim().to_string())
-                .unwrap_or_default()
-        };
-        let cpuinfo = read(proc_root.join("cpuinfo"));
-        let cpu_model = cpuinfo
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("model name")
-                    .and_then(|r| r.split_once(':'))
-                    .map(|(_, m)| m.trim().to_string())
-            })
-            .unwrap_or_default();
-        let release = read(proc_root.join("sys/kernel/osrelease"));
-        let config = std::env::var_os("THROTTLEBENCH_KERNEL_CONFIG")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(format!("/boot/config-{release}")));
-        let (config_hz, config_cfs_bandwidth) = fs::read_to_string(&config)
-            .map(|t| kernel_config(&t))
-            .unwrap_or((None, None));
-        Host {
-            hostname: read(proc_root.join("sys/kernel/hostname")),
-            kernel_release: read(proc_root.join("sys/kernel/osrelease")),
-            cpus: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
-            cpu_model,
-            cgroup_version: cgroup_version.to_string(),
-            sched_cfs_bandwidth_slice_us: read(
-                proc_root.join("sys/kernel/sched_cfs_bandwidth_slice_us"),
-            )
-            .parse()
-            .ok(),
-            clock_ticks_per_s: crate::sample::procstat::clock_ticks_per_s(),
-            psi,
-            kernel_version: read(proc_root.join("sys/kernel/version")),
-            config_hz,
-            config_cfs_bandwidth,
-            vm: std::env::var("THROTTLEBENCH_VM")
-                .ok()
-                .filter(|v| !v.is_empty()),
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct RunJson<'a> {
-    schema_version: u32,
-    tool: &'static str,
-    tool_version: &'static str,
-    /// UTC, ISO 8601.
-    created: &'a str,
-    /// False until every planned run has been written.
-    complete: bool,
-    host: &'a Host,
-    plan: &'a Plan,
-    runs: Vec<RunJsonEntry<'a>>,
-}
-
-#[derive(Serialize)]
-struct RunJsonEntry<'a> {
-    /// One row per group.
-    summary: &'a [SummaryRow],
-    result: &'a RunResult,
-}
+use std::sync::{Arc, Mutex};
 
 /// Writes one result folder.
 pub struct ResultWriter {
@@ -138,322 +36,24 @@ pub struct ResultWriter {
     /// Held while the folder is written: another run is refused it.
     _lock: FolderLock,
     summary: CsvFile,
-    timeseries: CsvFile,
-    latency: CsvFile,
+    timeseries: Appender,
+    /// Rows are appended when a run ends, from its spool.
+    latency: Appender,
+    /// The current run's latency rows, until it ends.
+    spool: Option<SharedSpool>,
     /// Probe tables (steal.csv, gaps.csv, ...), opened when a probe first reports.
     probe_files: std::collections::BTreeMap<&'static str, CsvFile>,
-    /// Each run's summary rows and raw result, for run.json.
+    /// Each finished run's summary rows and result (small: no samples), for run.json.
     runs: Vec<(Vec<SummaryRow>, RunResult)>,
-}
-
-/// The results could not be written: the file (or folder) and why.
-#[derive(Debug, thiserror::Error)]
-pub enum ResultsError {
-    #[error("cannot write results to {}: {}", path.display(), describe(error))]
-    Io { path: PathBuf, error: io::Error },
-    #[error("the result folder {} is being written by another throttlebench run; give another --out", path.display())]
-    InUse { path: PathBuf },
-}
-
-impl ResultsError {
-    fn io(path: &Path) -> impl Fn(io::Error) -> ResultsError + '_ {
-        move |error| ResultsError::Io {
-            path: path.to_path_buf(),
-            error,
-        }
-    }
-}
-
-/// An I/O error in words, with the cases of a full disk said plainly.
-fn describe(e: &io::Error) -> String {
-    match e.raw_os_error() {
-        Some(libc::ENOSPC) => format!("the disk is full ({e})"),
-        Some(libc::EDQUOT) => format!("the disk quota is used up ({e})"),
-        _ => e.to_string(),
-    }
-}
-
-/// A lock on a result folder (flock on the folder itself), held while a run writes it.
-#[derive(Debug)]
-pub struct FolderLock(#[allow(dead_code)] File);
-
-impl FolderLock {
-    /// Lock `dir`; `InUse` if another process holds it.
-    fn take(dir: &Path) -> Result<FolderLock, ResultsError> {
-        use std::os::unix::io::AsRawFd;
-        let f = File::open(dir).map_err(ResultsError::io(dir))?;
-        // SAFETY: flock(2) on a descriptor we own.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            let e = io::Error::last_os_error();
-            return Err(if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-                ResultsError::InUse {
-                    path: dir.to_path_buf(),
-                }
-            } else {
-                ResultsError::Io {
-                    path: dir.to_path_buf(),
-                    error: e,
-                }
-            });
-        }
-        Ok(FolderLock(f))
-    }
-}
-
-/// A result folder that this run alone writes.
-#[derive(Debug)]
-pub struct ResultFolder {
-    pub path: PathBuf,
-    lock: FolderLock,
-    /// Whether this run made the folder (then it removes it if it cannot start).
-    made: bool,
-}
-
-impl ResultFolder {
-    /// A new folder at `base` or, if that exists (another run started in the same
-    /// second, or an earlier run), at `base-2`, `base-3`, ...: made with mkdir, which fails
-    /// on an existing folder, so two runs never get the same one. Its parents are made.
-    pub fn fresh(base: &Path) -> Result<ResultFolder, ResultsError> {
-        if let Some(parent) = base.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fs::create_dir_all(parent).map_err(ResultsError::io(parent))?;
-        }
-        let name = base.file_name().unwrap_or_default().to_string_lossy();
-        for n in 1..=1000 {
-            let path = if n == 1 {
-                base.to_path_buf()
-            } else {
-                base.with_file_name(format!("{name}-{n}"))
-            };
-            match fs::create_dir(&path) {
-                Ok(()) => {
-                    let lock = FolderLock::take(&path).inspect_err(|_| {
-                        let _ = fs::remove_dir(&path);
-                    })?;
-                    return Ok(ResultFolder {
-                        path,
-                        lock,
-                        made: true,
-                    });
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(ResultsError::io(&path)(e)),
-            }
-        }
-        Err(ResultsError::Io {
-            path: base.to_path_buf(),
-            error: io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                "it and 999 numbered variants exist",
-            ),
-        })
-    }
-
-    /// The folder the user named (`--out`), made if missing; an existing one is reused
-    /// (its files rewritten) unless another run is writing it, which is refused.
-    pub fn named(dir: &Path) -> Result<ResultFolder, ResultsError> {
-        let made = match fs::create_dir(dir) {
-            Ok(()) => true,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                fs::create_dir_all(dir).map_err(ResultsError::io(dir))?;
-                true
-            }
-            Err(e) => return Err(ResultsError::io(dir)(e)),
-        };
-        match FolderLock::take(dir) {
-            Ok(lock) => Ok(ResultFolder {
-                path: dir.to_path_buf(),
-                lock,
-                made,
-            }),
-            Err(e) => {
-                if made {
-                    let _ = fs::remove_dir(dir);
-                }
-                Err(e)
-            }
-        }
-    }
-}
-
-/// One CSV file, written run by run: a run's rows are collected in memory, then written
-/// at once; if that fails the file is cut back to the end of the previous run, so a
-/// full disk never leaves half a row.
-struct CsvFile {
-    path: PathBuf,
-    file: File,
-    /// Length up to the end of the last run fully written.
-    committed: u64,
-    /// Bytes written after `committed`, not yet committed.
-    written: u64,
-    pending: Vec<u8>,
-}
-
-impl CsvFile {
-    fn create(path: PathBuf) -> Result<CsvFile, ResultsError> {
-        let file = File::create(&path).map_err(ResultsError::io(&path))?;
-        Ok(CsvFile {
-            path,
-            file,
-            committed: 0,
-            written: 0,
-            pending: Vec::new(),
-        })
-    }
-
-    /// Add rows to the pending bytes through a CSV writer; `headers`: write the
-    /// serialized type's header before the first row if the file is still empty.
-    fn add(
-        &mut self,
-        headers: bool,
-        rows: impl FnOnce(&mut csv::Writer<&mut Vec<u8>>) -> csv::Result<()>,
-    ) -> Result<(), ResultsError> {
-        let empty = self.committed == 0 && self.written == 0 && self.pending.is_empty();
-        let mut w = csv::WriterBuilder::new()
-            .has_headers(headers && empty)
-            .from_writer(&mut self.pending);
-        let r = rows(&mut w).and_then(|_| w.flush().map_err(csv::Error::from));
-        drop(w);
-        r.map_err(|e| ResultsError::Io {
-            path: self.path.clone(),
-            error: e.into(),
-        })
-    }
-
-    /// Write the pending bytes to the file and to disk.
-    fn write(&mut self) -> Result<(), ResultsError> {
-        use std::os::unix::fs::FileExt;
-        let at = self.committed + self.written;
-        self.file
-            .write_all_at(&self.pending, at)
-            .and_then(|_| self.file.sync_data())
-            .map_err(ResultsError::io(&self.path))?;
-        self.written += self.pending.len() as u64;
-        self.pending.clear();
-        Ok(())
-    }
-
-    fn commit(&mut self) {
-        self.committed += self.written;
-        self.written = 0;
-    }
-
-    /// Forget what was written since the last commit.
-    fn rollback(&mut self) {
-        self.pending.clear();
-        if self.written > 0 {
-            let _ = self.file.set_len(self.committed);
-            self.written = 0;
-        }
-    }
-}
-
-/// Rows of a probe table, tagged with their run and group.
-trait Tagged: Serialize + Clone {
-    fn tag(&mut self, run: usize, group: &str);
-}
-
-macro_rules! tagged {
-    ($($t:ty),*) => {$(
-        impl Tagged for $t {
-            fn tag(&mut self, run: usize, group: &str) {
-                self.run = Some(run);
-                self.group = Some(group.to_string());
-            }
-        }
-    )*};
-}
-
-tagged!(
-    crate::probe::steal::CpuRow,
-    crate::probe::steal::GapBucket,
-    crate::probe::steal::SeriesRow,
-    crate::probe::entropy::SupplyRow,
-    crate::probe::entropy::FipsRow
-);
-
-/// Columns of timeseries.csv: one row per run and sample, each counter's change since
-/// the previous sample (times in s), plus two shares over the interval.
-pub const TIMESERIES_COLUMNS: &[&str] = &[
-    "run",
-    "group",
-    "t_s",
-    "dt_s",
-    "usage_s",
-    "cpu_share",
-    "nr_periods",
-    "nr_throttled",
-    "throttled_s",
-    "throttled_share",
-    "nr_bursts",
-    "burst_time_s",
-    "steal_s",
-    "busy_s",
-    "psi_some_s",
-    "psi_full_s",
-];
-
-/// One row of timeseries.csv; counters the cgroup's cpu.stat does not have (`has`) are
-/// left empty rather than written as 0.
-fn timeseries_values(
-    run: usize,
-    group: &str,
-    t_s: f64,
-    d: &Delta,
-    has: crate::sample::cpustat::Has,
-) -> [String; 16] {
-    let share = |x: f64| if d.dt_s > 0.0 { x / d.dt_s } else { 0.0 };
-    let only = |ok: bool, v: String| if ok { v } else { String::new() };
-    let (bw, burst) = (has.bandwidth, has.burst);
-    [
-        run.to_string(),
-        group.to_string(),
-        t_s.to_string(),
-        d.dt_s.to_string(),
-        d.usage_s.to_string(),
-        share(d.usage_s).to_string(),
-        only(bw, d.nr_periods.to_string()),
-        only(bw, d.nr_throttled.to_string()),
-        only(bw, d.throttled_s.to_string()),
-        only(bw, share(d.throttled_s).to_string()),
-        only(burst, d.nr_bursts.to_string()),
-        only(burst, d.burst_time_s.to_string()),
-        d.steal_s.to_string(),
-        d.busy_s.to_string(),
-        d.psi_some_s.to_string(),
-        d.psi_full_s.to_string(),
-    ]
-}
-
-/// Columns of latency.csv: one row per request or slow unit.
-pub const LATENCY_COLUMNS: &[&str] = &[
-    "run",
-    "kind",
-    "index",
-    "due_s",
-    "latency_s",
-    "thread",
-    "start_s",
-    "end_s",
-    "group",
-];
-
-#[derive(Serialize)]
-struct LatencyRow<'a> {
-    run: usize,
-    kind: &'a str,
-    index: u64,
-    due_s: f64,
-    latency_s: f64,
-    thread: u32,
-    start_s: f64,
-    end_s: f64,
-    group: &'a str,
+    /// The first write of the current run that failed.
+    failed: Failure,
 }
 
 impl ResultWriter {
-    /// Open the CSV files of `folder` with their headers. If that fails and this run made
-    /// the folder, the folder goes again, so a run that cannot start leaves nothing.
+    /// Open the files of `folder` with their headers and write run.json (host, plan, no
+    /// run yet), so even a folder whose first run is killed says what it is. If that
+    /// fails and this run made the folder, the folder goes again, so a run that cannot
+    /// start leaves nothing.
     pub fn create(
         folder: ResultFolder,
         plan: &Plan,
@@ -467,24 +67,23 @@ impl ResultWriter {
         } = folder;
         let opened = (|| {
             let mut summary = CsvFile::create(dir.join("summary.csv"))?;
-            let mut timeseries = CsvFile::create(dir.join("timeseries.csv"))?;
-            let mut latency = CsvFile::create(dir.join("latency.csv"))?;
-            for (f, header) in [
-                (&mut summary, SummaryRow::header(&plan.swept)),
-                (
-                    &mut timeseries,
-                    TIMESERIES_COLUMNS.iter().map(|c| c.to_string()).collect(),
-                ),
-                // Written by hand so a run without units still gets a header.
-                (
-                    &mut latency,
-                    LATENCY_COLUMNS.iter().map(|c| c.to_string()).collect(),
-                ),
+            summary.add(false, |w| w.write_record(SummaryRow::header(&plan.swept)))?;
+            summary.write()?;
+            summary.commit();
+            let mut appenders = Vec::new();
+            for (name, header) in [
+                ("timeseries.csv", timeseries::header()),
+                ("latency.csv", latency::header()),
             ] {
-                f.add(false, |w| w.write_record(&header))?;
-                f.write()?;
-                f.commit();
+                let mut a = Appender::create(&dir.join(name))?;
+                a.row(|b| b.write_all(header.as_bytes()))
+                    .and_then(|_| a.sync())
+                    .map_err(|e| a.error(e))?;
+                a.commit();
+                appenders.push(a);
             }
+            let latency = appenders.pop().expect("two");
+            let timeseries = appenders.pop().expect("two");
             Ok((summary, timeseries, latency))
         })();
         let (summary, timeseries, latency) = match opened {
@@ -496,7 +95,7 @@ impl ResultWriter {
                 return Err(e);
             }
         };
-        Ok(ResultWriter {
+        let w = ResultWriter {
             dir,
             created,
             host,
@@ -504,9 +103,18 @@ impl ResultWriter {
             summary,
             timeseries,
             latency,
+            spool: None,
             probe_files: Default::default(),
             runs: Vec::new(),
-        })
+            failed: Arc::new(Mutex::new(None)),
+        };
+        if let Err(e) = w.write_json(plan, false) {
+            if made {
+                let _ = fs::remove_dir_all(&w.dir);
+            }
+            return Err(e);
+        }
+        Ok(w)
     }
 
     pub fn dir(&self) -> &Path {
@@ -523,52 +131,172 @@ impl ResultWriter {
         self.runs.len()
     }
 
-    /// Append one run to every file and to disk; returns its summary rows (one per
-    /// group). All or nothing: if a write fails (a full disk), every file is cut back to
-    /// the previous run and run.json is left as it was (`complete: false`).
-    pub fn append(
+    /// The sink of planned run `run`, to hand to the runner: its samples, its
+    /// workloads' output and its load's requests go to the files as they come.
+    pub fn begin_run(&mut self, run: &PlannedRun) -> Result<RunWriter<'_>, ResultsError> {
+        *self.failed.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        let spool = Arc::new(Mutex::new(Spool::create(&self.dir, run.index)?));
+        self.spool = Some(spool.clone());
+        Ok(RunWriter::new(
+            run,
+            self.host.clock_ticks_per_s,
+            self.dir.clone(),
+            &mut self.timeseries,
+            spool,
+            self.failed.clone(),
+        ))
+    }
+
+    /// The run the runner just finished: its rows go to disk, its summary (computed from
+    /// what was written) to summary.csv, its probe tables and run.json are written.
+    /// Returns its summary rows (one per group). All or nothing: if a write fails (a
+    /// full disk), every file is cut back to the previous run and run.json is left as
+    /// it was (`complete: false`).
+    pub fn end_run(
         &mut self,
         plan: &Plan,
         result: RunResult,
     ) -> Result<Vec<SummaryRow>, ResultsError> {
-        let rows = summarize(
-            &plan.scenario.name,
-            &result,
-            self.host.clock_ticks_per_s,
-            self.host.psi,
-        );
-        let written = self.fill(&rows, &result).and_then(|_| {
-            for f in self.files() {
-                f.write()?;
+        let done = self.finish(plan, result);
+        match done {
+            Ok(rows) => {
+                self.commit();
+                Ok(rows)
             }
-            Ok(())
-        });
-        if let Err(e) = written {
-            self.rollback();
+            Err(e) => {
+                self.rollback(None);
+                Err(e)
+            }
+        }
+    }
+
+    /// The run failed (the runner's error): its rows are cut back. Returns the write
+    /// that failed, when that is why the run stopped (a full disk).
+    pub fn abort_run(&mut self, run: &PlannedRun) -> Option<ResultsError> {
+        self.rollback(Some(run));
+        self.failed.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    fn finish(&mut self, plan: &Plan, result: RunResult) -> Result<Vec<SummaryRow>, ResultsError> {
+        if let Some(e) = self.failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
             return Err(e);
+        }
+        self.timeseries
+            .sync()
+            .map_err(|e| self.timeseries.error(e))?;
+        let specs = group_specs(&result);
+        let splits = self.join_latency(&result, &specs)?;
+        self.latency.sync().map_err(|e| self.latency.error(e))?;
+        let (windows, shares) = (|| {
+            let mut head = csv::Reader::from_reader(self.timeseries.reader_from(0)?);
+            let header = head.byte_headers()?.clone();
+            let rows = self.timeseries.reader_from(self.timeseries.run_start())?;
+            scan(&header, rows, result.planned.index, &specs)
+        })()
+        .map_err(|e| ResultsError::Io {
+            path: self.timeseries.path.clone(),
+            error: std::io::Error::other(e),
+        })?;
+        let rows = summarize(&plan.scenario.name, &result, &windows, shares, &splits);
+        self.summary.add(false, |w| {
+            rows.iter().try_for_each(|row| w.write_record(row.values()))
+        })?;
+        self.probe_tables(&result)?;
+        for f in self.csv_files() {
+            f.write()?;
         }
         self.runs.push((rows.clone(), result));
         if let Err(e) = self.write_json(plan, false) {
             self.runs.pop();
-            self.rollback();
             return Err(e);
-        }
-        for f in self.files() {
-            f.commit();
         }
         Ok(rows)
     }
 
-    fn files(&mut self) -> impl Iterator<Item = &mut CsvFile> {
-        [&mut self.summary, &mut self.timeseries, &mut self.latency]
-            .into_iter()
-            .chain(self.probe_files.values_mut())
+    /// Append the run's spooled latency rows to latency.csv with their CFS periods;
+    /// returns each group's latencies split by throttled periods.
+    fn join_latency(
+        &mut self,
+        result: &RunResult,
+        specs: &[super::summary::window::GroupSpec],
+    ) -> Result<Vec<Option<Split>>, ResultsError> {
+        let Some(spool) = self.spool.clone() else {
+            return Ok(vec![None; result.groups.len()]);
+        };
+        let path = {
+            let mut s = spool.lock().unwrap_or_else(|p| p.into_inner());
+            s.flush()?;
+            s.path.clone()
+        };
+        let period_s = result
+            .planned
+            .limiter
+            .cfs_period_us()
+            .map(|p| p as f64 / 1e6);
+        let groups: Vec<JoinGroup> = result
+            .groups
+            .iter()
+            .zip(specs)
+            .map(|(g, spec)| JoinGroup {
+                name: g.name.clone(),
+                zero_s: spec.zero_s.or(Some(0.0)),
+                load_zero_s: result
+                    .load
+                    .as_ref()
+                    .filter(|l| l.group == g.name)
+                    .and_then(|l| l.zero_s),
+                period_s: period_s.filter(|_| g.counters.bandwidth),
+            })
+            .collect();
+        let ts = &self.timeseries;
+        let ts_io = |e: std::io::Error| ts.error(e);
+        let mut head = csv::Reader::from_reader(ts.reader_from(0).map_err(ts_io)?);
+        let header = head
+            .byte_headers()
+            .map_err(|e| ts.error(std::io::Error::other(e)))?
+            .clone();
+        let pass1 = ts.reader_from(ts.run_start()).map_err(ts_io)?;
+        let pass2 = ts.reader_from(ts.run_start()).map_err(ts_io)?;
+        let series = Series {
+            header: &header,
+            pass1,
+            pass2,
+            run: result.planned.index,
+            interval_s: result.planned.sample_interval.as_secs_f64(),
+        };
+        join(series, &path, &groups, &mut self.latency)
     }
 
-    fn rollback(&mut self) {
-        for f in self.files() {
+    fn csv_files(&mut self) -> impl Iterator<Item = &mut CsvFile> {
+        std::iter::once(&mut self.summary).chain(self.probe_files.values_mut())
+    }
+
+    fn commit(&mut self) {
+        for f in self.csv_files() {
+            f.commit();
+        }
+        self.timeseries.commit();
+        self.latency.commit();
+        self.remove_spool();
+    }
+
+    /// The current run's spool goes (its rows are in latency.csv, or the run is cut).
+    fn remove_spool(&mut self) {
+        if let Some(s) = self.spool.take() {
+            let path = s.lock().unwrap_or_else(|p| p.into_inner()).path.clone();
+            let _ = fs::remove_file(path);
+        }
+    }
+
+    /// Cut every file back to the end of the last whole run; `run`'s workload output
+    /// files go too.
+    fn rollback(&mut self, run: Option<&PlannedRun>) {
+        for f in self.csv_files() {
             f.rollback();
         }
+        self.timeseries.rollback();
+        self.latency.rollback();
+        self.remove_spool();
         // A probe table that this run opened goes again.
         self.probe_files.retain(|_, f| {
             let keep = f.committed > 0;
@@ -577,47 +305,18 @@ impl ResultWriter {
             }
             keep
         });
+        if let Some(run) = run {
+            for g in &run.groups {
+                for s in [Stream::Stdout, Stream::Stderr] {
+                    let _ = fs::remove_file(workload_file(&self.dir, run.index, &g.name, s));
+                }
+            }
+        }
     }
 
-    /// Put one run's rows in every file's pending bytes.
-    fn fill(&mut self, rows: &[SummaryRow], result: &RunResult) -> Result<(), ResultsError> {
-        self.summary.add(false, |w| {
-            rows.iter().try_for_each(|row| w.write_record(row.values()))
-        })?;
+    /// Put a run's probe rows in the probe tables' pending bytes.
+    fn probe_tables(&mut self, result: &RunResult) -> Result<(), ResultsError> {
         let run = result.planned.index;
-        let ticks = self.host.clock_ticks_per_s;
-        self.timeseries.add(false, |w| {
-            for g in &result.groups {
-                let t0 = g.samples.first().map(|s| s.t_ns).unwrap_or(0);
-                for pair in g.samples.windows(2) {
-                    let delta = Delta::between(&pair[0], &pair[1], ticks);
-                    let t_s = pair[1].t_ns.saturating_sub(t0) as f64 / 1e9;
-                    w.write_record(timeseries_values(run, &g.name, t_s, &delta, g.counters))?;
-                }
-            }
-            Ok(())
-        })?;
-        self.latency.add(false, |w| {
-            for g in &result.groups {
-                for u in &g.workload.units {
-                    w.serialize(LatencyRow {
-                        run,
-                        kind: match u.kind {
-                            fibtest::record::UnitKind::Slow => "slow",
-                            fibtest::record::UnitKind::Request => "request",
-                        },
-                        index: u.index,
-                        due_s: u.due_s,
-                        latency_s: u.latency_s,
-                        thread: u.thread,
-                        start_s: u.start_s,
-                        end_s: u.end_s,
-                        group: &g.name,
-                    })?;
-                }
-            }
-            Ok(())
-        })?;
         for g in &result.groups {
             use crate::probe::ProbeOutput;
             match &g.workload.probe {
@@ -660,9 +359,8 @@ impl ResultWriter {
         })
     }
 
-    /// Rewrite run.json; `complete` says whether every planned run is in. Written to
-    /// run.json.tmp and renamed into place, so a failure (a full disk) leaves the previous
-    /// run.json whole; the error names run.json.
+    /// Rewrite run.json with every run written so far; `complete` says whether every
+    /// planned run is in.
     pub fn write_json(&self, plan: &Plan, complete: bool) -> Result<(), ResultsError> {
         let doc = RunJson {
             schema_version: SCHEMA_VERSION,
@@ -681,81 +379,6 @@ impl ResultWriter {
                 })
                 .collect(),
         };
-        let path = self.dir.join("run.json");
-        let tmp = self.dir.join("run.json.tmp");
-        let written = (|| -> io::Result<()> {
-            let mut w = BufWriter::new(File::create(&tmp)?);
-            serde_json::to_writer_pretty(&mut w, &doc)?;
-            w.write_all(b"\n")?;
-            w.into_inner().map_err(|e| e.into_error())?.sync_data()?;
-            fs::rename(&tmp, &path)
-        })();
-        written.map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            ResultsError::io(&path)(e)
-        })
-    }
-}
-
-/// UTC now as `YYYYmmddTHHMMSSZ` (for folder names) and ISO 8601.
-pub fn utc_now() -> (String, String) {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    utc_from_unix(secs)
-}
-
-fn utc_from_unix(secs: u64) -> (String, String) {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(mo <= 2);
-    (
-        format!("{y:04}{mo:02}{d:02}T{h:02}{m:02}{s:02}Z"),
-        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}Z"),
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_taken_folder_is_never_shared() {
-        let d = std::env::temp_dir().join(format!("tb-folder-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        let base = d.join("results/s/20261122T120654Z");
-        let a = ResultFolder::fresh(&base).unwrap();
-        let b = ResultFolder::fresh(&base).unwrap();
-        assert_eq!(a.path, base);
-        assert_eq!(b.path, d.join("results/s/20261122T120654Z-2"));
-        // --out a folder that a live writer holds: refused, naming it.
-        match ResultFolder::named(&a.path) {
-            Err(e @ ResultsError::InUse { .. }) => {
-                assert!(e.to_string().contains(&base.display().to_string()), "{e}")
-            }
-            other => panic!("{other:?}"),
-        }
-        drop(a);
-        let again = ResultFolder::named(&base).unwrap();
-        assert!(!again.made);
-        let _ = fs::remove_dir_all(&d);
-    }
-
-    #[test]
-    fn utc_formatting() {
-        assert_eq!(utc_from_unix(0).1, "1970-01-01T00:00:00Z");
-        assert_eq!(utc_from_unix(1795349214).0, "20261122T120654Z");
-        assert_eq!(utc_from_unix(951_782_400).1, "2000-02-29T00:00:00Z");
+        run_json::write(&self.dir, &doc)
     }
 }

@@ -1,5 +1,5 @@
 //! The parsers of kernel text against what kernels other than this machine's print
-//! (issue 8): missing fields, extra fields, v1 and v2 units, offline CPUs, odd names.
+//! (so the suite runs on them): missing fields, extra fields, v1 and v2 units, offline CPUs, odd names.
 //!
 //! Fixtures are under `fixtures/<kernel>/`, one file per kernel file, included verbatim.
 //!
@@ -54,15 +54,18 @@
 
 use super::cpustat::{CpuStat, Has};
 use super::file::parse_u64;
+use super::host::{kernel_config, Host};
 use super::pressure::Pressure;
 use super::procstat::{CpuTimes, ProcStat};
-use super::sampler::{Sampler, SamplerSources};
-use crate::cgroup::start_time_of;
-use crate::limiter::procs::parse_stat;
-use crate::report::writer::{kernel_config, Host};
+use super::sampler::{GroupSources, Sampler, SystemHas};
+use crate::process::{PidStat, ProcInfo};
 use std::fs;
 use std::path::Path;
 use std::time::Duration;
+
+fn start_time_of_text(text: &str) -> Option<u64> {
+    PidStat::parse(text)?.start_time()
+}
 
 macro_rules! fixture {
     ($path:literal) => {
@@ -314,7 +317,8 @@ fn proc_stat_with_an_offline_cpu_leaves_a_hole() {
 fn psi_of_4_20_has_no_full_line() {
     let p = Pressure::parse(fixture!("linux-4.20/pressure-cpu")).unwrap();
     assert_eq!(p.some_us, 81_234_567);
-    assert_eq!(p.full_us, 0);
+    // Not reported, which is not the same as 0.
+    assert_eq!(p.full_us, None);
 }
 
 #[test]
@@ -325,11 +329,12 @@ fn psi_of_newer_kernels_has_full_zero_at_the_system_level() {
     ] {
         let p = Pressure::parse(text).unwrap();
         assert_eq!(p.some_us, some, "{name}");
-        assert_eq!(p.full_us, 0, "{name}");
+        // The kernel prints the line, with 0 (the system-level full is always 0).
+        assert_eq!(p.full_us, Some(0), "{name}");
     }
     // A cgroup's cpu.pressure has a real full line.
     let p = Pressure::parse(fixture!("linux-6.1-v2/cgroup-cpu.pressure")).unwrap();
-    assert_eq!((p.some_us, p.full_us), (2_592_543, 2_592_543));
+    assert_eq!((p.some_us, p.full_us), (2_592_543, Some(2_592_543)));
 }
 
 // ---- /proc/<pid>/stat ----
@@ -359,13 +364,13 @@ fn pid_stat_with_parentheses_and_spaces_in_the_name() {
             77_575,
         ),
     ] {
-        let p = parse_stat(text).unwrap_or_else(|| panic!("{name}"));
+        let p = ProcInfo::parse(text).unwrap_or_else(|| panic!("{name}"));
         assert_eq!(p.pid, pid, "{name}");
         assert_eq!(p.name, "a) (b c) d", "{name}");
         assert_eq!(p.state, 'S', "{name}");
         assert_eq!(p.ppid, ppid, "{name}");
         assert!(!p.exiting, "{name}");
-        assert_eq!(start_time_of(text), Some(start), "{name}");
+        assert_eq!(start_time_of_text(text), Some(start), "{name}");
     }
 }
 
@@ -376,15 +381,15 @@ fn pid_stat_field_counts() {
     assert_eq!(count(fixture!("linux-6.18-v1/pid-stat-self")), 52);
     assert_eq!(count(fixture!("linux-6.1-v2/pid-stat-self")), 52);
     assert_eq!(count(fixture!("linux-2.6.18/pid-stat-comm")), 42);
-    let p = parse_stat(fixture!("linux-6.1-v2/pid-stat-self")).unwrap();
+    let p = ProcInfo::parse(fixture!("linux-6.1-v2/pid-stat-self")).unwrap();
     assert_eq!((p.pid, p.name.as_str(), p.state), (151, "cat", 'R'));
     assert_eq!(
-        start_time_of(fixture!("linux-6.1-v2/pid-stat-self")),
+        start_time_of_text(fixture!("linux-6.1-v2/pid-stat-self")),
         Some(2783)
     );
     // Cut short after the name: no field 22, and no panic.
-    assert_eq!(start_time_of("1 (x)"), None);
-    assert_eq!(start_time_of("1 (x) S 0"), None);
+    assert_eq!(start_time_of_text("1 (x)"), None);
+    assert_eq!(start_time_of_text("1 (x) S 0"), None);
 }
 
 // ---- Host ----
@@ -477,21 +482,22 @@ fn sampler_over_a_v2_group_without_the_cpu_controller_on_a_4_20_kernel() {
     .unwrap();
     let cpu_stat = d.join("cpu.stat");
     let proc_root = d.join("proc");
-    let mut s = Sampler::open(
-        &SamplerSources {
-            cpu_stat: Some(&cpu_stat),
-            usage: None,
-            proc_root: &proc_root,
-        },
-        4,
-        Duration::from_millis(10),
-    )
-    .unwrap();
-    assert!(s.has_pressure());
+    let g = GroupSources {
+        cpu_stat: Some(&cpu_stat),
+        usage: None,
+    };
+    let mut s = Sampler::open(&[g], &proc_root, Duration::from_millis(10)).unwrap();
+    // PSI, but (4.20) no `full` line: that one is not reported.
+    assert_eq!(
+        s.system_has(),
+        SystemHas {
+            psi: true,
+            psi_full: false
+        }
+    );
     // No bandwidth counters: the zeros in the samples are "not reported".
-    assert_eq!(s.counters(), NOTHING);
-    s.tick(1).unwrap();
-    let v = s.samples()[0];
+    assert_eq!(s.counters(0), NOTHING);
+    let v = s.tick(1).unwrap()[0];
     assert_eq!(v.usage_ns, 3_211_250_000);
     assert_eq!(v.nr_periods, 0);
     assert_eq!(v.psi_some_us, 81_234_567);

@@ -1,8 +1,10 @@
 //! Sources the sampler reads while a workload runs, one file per source, and the
-//! sampler that reads them all each tick.
+//! sampler that reads them all each tick; and the facts of the host.
 
 pub mod cpustat;
+pub mod delta;
 pub mod file;
+pub mod host;
 #[cfg(test)]
 mod kernel_fixtures;
 pub mod pidstat;
@@ -10,4 +12,6 @@ pub mod pressure;
 pub mod procstat;
 pub mod sampler;
 
-pub use sampler::{monotonic_ns, sleep_until, Sample, Sampler, SamplerSources};
+pub use delta::Delta;
+pub use host::Host;
+pub use sampler::{GroupSources, Sample, Sampler, SystemHas};

@@ -8,23 +8,9 @@
 
 use super::file::RereadFile;
 use super::procstat::clock_ticks_per_s;
+use crate::process::PidStat;
 use std::io;
 use std::path::Path;
-
-/// utime + stime + cutime + cstime, in clock ticks, from the text of /proc/<pid>/stat.
-/// The name in parentheses may hold spaces and parentheses: fields count from the last ')'.
-pub fn cpu_ticks(text: &str) -> Option<u64> {
-    let rest = &text[text.rfind(')')? + 1..];
-    // After the name: state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt
-    // cmajflt utime stime cutime cstime ...
-    let mut f = rest.split_ascii_whitespace().skip(11);
-    let mut sum: u64 = 0;
-    for _ in 0..4 {
-        let v: i64 = f.next()?.parse().ok()?;
-        sum = sum.checked_add(u64::try_from(v).ok()?)?;
-    }
-    Some(sum)
-}
 
 /// A process's CPU time read again and again; zero until `arm` names the process, and
 /// the last value once it is gone (the run's last tick may miss up to one interval).
@@ -62,15 +48,17 @@ impl ProcessUsage {
         };
         match f.read() {
             Ok(text) => {
-                let ticks = cpu_ticks(text).ok_or_else(|| {
-                    io::Error::new(io::ErrorKind::InvalidData, "unreadable /proc/<pid>/stat")
-                })?;
+                let ticks = PidStat::parse(text)
+                    .and_then(|s| s.cpu_ticks())
+                    .ok_or_else(|| {
+                        io::Error::new(io::ErrorKind::InvalidData, "unreadable /proc/<pid>/stat")
+                    })?;
                 // Never backwards (a reaped child's time moves into cutime at once).
                 self.last_ns = self.last_ns.max(ticks.saturating_mul(self.ns_per_tick));
                 Ok(self.last_ns)
             }
             // The process is gone (ESRCH on a reread of its file).
-            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(self.last_ns),
+            Err(e) if e.raw_os_error() == Some(nix::errno::Errno::ESRCH as i32) => Ok(self.last_ns),
             Err(e) => Err(e),
         }
     }
@@ -79,17 +67,6 @@ impl ProcessUsage {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sums_user_system_and_waited_children_after_an_awkward_name() {
-        // A real line (this machine, a spinning fibtest), its name made awkward.
-        let line = "4242 (a) (b c)) R 4200 4242 4242 0 -1 4194304 120 0 0 0 \
-                    250 13 7 2 20 0 3 0 8812 11378688 388 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0";
-        assert_eq!(cpu_ticks(line), Some(250 + 13 + 7 + 2));
-        assert_eq!(cpu_ticks("1 (x) R 0 1 1"), None);
-        assert_eq!(cpu_ticks("no name"), None);
-        assert_eq!(cpu_ticks("1 (x) R 0 1 1 0 -1 0 0 0 0 0 -5 1 1 1"), None);
-    }
 
     #[test]
     fn a_process_reads_zero_until_armed_then_its_time_then_the_last_value_when_gone() {

@@ -4,6 +4,7 @@
 //! sampler can read the file every tick without allocating.
 
 use super::file::RereadFile;
+use nix::unistd::{sysconf, SysconfVar};
 use std::path::Path;
 
 /// Time one CPU (or all together) spent in each state, in clock ticks (see `clock_ticks_per_s`).
@@ -157,12 +158,9 @@ fn parse_times(fields: &str) -> Option<CpuTimes> {
 
 /// Clock ticks per second of /proc/stat (USER_HZ, from sysconf(_SC_CLK_TCK); 100 on Linux).
 pub fn clock_ticks_per_s() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 {
-        t as u64
-    } else {
-        100
+    match sysconf(SysconfVar::CLK_TCK) {
+        Ok(Some(t)) if t > 0 => t as u64,
+        _ => 100,
     }
 }
 

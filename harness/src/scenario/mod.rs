@@ -1,13 +1,20 @@
-//! Scenarios: the TOML schema (`schema`), durations as text (`duration`), and resolving
-//! a scenario into a `Plan` of runs (`plan`). Errors name the file, line and field.
+//! Scenarios: the TOML schema (`schema`), durations as text (`duration`), the `Plan` of
+//! runs (`plan`) and resolving a scenario into one (`resolve`), and external limiters'
+//! command templates (`template`). Errors name the file, line and field.
 
 pub mod duration;
 pub mod plan;
 pub mod requires;
+pub mod resolve;
 pub mod schema;
+pub mod show;
+pub mod template;
 
 pub use duration::{Quota, Span};
-pub use plan::{resolve, CfsLimit, Limiter, PeriodPhase, Plan, PlannedRun, Workload};
+pub use plan::{
+    CfsLimit, Limiter, LoadPlan, PeriodPhase, Placement, Plan, PlannedRun, ServeProtocol, Workload,
+};
+pub use resolve::resolve;
 pub use schema::Scenario;
 
 use std::fmt;
@@ -52,11 +59,11 @@ impl fmt::Display for ScenarioError {
 
 impl std::error::Error for ScenarioError {}
 
-/// The scenario `throttlebench run` uses when given none: a short form of seed 003's
+/// The scenario `throttlebench run` uses when given none: a short form of Indeed's
 /// conceptual model (0.4 CPU, requests of 200 ms CPU), about 5 s long.
 pub const BUILTIN_DEFAULT: &str = r#"
 name = "default"
-description = "Short form of the conceptual model of seed 003: requests of 200 ms CPU under a 40 ms / 100 ms CFS quota, each starting at a period boundary. Each should take about 440 ms and spend 4 periods (240 ms) throttled."
+description = "Short form of the conceptual model of Indeed's \"Unthrottled: Fixing CPU Limits in the Cloud\" [Unthrottled]: requests of 200 ms CPU under a 40 ms / 100 ms CFS quota, each starting at a period boundary. Each should take about 440 ms and spend 4 periods (240 ms) throttled."
 sample_interval = "10ms"
 
 [limiter]
@@ -78,7 +85,12 @@ pub fn parse(text: &str, file: &str) -> Result<Scenario, ScenarioError> {
         let line = e
             .span()
             .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-        let message = e.message().trim().to_string();
+        let mut message = e.message().trim().to_string();
+        if message.starts_with("invalid basic string") {
+            message.push_str(
+                ": a \"...\" string must close on its own line (use ''' for text over several lines)",
+            );
+        }
         // The field: the one toml names (unknown fields), else the key written on the line,
         // with the table it is in.
         let at = line.and_then(|l| field_at_line(text, l));

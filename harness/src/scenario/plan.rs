@@ -1,14 +1,11 @@
-//! Resolving a `Scenario` into a `Plan`: one entry per run (sweeps and repeats
-//! expanded), limits in µs, CPU sets checked against the allowed set.
-//!
-//! Everything that can be rejected is rejected here, before any process starts; once a
-//! `Plan` exists, downstream code does not re-check it.
+//! What will happen, run by run: the `Plan` that resolving a `Scenario` gives
+//! (`resolve/`), with limits in µs and CPU sets checked. Once a `Plan` exists it is valid;
+//! downstream code does not re-check it.
 
-use super::duration::{Quota, Span};
-use super::schema::{
-    GroupSpec, LimiterKind, LimiterSpec, Scenario, SignalBy, WorkloadKind, WorkloadSpec,
-};
-use super::ScenarioError;
+use super::duration::Span;
+use super::schema::{Scenario, SignalBy};
+pub use crate::cgroup::CfsLimit;
+use crate::cgroup::Controller;
 use fibtest::cpulist::CpuList;
 use serde::Serialize;
 use std::time::Duration;
@@ -23,6 +20,10 @@ pub struct Plan {
     /// Swept fields, in column order (`param_<field>` columns).
     pub swept: Vec<String>,
     pub runs: Vec<PlannedRun>,
+    /// What the plan does that the kernel permits but a reader should know (a child
+    /// limited above its parent); `run` prints them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// One run: a configuration and a repeat number.
@@ -43,26 +44,145 @@ pub struct PlannedRun {
     pub groups: Vec<PlannedGroup>,
     /// Where in the CFS period the workload starts, when the scenario says.
     pub phase: Option<PeriodPhase>,
+    /// Limits changed while the run runs, in time order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<PlannedChange>,
+    /// Requests sent to a group's service while the run lasts (`[load]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load: Option<LoadPlan>,
+    /// Whether the run gets cgroups of its own (decided once against the machine by
+    /// `resolve::place`).
+    #[serde(skip_serializing_if = "Placement::is_cgroup")]
+    pub placement: Placement,
 }
 
-/// One workload of a run and its cgroup's settings.
+/// Where a run's workloads are measured.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(tag = "in", rename_all = "snake_case")]
+pub enum Placement {
+    /// In cgroups of its own (the normal case).
+    #[default]
+    Cgroup,
+    /// Without a cgroup: making one was refused (an unprivileged user) and the limiter
+    /// needs none, so the workload's processes are measured from /proc.
+    Processes {
+        /// Why there is no cgroup.
+        reason: String,
+    },
+}
+
+impl Placement {
+    pub fn is_cgroup(&self) -> bool {
+        *self == Placement::Cgroup
+    }
+}
+
+/// One group of a run (a workload, or a cgroup that holds others) and its cgroup's
+/// settings.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlannedGroup {
     /// "main" for a scenario without groups.
     pub name: String,
+    /// The group whose cgroup this one's is made in (an index into the run's groups,
+    /// always an earlier one); None: the run's own cgroup.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<usize>,
     /// CPU weight (v2 units), for the weight limiter.
     pub weight: Option<u32>,
+    /// The group's own limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<GroupLimit>,
+    /// `Workload::None` for a group that only holds others.
     pub workload: Workload,
 }
 
+/// A group's own settings (`limit = { ... }`), on its own cgroup.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupLimit {
+    pub cfs: Option<CfsLimit>,
+    pub weight: Option<Weight>,
+    pub cpuset: Option<CpuList>,
+    /// How a limit given in another system's units became these values.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub from: Vec<String>,
+}
+
+/// A CPU weight as given: in cgroup v2 units, or as v1 shares (a Kubernetes request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Weight {
+    V2(u32),
+    Shares(u64),
+}
+
+/// A limit changed while the run runs (`[[change]]`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlannedChange {
+    /// When, after the run's first sample.
+    pub at: Span,
+    /// The group (an index into the run's groups); None: the run's own cgroup.
+    pub group: Option<usize>,
+    pub limit: GroupLimit,
+}
+
 impl PlannedRun {
-    /// The first group's workload (the only one unless the scenario has groups).
-    pub fn workload(&self) -> &Workload {
-        &self.groups[0].workload
+    /// The controllers the run's cgroups need besides cpu and cpuacct.
+    pub fn extra_controllers(&self) -> Vec<Controller> {
+        let mut v = match self.limiter {
+            Limiter::Cpuset { .. } => vec![Controller::Cpuset],
+            Limiter::Freezer { .. } => vec![Controller::Freezer],
+            _ => Vec::new(),
+        };
+        let cpuset = self
+            .groups
+            .iter()
+            .filter_map(|g| g.limit.as_ref())
+            .chain(self.changes.iter().map(|c| &c.limit))
+            .any(|l| l.cpuset.is_some());
+        if cpuset && !v.contains(&Controller::Cpuset) {
+            v.push(Controller::Cpuset);
+        }
+        v
     }
 
-    /// How long the run should take at most under its limiter (the longest group).
+    /// Whether the run can go without a cgroup of its own: one group, and a limiter that
+    /// acts on processes (or none).
+    pub fn can_run_without_cgroup(&self) -> bool {
+        self.groups.len() == 1
+            && self.changes.is_empty()
+            && self.groups[0].limit.is_none()
+            && matches!(
+                self.limiter,
+                Limiter::None | Limiter::Signal { .. } | Limiter::Command { .. }
+            )
+    }
+
+    /// The first group's workload that runs something (the only one unless the scenario
+    /// has groups).
+    pub fn workload(&self) -> &Workload {
+        &self.groups[self.first_workload()].workload
+    }
+
+    /// Index of the first group that runs a workload (a tree's upper groups run none).
+    pub fn first_workload(&self) -> usize {
+        self.groups
+            .iter()
+            .position(|g| g.workload != Workload::None)
+            .unwrap_or(0)
+    }
+
+    /// Whether the run makes a cgroup per group (several groups, or a tree), rather than
+    /// running its one group in the run's own cgroup.
+    pub fn has_child_cgroups(&self) -> bool {
+        self.groups.len() > 1 || self.groups.iter().any(|g| g.limit.is_some())
+    }
+
+    /// How long the run should take at most under its limiter (the longest group; with
+    /// a load, the load ends the run).
     pub fn expected_duration(&self) -> Duration {
+        if let Some(l) = &self.load {
+            return l.expected_duration();
+        }
         self.groups
             .iter()
             .map(|g| g.workload.expected_duration(&self.limiter))
@@ -84,6 +204,59 @@ impl PlannedRun {
             ]);
         }
         a
+    }
+}
+
+/// A resolved `[load]` table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LoadPlan {
+    /// The target with `{port}` still in it.
+    pub target: String,
+    pub rate: f64,
+    /// Poisson arrivals from this seed (plus the run number); None: constant.
+    pub poisson: Option<u64>,
+    pub connections: u32,
+    /// Generator threads (None: one per connection up to the CPUs left to it).
+    pub threads: Option<u32>,
+    /// The generator's CPUs (None: those no workload pins, if any).
+    pub cpus: Option<CpuList>,
+    pub duration: Span,
+    pub warmup: Span,
+    pub timeout: Span,
+    pub port_wait: Span,
+    pub body: Option<String>,
+    pub headers: Vec<String>,
+    /// Index of the group whose service is loaded.
+    pub group: usize,
+}
+
+impl LoadPlan {
+    /// Whether the harness picks the port (`{port}` in the target).
+    pub fn picks_port(&self) -> bool {
+        self.target.contains("{port}")
+    }
+
+    /// The longest the load can take: waiting for the port, the warm-up and the
+    /// schedule, and the last answer's time-out.
+    pub fn expected_duration(&self) -> Duration {
+        self.port_wait.0 + self.warmup.0 + self.duration.0 + self.timeout.0
+    }
+}
+
+/// What `fibtest serve` speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServeProtocol {
+    Http,
+    Line,
+}
+
+impl ServeProtocol {
+    pub fn name(&self) -> &'static str {
+        match self {
+            ServeProtocol::Http => "http",
+            ServeProtocol::Line => "line",
+        }
     }
 }
 
@@ -120,7 +293,7 @@ pub enum Limiter {
         template: String,
         share: Option<f64>,
     },
-    Credits(crate::limiter::credits::CreditModel),
+    Credits(CreditModel),
 }
 
 /// How a duty-cycle limiter decides how long to let the workload run.
@@ -158,6 +331,15 @@ impl Limiter {
         }
     }
 
+    /// The CFS period the limiter's quota counts in, in µs, when it sets one.
+    pub fn cfs_period_us(&self) -> Option<u64> {
+        match self {
+            Limiter::Cfs(c) if c.quota_us.is_some() => Some(c.period_us),
+            Limiter::Credits(m) => Some(m.period_us),
+            _ => None,
+        }
+    }
+
     /// The share of CPU the limiter aims at, in CPUs, when it has one.
     pub fn target_share(&self) -> Option<f64> {
         match self {
@@ -184,18 +366,28 @@ impl DutyControl {
     }
 }
 
-/// CFS bandwidth settings in µs, as the kernel takes them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct CfsLimit {
-    /// Run time per period; None is "max" (no limit).
-    pub quota_us: Option<u64>,
+/// An emulated burstable CPU's parameters (`limiter.kind = "credits"`): credits are
+/// earned at `baseline`, spent by running, and the workload is held at the baseline
+/// through a CFS quota when none are left.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct CreditModel {
+    /// Share of one CPU earned per second, and held to when out of credits.
+    pub baseline: f64,
+    /// Largest balance, in CPU-seconds.
+    pub balance_max_s: f64,
+    /// Balance at the start, in CPU-seconds.
+    pub balance_start_s: f64,
+    /// How often the balance is updated, in ns.
+    pub tick_ns: u64,
+    /// CFS period used to hold the baseline, in µs.
     pub period_us: u64,
-    pub burst_us: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Workload {
+    /// Nothing runs: a group whose cgroup only holds others (a pod above its containers).
+    None,
     Requests {
         work: Span,
         count: u64,
@@ -225,6 +417,14 @@ pub enum Workload {
         command: String,
         duration: Option<Span>,
     },
+    /// `fibtest serve`: `threads` workers, each request costing `work` of CPU; listens
+    /// on the port `[load]` picked and runs until the harness stops it.
+    Serve {
+        threads: u32,
+        work: Span,
+        cpus: Option<CpuList>,
+        protocol: ServeProtocol,
+    },
     /// `throttlebench probe steal` on `cpus` (default: the allowed CPUs).
     Steal {
         duration: Span,
@@ -249,6 +449,8 @@ impl Workload {
             Workload::Command { .. } => "command",
             Workload::Steal { .. } => "steal",
             Workload::Entropy { .. } => "entropy",
+            Workload::Serve { .. } => "serve",
+            Workload::None => "none",
         }
     }
 
@@ -321,6 +523,22 @@ impl Workload {
                 // Not a fibtest workload: the runner starts `sh -c command` instead.
                 push("-c", command.clone());
             }
+            Workload::None => {}
+            Workload::Serve {
+                threads,
+                work,
+                cpus,
+                protocol,
+            } => {
+                // The port is added by the runner, which picks it.
+                push("serve", String::new());
+                push("--threads", threads.to_string());
+                push("--work", work.to_string());
+                push("--protocol", protocol.name().to_string());
+                if let Some(c) = cpus {
+                    push("--cpus", c.to_string());
+                }
+            }
             Workload::Steal {
                 duration,
                 cpus,
@@ -366,17 +584,89 @@ impl Workload {
         a
     }
 
+    /// How much CPU the workload asks for when nothing holds it back, in CPUs, where its
+    /// plan says: requests need `work` per `interval` (at most their threads), Fibtest's
+    /// fast threads spin (its slow threads add little), a duty cycle runs `on` of every
+    /// `on + off` on each thread, the steal probe spins on its CPUs. None for a command
+    /// or the entropy probe, whose demand only running tells.
+    pub fn demand_cpus(&self) -> Option<f64> {
+        let pinned = |cpus: &Option<CpuList>, n: f64| match cpus {
+            Some(c) => n.min(c.len() as f64),
+            None => n,
+        };
+        match self {
+            Workload::Requests {
+                work,
+                interval,
+                threads,
+                cpus,
+                ..
+            } => {
+                let threads = *threads as f64;
+                let d = if interval.is_zero() {
+                    threads
+                } else {
+                    (work.as_secs_f64() / interval.as_secs_f64()).min(threads)
+                };
+                Some(pinned(cpus, d))
+            }
+            Workload::Fibtest {
+                fast, fast_cpus, ..
+            } => Some((*fast as f64).min(fast_cpus.len() as f64)),
+            Workload::Duty {
+                on,
+                off,
+                threads,
+                cpus,
+                ..
+            } => {
+                let cycle = on.as_secs_f64() + off.as_secs_f64();
+                let share = if cycle > 0.0 {
+                    on.as_secs_f64() / cycle
+                } else {
+                    1.0
+                };
+                Some(pinned(cpus, *threads as f64 * share))
+            }
+            Workload::Steal { cpus, .. } => cpus.as_ref().map(|c| c.len() as f64),
+            // A server's demand is its load's: rate × work, known to the run, not here.
+            Workload::Command { .. }
+            | Workload::Entropy { .. }
+            | Workload::Serve { .. }
+            | Workload::None => None,
+        }
+    }
+
     /// CPUs the workload pins itself to, if it pins.
     pub fn cpus(&self) -> Option<CpuList> {
         match self {
-            Workload::Requests { cpus, .. } | Workload::Duty { cpus, .. } => cpus.clone(),
-            Workload::Command { .. } | Workload::Entropy { .. } => None,
+            Workload::Requests { cpus, .. }
+            | Workload::Duty { cpus, .. }
+            | Workload::Serve { cpus, .. } => cpus.clone(),
+            Workload::Command { .. } | Workload::Entropy { .. } | Workload::None => None,
             Workload::Steal { cpus, .. } => cpus.clone(),
             Workload::Fibtest {
                 fast_cpus,
                 slow_cpus,
                 ..
             } => Some(fast_cpus.union(slow_cpus)),
+        }
+    }
+
+    /// How long the workload is planned to run, when its plan says: a duration, or
+    /// requests' arrivals (None for a command without a duration, or a server).
+    pub fn nominal_duration(&self) -> Option<Duration> {
+        match self {
+            Workload::Fibtest { duration, .. }
+            | Workload::Duty { duration, .. }
+            | Workload::Steal { duration, .. }
+            | Workload::Entropy { duration, .. } => Some(duration.0),
+            Workload::Requests {
+                count, interval, ..
+            } => Some(interval.0 * (*count).min(u32::MAX as u64) as u32),
+            Workload::Command { duration, .. } => duration.map(|d| d.0),
+            Workload::Serve { .. } => None,
+            Workload::None => Some(Duration::ZERO),
         }
     }
 
@@ -393,6 +683,9 @@ impl Workload {
             Workload::Command { duration, .. } => {
                 duration.map(|d| d.0).unwrap_or(Duration::from_secs(600))
             }
+            // Stopped when its load is done (`PlannedRun::expected_duration`).
+            Workload::Serve { .. } => Duration::from_secs(600),
+            Workload::None => Duration::ZERO,
             Workload::Requests {
                 work,
                 count,
@@ -406,905 +699,6 @@ impl Workload {
                 let busy = per_request * (*count as f64) / (*threads).max(1) as f64;
                 Duration::from_secs_f64(arrivals.max(busy) + per_request)
             }
-        }
-    }
-}
-
-/// Resolves a scenario (already deserialized) against the CPUs this process may use.
-pub fn resolve(
-    scenario: &Scenario,
-    source: &str,
-    allowed: &CpuList,
-) -> Result<Plan, ScenarioError> {
-    check_scenario(scenario, source)?;
-    let swept: Vec<String> = scenario.sweep.keys().cloned().collect();
-    let configs = expand_sweep(scenario, source)?;
-    let mut runs = Vec::new();
-    for (config, (params, sc)) in configs.into_iter().enumerate() {
-        let limiter = resolve_limiter(&sc.limiter, source, allowed)?;
-        let groups = resolve_groups(&sc, &limiter, source, allowed)?;
-        let phase_spec = match (&sc.workload, sc.groups.as_slice()) {
-            (Some(w), _) => w.phase,
-            (None, gs) => gs.iter().find_map(|g| g.workload.phase),
-        };
-        let phase = resolve_phase(phase_spec, &limiter, source)?;
-        for repeat in 0..scenario.repeats {
-            runs.push(PlannedRun {
-                index: runs.len(),
-                config,
-                repeat,
-                params: params.clone(),
-                sample_interval: sc.sample_interval,
-                limiter: limiter.clone(),
-                groups: groups.clone(),
-                phase,
-            });
-        }
-    }
-    Ok(Plan {
-        scenario: scenario.clone(),
-        source: source.to_string(),
-        swept,
-        runs,
-    })
-}
-
-fn check_scenario(s: &Scenario, source: &str) -> Result<(), ScenarioError> {
-    let ok_name = !s.name.is_empty()
-        && s.name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-        && !s.name.starts_with('.');
-    if !ok_name {
-        return Err(ScenarioError::field(
-            source,
-            "name",
-            format!(
-                "`{}` cannot name a result folder: use letters, digits, '.', '_' and '-'",
-                s.name
-            ),
-        ));
-    }
-    if s.repeats == 0 || s.repeats > 1000 {
-        return Err(ScenarioError::field(
-            source,
-            "repeats",
-            "must be between 1 and 1000",
-        ));
-    }
-    let si = s.sample_interval.0;
-    if si < Duration::from_millis(1) || si > Duration::from_secs(10) {
-        return Err(ScenarioError::field(
-            source,
-            "sample_interval",
-            "must be between 1ms and 10s",
-        ));
-    }
-    Ok(())
-}
-
-/// The scenario once per sweep combination, with each swept value set, and the values as
-/// text. Sweep values are applied to the file's TOML and deserialized again, so a bad value
-/// gets the same checks as a value written in place.
-/// Swept fields and their values as text.
-type Params = Vec<(String, String)>;
-
-fn expand_sweep(s: &Scenario, source: &str) -> Result<Vec<(Params, Scenario)>, ScenarioError> {
-    let base = toml::Value::try_from(Scenario {
-        sweep: Default::default(),
-        ..s.clone()
-    })
-    .map_err(|e| ScenarioError::field(source, "sweep", e.to_string()))?;
-    let mut combos: Vec<(Params, toml::Value)> = vec![(Vec::new(), base)];
-    for (key, values) in &s.sweep {
-        let field = format!("sweep.\"{key}\"");
-        let path: Vec<&str> = key.split('.').collect();
-        let settable = matches!(
-            path.as_slice(),
-            ["limiter" | "workload", _] | ["limiter" | "workload" | "sample_interval"]
-        );
-        if !settable {
-            return Err(ScenarioError::field(
-                source,
-                &field,
-                "a swept field is `limiter.<field>`, `workload.<field>`, a whole `limiter` or `workload` table, or `sample_interval`",
-            ));
-        }
-        if values.is_empty() {
-            return Err(ScenarioError::field(
-                source,
-                &field,
-                "needs at least one value",
-            ));
-        }
-        let mut next = Vec::new();
-        for (params, value) in &combos {
-            for v in values {
-                let mut value = value.clone();
-                set_path(&mut value, &path, v.clone());
-                let mut params = params.clone();
-                params.push((key.clone(), value_text(v)));
-                next.push((params, value));
-            }
-        }
-        combos = next;
-    }
-    combos
-        .into_iter()
-        .map(|(params, value)| {
-            let text = params
-                .iter()
-                .map(|(k, v)| format!("{k} = {v}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sc: Scenario = value.try_into().map_err(|e: toml::de::Error| {
-                ScenarioError::field(
-                    source,
-                    "sweep",
-                    format!("with {text}: {}", e.message().trim()),
-                )
-            })?;
-            check_scenario(&sc, source)?;
-            Ok((params, sc))
-        })
-        .collect()
-}
-
-fn set_path(v: &mut toml::Value, path: &[&str], new: toml::Value) {
-    let table = v.as_table_mut().expect("a scenario serializes to a table");
-    match path {
-        [leaf] => {
-            table.insert(leaf.to_string(), new);
-        }
-        [head, rest @ ..] => {
-            let child = table
-                .entry(head.to_string())
-                .or_insert_with(|| toml::Value::Table(Default::default()));
-            set_path(child, rest, new);
-        }
-        [] => {}
-    }
-}
-
-fn value_text(v: &toml::Value) -> String {
-    match v {
-        toml::Value::String(s) => s.clone(),
-        // A whole table: its fields as `k=v` joined by spaces ("kind=cfs quota=40ms").
-        toml::Value::Table(t) => t
-            .iter()
-            .map(|(k, v)| format!("{k}={}", value_text(v)))
-            .collect::<Vec<_>>()
-            .join(" "),
-        other => other.to_string(),
-    }
-}
-
-/// Reject the fields written in a table that do not apply to its `kind`.
-fn reject_unused(
-    source: &str,
-    section: &str,
-    kind: &str,
-    present: &[(&str, bool)],
-    applies: &[&str],
-) -> Result<(), ScenarioError> {
-    match present
-        .iter()
-        .find(|(name, there)| *there && !applies.contains(name))
-    {
-        Some((name, _)) => Err(ScenarioError::field(
-            source,
-            &format!("{section}.{name}"),
-            format!("does not apply to {section}.kind = \"{kind}\""),
-        )),
-        None => Ok(()),
-    }
-}
-
-/// The groups of a run: the `[[group]]` tables, or the `[workload]` as group "main".
-fn resolve_groups(
-    sc: &Scenario,
-    limiter: &Limiter,
-    source: &str,
-    allowed: &CpuList,
-) -> Result<Vec<PlannedGroup>, ScenarioError> {
-    let groups: Vec<PlannedGroup> = match (&sc.workload, sc.groups.as_slice()) {
-        (Some(_), [_, ..]) => {
-            return Err(ScenarioError::field(
-                source,
-                "workload",
-                "give either a [workload] table or [[group]] tables, not both",
-            ))
-        }
-        (None, []) => {
-            return Err(ScenarioError::field(
-                source,
-                "workload",
-                "is required (or [[group]] tables, each with its workload)",
-            ))
-        }
-        (Some(w), []) => vec![PlannedGroup {
-            name: "main".into(),
-            weight: None,
-            workload: resolve_workload(w, source, allowed)?,
-        }],
-        (None, gs) => gs
-            .iter()
-            .map(|g| resolve_group(g, source, allowed))
-            .collect::<Result<_, _>>()?,
-    };
-    let mut names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
-    names.sort_unstable();
-    if names.windows(2).any(|w| w[0] == w[1]) {
-        return Err(ScenarioError::field(
-            source,
-            "group.name",
-            "group names must differ",
-        ));
-    }
-    let weighted = groups.iter().any(|g| g.weight.is_some());
-    let mut groups = groups;
-    if *limiter == Limiter::Weight {
-        for g in &mut groups {
-            g.weight.get_or_insert(100);
-        }
-    }
-    if weighted && *limiter != Limiter::Weight {
-        return Err(ScenarioError::field(
-            source,
-            "group.weight",
-            "weights need limiter.kind = \"weight\"",
-        ));
-    }
-    if *limiter == Limiter::Weight && sc.groups.len() < 2 {
-        return Err(ScenarioError::field(
-            source,
-            "limiter.kind",
-            "\"weight\" needs two or more [[group]] tables that compete",
-        ));
-    }
-    let by_name = matches!(
-        limiter,
-        Limiter::Signal {
-            by: SignalBy::Name,
-            name: None,
-            ..
-        }
-    );
-    if by_name && !matches!(groups[0].workload, Workload::Command { .. }) && groups.len() > 1 {
-        return Err(ScenarioError::field(
-            source,
-            "limiter.name",
-            "by = \"name\" with several groups needs the name to match",
-        ));
-    }
-    Ok(groups)
-}
-
-fn resolve_group(
-    g: &GroupSpec,
-    source: &str,
-    allowed: &CpuList,
-) -> Result<PlannedGroup, ScenarioError> {
-    let ok_name = !g.name.is_empty()
-        && g.name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c));
-    if !ok_name {
-        return Err(ScenarioError::field(
-            source,
-            "group.name",
-            format!(
-                "`{}` cannot name a cgroup: use letters, digits, '_' and '-'",
-                g.name
-            ),
-        ));
-    }
-    if let Some(w) = g.weight {
-        if !(1..=10_000).contains(&w) {
-            return Err(ScenarioError::field(
-                source,
-                "group.weight",
-                format!(
-                    "{w} is outside 1-10000 (the cgroup v2 cpu.weight range; 100 is the default)"
-                ),
-            ));
-        }
-    }
-    Ok(PlannedGroup {
-        name: g.name.clone(),
-        weight: g.weight,
-        workload: resolve_workload(&g.workload, source, allowed)?,
-    })
-}
-
-/// freezer and signal: fixed on/off, or a target share with a cycle length.
-fn resolve_duty(l: &LimiterSpec, source: &str) -> Result<DutyControl, ScenarioError> {
-    let kind = l.kind.name();
-    match (l.share, l.on, l.off) {
-        (Some(share), None, None) => {
-            if !(share > 0.0 && share <= 1.0) {
-                return Err(ScenarioError::field(
-                    source,
-                    "limiter.share",
-                    format!("{share} is not a share of one CPU in (0, 1]"),
-                ));
-            }
-            let cycle = l.cycle.unwrap_or(Span::from_millis(100));
-            if cycle.0 < Duration::from_millis(10) {
-                return Err(ScenarioError::field(
-                    source,
-                    "limiter.cycle",
-                    "must be at least 10ms: shorter cycles are mostly signal and wake-up latency",
-                ));
-            }
-            Ok(DutyControl::Closed { share, cycle })
-        }
-        (None, Some(on), off) => {
-            if l.cycle.is_some() {
-                return Err(ScenarioError::field(
-                    source,
-                    "limiter.cycle",
-                    "is for the closed loop (share); with on/off the cycle is on + off",
-                ));
-            }
-            Ok(DutyControl::Open {
-                on: positive(source, "limiter.on", on)?,
-                off: off.unwrap_or_default(),
-            })
-        }
-        (Some(_), _, _) => Err(ScenarioError::field(
-            source,
-            "limiter.share",
-            format!("kind = \"{kind}\" takes either share (closed loop) or on/off (open loop), not both"),
-        )),
-        (None, None, _) => Err(ScenarioError::field(
-            source,
-            "limiter.share",
-            format!("kind = \"{kind}\" needs share (closed loop) or on and off (open loop)"),
-        )),
-    }
-}
-
-pub fn resolve_limiter(
-    l: &LimiterSpec,
-    source: &str,
-    allowed: &CpuList,
-) -> Result<Limiter, ScenarioError> {
-    let kind = l.kind.name();
-    let present = [
-        ("quota", l.quota.is_some()),
-        ("period", l.period.is_some()),
-        ("burst", l.burst.is_some()),
-        ("by", l.by.is_some()),
-        ("name", l.name.is_some()),
-        ("share", l.share.is_some()),
-        ("cycle", l.cycle.is_some()),
-        ("on", l.on.is_some()),
-        ("off", l.off.is_some()),
-        ("cpus", l.cpus.is_some()),
-        ("command", l.command.is_some()),
-        ("baseline", l.baseline.is_some()),
-        ("balance_max", l.balance_max.is_some()),
-        ("balance_start", l.balance_start.is_some()),
-        ("tick", l.tick.is_some()),
-    ];
-    let applies: &[&str] = match l.kind {
-        LimiterKind::None | LimiterKind::Weight => &[],
-        LimiterKind::Cfs => &["quota", "period", "burst"],
-        LimiterKind::Cpuset => &["cpus"],
-        LimiterKind::Freezer => &["share", "cycle", "on", "off"],
-        LimiterKind::Signal => &["by", "name", "share", "cycle", "on", "off"],
-        LimiterKind::Command => &["command", "share"],
-        LimiterKind::Credits => &["baseline", "balance_max", "balance_start", "period", "tick"],
-    };
-    reject_unused(source, "limiter", kind, &present, applies)?;
-    match l.kind {
-        LimiterKind::None | LimiterKind::Weight => Ok(if l.kind == LimiterKind::None {
-            Limiter::None
-        } else {
-            Limiter::Weight
-        }),
-        LimiterKind::Cpuset => {
-            let text = l.cpus.as_deref().ok_or_else(|| {
-                ScenarioError::field(source, "limiter.cpus", "is required for kind = \"cpuset\"")
-            })?;
-            Ok(Limiter::Cpuset {
-                cpus: cpus_field(source, "limiter.cpus", text, allowed)?,
-            })
-        }
-        LimiterKind::Freezer => Ok(Limiter::Freezer {
-            duty: resolve_duty(l, source)?,
-        }),
-        LimiterKind::Signal => {
-            let by = l.by.ok_or_else(|| {
-                ScenarioError::field(
-                    source,
-                    "limiter.by",
-                    "is required for kind = \"signal\": \"name\", \"group\" or \"tree\"",
-                )
-            })?;
-            if l.name.is_some() && by != SignalBy::Name {
-                return Err(ScenarioError::field(
-                    source,
-                    "limiter.name",
-                    "only applies to by = \"name\"",
-                ));
-            }
-            Ok(Limiter::Signal {
-                by,
-                duty: resolve_duty(l, source)?,
-                name: l.name.clone(),
-            })
-        }
-        LimiterKind::Command => {
-            let template = l.command.clone().ok_or_else(|| {
-                ScenarioError::field(
-                    source,
-                    "limiter.command",
-                    "is required for kind = \"command\"",
-                )
-            })?;
-            crate::limiter::command::check_template(&template)
-                .map_err(|e| ScenarioError::field(source, "limiter.command", e))?;
-            if (template.contains("{percent}") || template.contains("{share}")) && l.share.is_none()
-            {
-                return Err(ScenarioError::field(
-                    source,
-                    "limiter.share",
-                    "the command uses {percent} or {share}: give share",
-                ));
-            }
-            Ok(Limiter::Command {
-                template,
-                share: l.share,
-            })
-        }
-        LimiterKind::Credits => {
-            let baseline = l.baseline.ok_or_else(|| {
-                ScenarioError::field(
-                    source,
-                    "limiter.baseline",
-                    "is required for kind = \"credits\" (e.g. 0.1)",
-                )
-            })?;
-            if !(baseline > 0.0 && baseline < 1.0) {
-                return Err(ScenarioError::field(
-                    source,
-                    "limiter.baseline",
-                    format!("{baseline} is not a share of one CPU in (0, 1)"),
-                ));
-            }
-            let max = l.balance_max.ok_or_else(|| {
-                ScenarioError::field(
-                    source,
-                    "limiter.balance_max",
-                    "is required for kind = \"credits\" (e.g. \"30s\")",
-                )
-            })?;
-            let start = l.balance_start.unwrap_or(max);
-            if start > max {
-                return Err(ScenarioError::field(
-                    source,
-                    "limiter.balance_start",
-                    format!("{start} is more than balance_max {max}"),
-                ));
-            }
-            let period = l.period.unwrap_or(Span::from_millis(100));
-            if baseline * (period.as_micros() as f64) < 1000.0 {
-                return Err(ScenarioError::field(
-                    source,
-                    "limiter.period",
-                    "baseline x period must be at least 1ms, the kernel's smallest quota",
-                ));
-            }
-            let tick = l.tick.unwrap_or(Span::from_millis(10));
-            if tick.0 < Duration::from_millis(1) || tick.0 > Duration::from_secs(1) {
-                return Err(ScenarioError::field(
-                    source,
-                    "limiter.tick",
-                    format!("{tick} is outside 1ms to 1s"),
-                ));
-            }
-            Ok(Limiter::Credits(crate::limiter::credits::CreditModel {
-                baseline,
-                balance_max_s: max.as_secs_f64(),
-                balance_start_s: start.as_secs_f64(),
-                tick_ns: tick.0.as_nanos() as u64,
-                period_us: period.as_micros(),
-            }))
-        }
-        LimiterKind::Cfs => {
-            let period = l.period.unwrap_or(Span::from_millis(100));
-            // The kernel accepts periods of 1 ms to 1 s and quotas of at least 1 ms.
-            if period.0 < Duration::from_millis(1) || period.0 > Duration::from_secs(1) {
-                return Err(ScenarioError::field(
-                    source,
-                    "limiter.period",
-                    format!("{period} is outside the kernel's range of 1ms to 1s"),
-                ));
-            }
-            let quota = l.quota.ok_or_else(|| {
-                ScenarioError::field(
-                    source,
-                    "limiter.quota",
-                    "is required for kind = \"cfs\" (a duration per period, or \"max\")",
-                )
-            })?;
-            let quota_us = match quota {
-                Quota::Max => None,
-                Quota::Limit(q) => {
-                    if q.0 < Duration::from_millis(1) {
-                        return Err(ScenarioError::field(
-                            source,
-                            "limiter.quota",
-                            format!("{q} is below the kernel's minimum of 1ms"),
-                        ));
-                    }
-                    // The kernel keeps bandwidth in 44 bits of µs (MAX_BW in
-                    // kernel/sched/core.c): a larger quota is EINVAL when written.
-                    const MAX_QUOTA_US: u64 = (1 << 44) - 1;
-                    if q.as_micros() > MAX_QUOTA_US {
-                        return Err(ScenarioError::field(
-                            source,
-                            "limiter.quota",
-                            format!(
-                                "{q} is above the kernel's maximum of {MAX_QUOTA_US}us (about 203 days); use \"max\" for no limit"
-                            ),
-                        ));
-                    }
-                    Some(q.as_micros())
-                }
-            };
-            let burst_us = l.burst.map(|b| b.as_micros()).unwrap_or(0);
-            if burst_us > 0 {
-                match quota_us {
-                    None => {
-                        return Err(ScenarioError::field(
-                            source,
-                            "limiter.burst",
-                            "needs a quota: with quota = \"max\" there is nothing to burst above",
-                        ))
-                    }
-                    Some(q) if burst_us > q => {
-                        return Err(ScenarioError::field(
-                            source,
-                            "limiter.burst",
-                            format!(
-                                "{} is larger than the quota {}: the kernel allows a burst of at most the quota",
-                                Span::from_micros(burst_us),
-                                Span::from_micros(q)
-                            ),
-                        ))
-                    }
-                    _ => {}
-                }
-            }
-            Ok(Limiter::Cfs(CfsLimit {
-                quota_us,
-                period_us: period.as_micros(),
-                burst_us,
-            }))
-        }
-    }
-}
-
-/// The shortest stall that the phase search takes for throttling: well above this
-/// machine's usual stalls (up to about 10 ms, see docs/metrics.md).
-const MIN_SYNC_GAP_US: u64 = 10_000;
-
-fn resolve_phase(
-    phase: Option<Span>,
-    limiter: &Limiter,
-    source: &str,
-) -> Result<Option<PeriodPhase>, ScenarioError> {
-    let Some(phase) = phase else {
-        return Ok(None);
-    };
-    let field = "workload.phase";
-    let Limiter::Cfs(c) = limiter else {
-        return Err(ScenarioError::field(
-            source,
-            field,
-            "needs limiter.kind = \"cfs\": the phase is a point in the CFS period",
-        ));
-    };
-    let Some(quota) = c.quota_us.filter(|q| *q < c.period_us) else {
-        return Err(ScenarioError::field(
-            source,
-            field,
-            "needs a quota below one CPU (quota < period): the period boundary is found by being throttled",
-        ));
-    };
-    // Throttled for period - quota per period; half of that tells it from ordinary stalls.
-    let gap = (c.period_us - quota) / 2;
-    if gap < MIN_SYNC_GAP_US {
-        return Err(ScenarioError::field(
-            source,
-            field,
-            format!(
-                "needs period - quota of at least {}: shorter throttling cannot be told from this machine's ordinary stalls",
-                Span::from_micros(2 * MIN_SYNC_GAP_US)
-            ),
-        ));
-    }
-    if phase.as_micros() >= c.period_us {
-        return Err(ScenarioError::field(
-            source,
-            field,
-            format!(
-                "{phase} is not shorter than the period {}",
-                Span::from_micros(c.period_us)
-            ),
-        ));
-    }
-    Ok(Some(PeriodPhase {
-        period_us: c.period_us,
-        phase_us: phase.as_micros(),
-        sync_gap_us: gap,
-    }))
-}
-
-fn cpus_field(
-    source: &str,
-    field: &str,
-    text: &str,
-    allowed: &CpuList,
-) -> Result<CpuList, ScenarioError> {
-    let list: CpuList = text
-        .parse()
-        .map_err(|e| ScenarioError::field(source, field, format!("{e}")))?;
-    if let Some(cpu) = list.iter().find(|c| !allowed.contains(*c)) {
-        return Err(ScenarioError::field(
-            source,
-            field,
-            format!("CPU {cpu} is not one this process may use (allowed: {allowed})"),
-        ));
-    }
-    Ok(list)
-}
-
-fn positive(source: &str, field: &str, v: Span) -> Result<Span, ScenarioError> {
-    if v.is_zero() {
-        Err(ScenarioError::field(source, field, "must be longer than 0"))
-    } else {
-        Ok(v)
-    }
-}
-
-fn resolve_workload(
-    w: &WorkloadSpec,
-    source: &str,
-    allowed: &CpuList,
-) -> Result<Workload, ScenarioError> {
-    let kind = w.kind.name();
-    let present = [
-        ("work", w.work.is_some()),
-        ("count", w.count.is_some()),
-        ("interval", w.interval.is_some()),
-        ("threads", w.threads.is_some()),
-        ("cpus", w.cpus.is_some()),
-        ("fast", w.fast.is_some()),
-        ("slow", w.slow.is_some()),
-        ("fast_cpus", w.fast_cpus.is_some()),
-        ("slow_cpus", w.slow_cpus.is_some()),
-        ("slow_steps", w.slow_steps.is_some()),
-        ("slow_sleep", w.slow_sleep.is_some()),
-        ("duration", w.duration.is_some()),
-        ("on", w.on.is_some()),
-        ("off", w.off.is_some()),
-        ("slice", w.slice.is_some()),
-        ("command", w.command.is_some()),
-        ("phase", w.phase.is_some()),
-        ("threshold", w.threshold.is_some()),
-        ("sources", w.sources.is_some()),
-        ("sizes", w.sizes.is_some()),
-        ("readers", w.readers.is_some()),
-    ];
-    let applies: &[&str] = match w.kind {
-        WorkloadKind::Requests => &["work", "count", "interval", "threads", "cpus", "phase"],
-        WorkloadKind::Fibtest => &[
-            "fast",
-            "slow",
-            "fast_cpus",
-            "slow_cpus",
-            "slow_steps",
-            "slow_sleep",
-            "duration",
-            "phase",
-        ],
-        WorkloadKind::Duty => &["on", "off", "duration", "threads", "cpus", "slice", "phase"],
-        WorkloadKind::Command => &["command", "duration"],
-        WorkloadKind::Steal => &["duration", "cpus", "threshold"],
-        WorkloadKind::Entropy => &["duration", "sources", "sizes", "readers"],
-    };
-    reject_unused(source, "workload", kind, &present, applies)?;
-    let opt_cpus = |field: &str, v: &Option<String>| {
-        v.as_deref()
-            .map(|t| cpus_field(source, field, t, allowed))
-            .transpose()
-    };
-    let threads = |v: Option<u32>| match v {
-        None => Ok(1),
-        Some(0) => Err(ScenarioError::field(
-            source,
-            "workload.threads",
-            "must be at least 1",
-        )),
-        Some(n) => Ok(n),
-    };
-    match w.kind {
-        WorkloadKind::Requests => {
-            let work = w.work.ok_or_else(|| {
-                ScenarioError::field(
-                    source,
-                    "workload.work",
-                    "is required for kind = \"requests\" (CPU time per request, like \"200ms\")",
-                )
-            })?;
-            let count = w.count.unwrap_or(10);
-            if count == 0 {
-                return Err(ScenarioError::field(
-                    source,
-                    "workload.count",
-                    "must be at least 1",
-                ));
-            }
-            Ok(Workload::Requests {
-                work: positive(source, "workload.work", work)?,
-                count,
-                interval: w.interval.unwrap_or(Span::from_millis(1000)),
-                threads: threads(w.threads)?,
-                cpus: opt_cpus("workload.cpus", &w.cpus)?,
-            })
-        }
-        WorkloadKind::Fibtest => {
-            let fast_cpus = cpus_field(
-                source,
-                "workload.fast_cpus",
-                w.fast_cpus.as_deref().unwrap_or("0"),
-                allowed,
-            )?;
-            let slow_cpus = match &w.slow_cpus {
-                Some(t) => cpus_field(source, "workload.slow_cpus", t, allowed)?,
-                None => {
-                    let rest = allowed.difference(&fast_cpus);
-                    if rest.is_empty() {
-                        fast_cpus.clone()
-                    } else {
-                        rest
-                    }
-                }
-            };
-            let fast = w.fast.unwrap_or(1);
-            let slow = w.slow.unwrap_or(slow_cpus.len() as u32);
-            if fast + slow == 0 {
-                return Err(ScenarioError::field(
-                    source,
-                    "workload.fast",
-                    "fast and slow are both 0: nothing would run",
-                ));
-            }
-            Ok(Workload::Fibtest {
-                fast,
-                slow,
-                fast_cpus,
-                slow_cpus,
-                slow_steps: w.slow_steps.unwrap_or(100),
-                slow_sleep: w.slow_sleep.unwrap_or(Span::from_millis(10)),
-                duration: positive(
-                    source,
-                    "workload.duration",
-                    w.duration.unwrap_or(Span::from_millis(5000)),
-                )?,
-            })
-        }
-        WorkloadKind::Duty => {
-            let on = w.on.ok_or_else(|| {
-                ScenarioError::field(
-                    source,
-                    "workload.on",
-                    "is required for kind = \"duty\" (run time per cycle)",
-                )
-            })?;
-            Ok(Workload::Duty {
-                on: positive(source, "workload.on", on)?,
-                off: w.off.unwrap_or_default(),
-                duration: positive(
-                    source,
-                    "workload.duration",
-                    w.duration.unwrap_or(Span::from_millis(10_000)),
-                )?,
-                threads: threads(w.threads)?,
-                cpus: opt_cpus("workload.cpus", &w.cpus)?,
-                slice: positive(
-                    source,
-                    "workload.slice",
-                    w.slice.unwrap_or(Span::from_millis(100)),
-                )?,
-            })
-        }
-        WorkloadKind::Steal => Ok(Workload::Steal {
-            duration: positive(
-                source,
-                "workload.duration",
-                w.duration.unwrap_or(Span::from_millis(10_000)),
-            )?,
-            cpus: opt_cpus("workload.cpus", &w.cpus)?,
-            threshold: positive(
-                source,
-                "workload.threshold",
-                w.threshold.unwrap_or(Span::from_micros(5)),
-            )?,
-        }),
-        WorkloadKind::Entropy => {
-            use crate::probe::entropy::Source;
-            let sources = match &w.sources {
-                None => Source::ALL.to_vec(),
-                Some(v) => v
-                    .iter()
-                    .map(|name| {
-                        Source::ALL
-                            .into_iter()
-                            .find(|s| s.name() == name)
-                            .ok_or_else(|| {
-                                ScenarioError::field(
-                                    source,
-                                    "workload.sources",
-                                    format!("unknown source \"{name}\" (getrandom, urandom, random, hwrng)"),
-                                )
-                            })
-                    })
-                    .collect::<Result<Vec<_>, _>>()?,
-            };
-            let nonempty = |field: &str, empty: bool| {
-                if empty {
-                    Err(ScenarioError::field(
-                        source,
-                        field,
-                        "needs at least one value, none of them 0",
-                    ))
-                } else {
-                    Ok(())
-                }
-            };
-            nonempty("workload.sources", sources.is_empty())?;
-            let sizes = w.sizes.clone().unwrap_or(vec![32, 4096, 65536]);
-            nonempty("workload.sizes", sizes.is_empty() || sizes.contains(&0))?;
-            let readers = w.readers.clone().unwrap_or(vec![1, 4]);
-            nonempty(
-                "workload.readers",
-                readers.is_empty() || readers.contains(&0),
-            )?;
-            Ok(Workload::Entropy {
-                duration: positive(
-                    source,
-                    "workload.duration",
-                    w.duration.unwrap_or(Span::from_millis(10_000)),
-                )?,
-                sources,
-                sizes,
-                readers,
-            })
-        }
-        WorkloadKind::Command => {
-            let command = w
-                .command
-                .clone()
-                .filter(|c| !c.trim().is_empty())
-                .ok_or_else(|| {
-                    ScenarioError::field(
-                        source,
-                        "workload.command",
-                        "is required for kind = \"command\" (run with sh -c)",
-                    )
-                })?;
-            Ok(Workload::Command {
-                command,
-                duration: w
-                    .duration
-                    .map(|d| positive(source, "workload.duration", d))
-                    .transpose()?,
-            })
         }
     }
 }

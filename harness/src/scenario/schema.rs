@@ -31,6 +31,13 @@ pub struct Scenario {
     /// (and weight, for `limiter.kind = "weight"`).
     #[serde(default, rename = "group", skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<GroupSpec>,
+    /// Limits changed while the run runs, in time order.
+    #[serde(default, rename = "change", skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<ChangeSpec>,
+    /// Requests sent to a group's service from outside its cgroup while it runs; the run
+    /// ends when they are done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<LoadTable>,
     /// One configuration per combination of values: `"limiter.quota" = ["20ms", "40ms"]`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sweep: BTreeMap<String, Vec<toml::Value>>,
@@ -152,11 +159,12 @@ pub struct LimiterSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SignalBy {
-    /// Processes whose name matches exactly, like `pkill -x` (seed 000's first design).
+    /// Processes whose name matches exactly, like `pkill -x` (the first design of "EC2 Micro Instance Throttling" [EC2 Micro]).
     Name,
-    /// The workload's process group (seed 000's setsid fix).
+    /// The workload's process group (that article's fix, a process group made with setsid).
     Group,
-    /// Every process of the workload's tree, rescanned until no new one appears (seed 004).
+    /// Every process of the workload's tree, rescanned until no new one appears ("Practical resource
+    /// limiting" [Practical Limiting]).
     Tree,
 }
 
@@ -170,16 +178,97 @@ impl SignalBy {
     }
 }
 
-/// A `[[group]]` table: one of several workloads that compete at once.
+/// A `[[group]]` table: one of several workloads that compete at once, or (without a
+/// workload) a cgroup above others in a tree (a Kubernetes pod above its containers).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GroupSpec {
     /// Names the group's cgroup and its rows in the results.
     pub name: String,
+    /// The group this one's cgroup is made in (default: the run's own cgroup).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
     /// weight: the group's CPU weight (v2 units, 1-10000; default 100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<u32>,
-    pub workload: WorkloadSpec,
+    /// The group's own limit, on its own cgroup (beside the run's `[limiter]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<LimitSpec>,
+    /// What runs in it; absent for a group that only holds others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<WorkloadSpec>,
+}
+
+/// A number or a text, for fields that take both (`millicores = 500` or `"500m"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum NumberOrText {
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl NumberOrText {
+    pub fn text(&self) -> String {
+        match self {
+            NumberOrText::Int(i) => i.to_string(),
+            NumberOrText::Float(f) => f.to_string(),
+            NumberOrText::Text(t) => t.clone(),
+        }
+    }
+}
+
+/// A `limit = { ... }` table (of a group or a change): a CFS quota in one of the units
+/// people write, a weight, CPUs. docs/units.md says how each unit becomes quota and period.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSpec {
+    /// Run time per period, as the kernel takes it ("40ms", or "max").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<Quota>,
+    /// With `quota`: the period (default 100ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<Span>,
+    /// Burst allowance (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<Span>,
+    /// Docker's `--cpus` (0.5): quota = cpus × 100 ms per 100 ms, exact to 9 decimals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<NumberOrText>,
+    /// A Kubernetes CPU limit: millicores (500) or a quantity ("500m", "0.5"), written
+    /// as kubelet writes it (MilliCPUToQuota).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub millicores: Option<NumberOrText>,
+    /// systemd's `CPUQuota=` in % of one CPU (40, or "40.25%").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_quota_pct: Option<NumberOrText>,
+    /// The period the unit's system uses: kubelet's `--cpu-cfs-quota-period` (with
+    /// `millicores`), systemd's `CPUQuotaPeriodSec=` (with `cpu_quota_pct`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_period: Option<Span>,
+    /// CPU weight in v2 units (1-10000; v1 shares = weight × 1024 / 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+    /// A Kubernetes CPU request (millicores or a quantity): v1 shares as kubelet writes
+    /// them (MilliCPUToShares), v2 weight by kubelet's conversion of those shares.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<NumberOrText>,
+    /// CPUs the group may run on ("0", "0-1").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpuset: Option<String>,
+}
+
+/// A `[[change]]` table: a group's limit changed while the run runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeSpec {
+    /// When, after the run's first sample.
+    pub at: Span,
+    /// Which group (default: the run's own cgroup, which `[limiter]` limits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// The new settings (those not given stay as they are).
+    pub limit: LimitSpec,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -197,6 +286,9 @@ pub enum WorkloadKind {
     Steal,
     /// The entropy probe: RNG readiness, supply per source and readers, FIPS tests.
     Entropy,
+    /// fibtest's reference server: every request costs `work` of CPU on one of
+    /// `threads` workers; runs until the harness stops it (loaded by `[load]`).
+    Serve,
 }
 
 impl WorkloadKind {
@@ -208,6 +300,7 @@ impl WorkloadKind {
             WorkloadKind::Command => "command",
             WorkloadKind::Steal => "steal",
             WorkloadKind::Entropy => "entropy",
+            WorkloadKind::Serve => "serve",
         }
     }
 }
@@ -217,7 +310,7 @@ impl WorkloadKind {
 #[serde(deny_unknown_fields)]
 pub struct WorkloadSpec {
     pub kind: WorkloadKind,
-    /// requests: CPU time each request needs.
+    /// requests, serve: CPU time each request needs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub work: Option<Span>,
     /// requests: how many.
@@ -226,10 +319,10 @@ pub struct WorkloadSpec {
     /// requests: time between arrivals (0 = back to back).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<Span>,
-    /// requests, duty: worker threads (default 1).
+    /// requests, duty, serve: worker threads (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threads: Option<u32>,
-    /// requests, duty: CPUs to pin to ("0", "1-3", "0,2-3").
+    /// requests, duty, serve: CPUs to pin to ("0", "1-3", "0,2-3").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpus: Option<String>,
     /// fibtest: fast threads (default 1).
@@ -263,7 +356,8 @@ pub struct WorkloadSpec {
     /// duty: length of the slices work is counted in (default 100ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slice: Option<Span>,
-    /// command: the shell command to run (`sh -c`).
+    /// command: the shell command to run (`sh -c`); `{port}` is the port `[load]` picked,
+    /// `{dir}` the scenario file's folder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
     /// steal: shortest gap between clock reads counted as a stall (default 5us).
@@ -278,9 +372,63 @@ pub struct WorkloadSpec {
     /// entropy: concurrent reader counts (default [1, 4]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub readers: Option<Vec<u32>>,
+    /// serve: "http" (HTTP/1.1, keep-alive; the default) or "line" (a line in, the same
+    /// line out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
     /// any kind, under a cfs quota below one CPU: start the work this long after a CFS
     /// period boundary (found by the workload before it starts). Absent: whenever the
     /// workload is ready, at no particular point of the period.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<Span>,
+}
+
+/// The `[load]` table: an open-loop load of a group's service (docs/latency.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadTable {
+    /// `http://127.0.0.1:{port}/path` (HTTP/1.1; GET, or POST with `body`) or
+    /// `tcp://127.0.0.1:{port}` (a line out, a line back). `{port}` is a free loopback
+    /// port the harness picks and hands to the service (`--port` of `serve`, `{port}` in
+    /// a command).
+    pub target: String,
+    /// Requests per second, over all connections, on a schedule fixed in advance.
+    pub rate: f64,
+    /// Exponential gaps between arrivals (a Poisson process) instead of even ones.
+    #[serde(default)]
+    pub poisson: bool,
+    /// Seed of the Poisson arrivals (default 1; the run number is added, so repeats
+    /// differ and a rerun is the same).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Connections, each with at most one request in flight (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<u32>,
+    /// Threads of the generator (default: one per connection up to the CPUs left to it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<u32>,
+    /// CPUs of the generator's threads (default: the CPUs no workload pins, if any).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<String>,
+    /// How long requests are sent, after the warm-up (default 10s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<Span>,
+    /// Requests due in this first stretch are written but left out of the summary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<Span>,
+    /// An answer later than this after its send is a timeout (default 2s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Span>,
+    /// How long the service may take to accept connections (default 10s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_wait: Option<Span>,
+    /// HTTP: POST this body; tcp: the line to send (default `ping`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// HTTP: headers to send, "Name: value" (`["Accept-Encoding: gzip"]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<String>,
+    /// The group whose service is loaded (default: the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }

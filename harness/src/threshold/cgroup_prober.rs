@@ -8,7 +8,7 @@ use crate::limiter::{ActiveLimiter, LimiterReport, Target};
 use crate::result::Outcome;
 use crate::runner::Runner;
 use crate::sample::cpustat::CpuStat;
-use crate::scenario::plan::{PlannedGroup, PlannedRun};
+use crate::scenario::plan::{Placement, PlannedGroup, PlannedRun};
 use crate::scenario::{Limiter, Span, Workload};
 
 pub struct CgroupProber<'a> {
@@ -53,7 +53,9 @@ impl Prober for CgroupProber<'_> {
             limiter: Limiter::None,
             groups: vec![PlannedGroup {
                 name: "main".into(),
+                parent: None,
                 weight: None,
+                limit: None,
                 workload: Workload::Duty {
                     on: span(spec.on),
                     off: span(spec.off),
@@ -64,6 +66,9 @@ impl Prober for CgroupProber<'_> {
                 },
             }],
             phase: None,
+            load: None,
+            changes: Vec::new(),
+            placement: Placement::Cgroup,
         };
         let before = self.cpu_stat();
         let (outcome, out) = self.runner.run_workload_in(self.cgroup, &run)?;

@@ -14,12 +14,20 @@
 //! 3. Sustainable duty share at cycle C: bracket around the throttled share, then bisect.
 //!    Each probe first drains any balance earned since (full speed until the rate
 //!    collapses), then runs `on = d × C`, `off = (1 − d) × C` for a few cycles; it is
-//!    sustainable if the ends of its later on-periods were not throttled. Starting each
-//!    probe empty keeps probes short: a duty share above the threshold shows within one
-//!    cycle instead of after draining a full budget. The bracket ends are probed once
-//!    more to confirm.
+//!    sustainable if the ends of its later on-periods kept `SearchParams::sustainable`
+//!    (by default half) of the calibrated rate. Starting each probe empty keeps probes
+//!    short: a duty share above the threshold shows within one cycle instead of after
+//!    draining a full budget. The bracket ends are probed once more to confirm; a
+//!    confirmation that disagrees with the probe before it is settled by a third probe
+//!    at the same share, and the output says so.
+//!
+//! A bracket needs evidence on both sides: a share found sustainable and one found
+//! throttled. Without a throttled probe (the rate never collapsed) there is no upper end,
+//! and the findings say that instead of a bracket of [100%, 100%]. A probe cut short by
+//! an interrupt measured nothing: it is discarded, not recorded.
 
 use fibtest::record::DutyPeriod;
+use fibtest::stats;
 use serde::Serialize;
 use std::time::Duration;
 
@@ -80,9 +88,15 @@ pub struct ProbeRecord {
 pub struct Findings {
     /// Largest duty share found sustainable at `cycle_s`.
     pub sustainable_share: f64,
-    /// The bracket: sustainable at `_low`, throttled at `_high`.
+    /// The bracket: sustainable at `_low`, throttled at `_high` (None: no probe was
+    /// throttled, so there is no upper end).
     pub sustainable_share_low: f64,
-    pub sustainable_share_high: f64,
+    pub sustainable_share_high: Option<f64>,
+    /// The rule a duty probe was judged by: its on-periods' ends kept this share of the
+    /// calibrated rate.
+    pub sustainable_rate: f64,
+    /// Shares at which two probes disagreed, and what a third decided (true: throttled).
+    pub disagreements: Vec<(f64, bool)>,
     pub cycle_s: f64,
     /// Seconds at full speed from rest until the rate collapsed (None: it did not within
     /// `burst_probe_s`, so the budget is at least that).
@@ -117,27 +131,28 @@ pub struct SearchParams {
     /// Total time allowed.
     pub budget: Duration,
     pub slice: Duration,
+    /// A duty probe is sustainable when the ends of its on-periods keep at least this
+    /// share of the calibrated rate (0.5: the machine's ordinary stalls never come near
+    /// it, throttling always goes below).
+    pub sustainable: f64,
 }
 
 /// Below this share of the calibrated rate a slice is throttled.
 const COLLAPSE: f64 = 0.5;
 
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+/// After a collapse, a mean rate of at least this share of the calibrated one is the
+/// work running free again, not a throttled share.
+const RECOVERED: f64 = 0.95;
+
+/// The median of rates (the mean of the middle two for an even count; 0 for none).
+fn median(v: Vec<f64>) -> f64 {
+    stats::median(&v).unwrap_or(0.0)
 }
 
-/// The median, taking the lower middle of an even count: of two on-periods, one held and
-/// one free (a limiter that alternates), the held one decides.
-fn lower_median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(f64::total_cmp);
-    v[(v.len() - 1) / 2]
+/// The lower middle of on-period rates: of two on-periods, one held and one free (a
+/// limiter that alternates), the held one decides (`stats::lower_median` says why).
+fn lower_median(v: Vec<f64>) -> f64 {
+    stats::lower_median(&v).unwrap_or(0.0)
 }
 
 /// Work rate of each slice of an on-period. The last slice is shorter when the on-time is
@@ -227,16 +242,21 @@ pub fn search(
             duration_s: spec.duration.as_secs_f64(),
             rate_median: median(rates) / rate,
             rate_end: lower_median(ends.clone()),
-            throttled: !ends.is_empty() && lower_median(ends) < COLLAPSE,
+            throttled: !ends.is_empty() && lower_median(ends) < p.sustainable,
             nr_throttled: r.nr_throttled,
             throttled_s: r.throttled_s,
             elapsed_s: now_s() - start,
         };
+        if !r.complete {
+            // Cut short: it measured nothing, so it is not a probe.
+            anyhow::bail!(
+                "the search was interrupted during probe {} ({phase}), which is discarded; {} probe(s) kept",
+                records.len(),
+                records.len()
+            );
+        }
         records.push(rec.clone());
         progress(&rec, bracket);
-        if !r.complete {
-            anyhow::bail!("the search was interrupted after {} probes", records.len());
-        }
         Ok((r, rec))
     };
 
@@ -281,11 +301,20 @@ pub fn search(
             // system releasing a tick's worth at a time) makes single slices swing
             // between far below and far above the average it grants.
             let mean = after.iter().sum::<f64>() / after.len() as f64;
-            (Some(t), Some(mean / rate))
+            if mean / rate >= RECOVERED {
+                // A stall the work recovered from at full speed (another process had
+                // the CPU for a moment): nothing holds it to a share, so it is not
+                // throttling and leaves no share to search around.
+                (None, None)
+            } else {
+                (Some(t), Some(mean / rate))
+            }
         }
         None => (None, None),
     };
     let mut budget_exhausted = false;
+    let mut disagreements = Vec::new();
+    let mut high: Option<f64> = None;
     if let Some(s) = throttled_share {
         // 3. Bracket around the throttled share, then bisect.
         let cycle = p.cycle.as_secs_f64();
@@ -312,6 +341,9 @@ pub fn search(
                 bracket,
                 now_s,
             )?;
+            // A share outside [0, 1] has no off-time to give (and a negative one is
+            // no Duration): the bracket arithmetic stays inside, this says so.
+            let d = d.clamp(0.0, 1.0);
             let spec = ProbeSpec {
                 on: Duration::from_secs_f64(d * cycle),
                 off: Duration::from_secs_f64((1.0 - d) * cycle),
@@ -325,8 +357,8 @@ pub fn search(
         let over_budget = |now: f64| now - start + per_probe > p.budget.as_secs_f64();
         // Bracket: widen around the estimate until the low end holds and the high end breaks.
         let mut step = 0.02;
-        let mut lo = (s - step).max(0.005);
-        let mut hi = (s + step).min(0.995);
+        let mut lo = (s - step).clamp(0.005, 0.995);
+        let mut hi = (s + step).clamp(lo, 0.995);
         loop {
             if over_budget(now_s()) {
                 budget_exhausted = true;
@@ -363,16 +395,27 @@ pub fn search(
                 lo = mid;
             }
         }
-        // Confirm both ends once more; a disagreement widens the bracket.
+        // Confirm both ends once more. A confirmation that disagrees is settled by a
+        // third probe at the same share; a settled throttled low end (or sustainable high
+        // end) widens the bracket by the resolution.
         if !budget_exhausted && !over_budget(now_s()) {
             if probe_duty(lo, "confirm", &mut records, (lo, hi), now_s, prober)? {
-                lo = (lo - p.resolution).max(0.0);
+                let third = probe_duty(lo, "settle", &mut records, (lo, hi), now_s, prober)?;
+                disagreements.push((lo, third));
+                if third {
+                    lo = (lo - p.resolution).max(0.0);
+                }
             }
             if !probe_duty(hi, "confirm", &mut records, (lo, hi), now_s, prober)? {
-                hi = (hi + p.resolution).min(1.0);
+                let third = probe_duty(hi, "settle", &mut records, (lo, hi), now_s, prober)?;
+                disagreements.push((hi, third));
+                if !third {
+                    hi = (hi + p.resolution).min(1.0);
+                }
             }
         }
         bracket = (lo, hi);
+        high = Some(hi);
     } else {
         bracket = (1.0, 1.0);
     }
@@ -381,7 +424,9 @@ pub fn search(
         Findings {
             sustainable_share: bracket.0,
             sustainable_share_low: bracket.0,
-            sustainable_share_high: bracket.1,
+            sustainable_share_high: high,
+            sustainable_rate: p.sustainable,
+            disagreements,
             cycle_s: p.cycle.as_secs_f64(),
             burst_budget_s,
             burst_balance_s: burst_budget_s
@@ -402,253 +447,4 @@ pub fn search(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A simulated burstable CPU with known truth: credits earned at `baseline`, spent at
-    /// full speed, held at the baseline when empty. Work is counted in 100 ms slices at
-    /// 1e9 steps/s when running free.
-    struct Sim {
-        baseline: f64,
-        balance: f64,
-        max: f64,
-        limited: bool,
-        clock: f64,
-        noise: f64,
-    }
-
-    impl Sim {
-        fn step(&mut self, want: bool, dt: f64) -> f64 {
-            self.clock += dt;
-            if !want {
-                self.balance = (self.balance + self.baseline * dt).min(self.max);
-                return 0.0;
-            }
-            let share = if !self.limited || self.balance > 0.0 {
-                1.0
-            } else {
-                self.baseline
-            };
-            self.balance = (self.balance + self.baseline * dt - share * dt).clamp(0.0, self.max);
-            // A few % of ordinary stalls must not look like throttling.
-            share * (1.0 - self.noise)
-        }
-    }
-
-    /// On-period `k` of thread 0: whole slices of `dt` with these step counts.
-    fn period(k: usize, slice_steps: Vec<u64>, dt: f64) -> DutyPeriod {
-        DutyPeriod {
-            thread: 0,
-            period: k as u64,
-            start_s: 0.0,
-            on_s: slice_steps.len() as f64 * dt,
-            cpu_s: 0.0,
-            steps: slice_steps.iter().sum(),
-            steps_per_s: 0.0,
-            slice_steps,
-            slice_s: dt,
-        }
-    }
-
-    impl Prober for Sim {
-        fn probe(&mut self, s: &ProbeSpec) -> anyhow::Result<ProbeResult> {
-            let dt = s.slice.as_secs_f64();
-            let (on, cycle) = (s.on.as_secs_f64(), (s.on + s.off).as_secs_f64());
-            let cycles = (s.duration.as_secs_f64() / cycle).floor().max(1.0) as usize;
-            let mut periods = Vec::new();
-            for k in 0..cycles {
-                let n = (on / dt).round() as usize;
-                let slices: Vec<u64> = (0..n)
-                    .map(|_| (self.step(true, dt) * 1e9 * dt) as u64)
-                    .collect();
-                for _ in 0..((cycle - on) / dt).round() as usize {
-                    self.step(false, dt);
-                }
-                periods.push(period(k, slices, dt));
-            }
-            Ok(ProbeResult {
-                periods,
-                complete: true,
-                ..ProbeResult::default()
-            })
-        }
-        fn start_limit(&mut self) -> anyhow::Result<()> {
-            self.limited = true;
-            Ok(())
-        }
-    }
-
-    fn params(cycle_s: u64) -> SearchParams {
-        SearchParams {
-            cycle: Duration::from_secs(cycle_s),
-            max_burst: Duration::from_secs(120),
-            resolution: 0.005,
-            cycles: 3,
-            budget: Duration::from_secs(7200),
-            slice: Duration::from_millis(100),
-        }
-    }
-
-    fn find(sim: &mut Sim, p: &SearchParams) -> Findings {
-        let clock = std::cell::Cell::new(0.0);
-        let ptr: *const Sim = sim;
-        let mut now = || {
-            // SAFETY: only reads the simulated clock while no probe runs.
-            clock.set(unsafe { (*ptr).clock });
-            clock.get()
-        };
-        search(sim, p, &mut now, &mut |_, _| {}).unwrap().0
-    }
-
-    #[test]
-    fn finds_the_t2_micro_threshold_of_a_simulated_credit_machine() {
-        for (baseline, balance) in [(0.1, 30.0), (0.05, 20.0), (0.2, 10.0)] {
-            let mut sim = Sim {
-                baseline,
-                balance,
-                max: balance,
-                limited: false,
-                clock: 0.0,
-                noise: 0.03,
-            };
-            let f = find(&mut sim, &params(10));
-            assert!(
-                (f.sustainable_share - baseline).abs() <= 0.01,
-                "baseline {baseline}: found {} [{}, {}]",
-                f.sustainable_share,
-                f.sustainable_share_low,
-                f.sustainable_share_high
-            );
-            assert!(
-                f.sustainable_share_low <= baseline + 0.01
-                    && f.sustainable_share_high >= baseline - 0.01
-            );
-            let b = f.burst_balance_s.unwrap();
-            assert!(
-                (b - balance).abs() <= 0.1 * balance,
-                "burst balance {b} for {balance}"
-            );
-            let t = f.throttled_share.unwrap();
-            assert!((t - baseline).abs() < 0.01, "throttled share {t}");
-        }
-    }
-
-    #[test]
-    fn noise_alone_is_not_throttling() {
-        // A machine that never limits (start_limit is not overridden), with 5% of stalls.
-        struct Free(Sim);
-        impl Prober for Free {
-            fn probe(&mut self, s: &ProbeSpec) -> anyhow::Result<ProbeResult> {
-                self.0.probe(s)
-            }
-        }
-        let mut free = Free(Sim {
-            baseline: 0.1,
-            balance: 0.0,
-            max: 0.0,
-            limited: false,
-            clock: 0.0,
-            noise: 0.05,
-        });
-        let (f, records) = search(&mut free, &params(10), &mut || 0.0, &mut |_, _| {}).unwrap();
-        assert_eq!(f.burst_budget_s, None);
-        assert_eq!(f.throttled_share, None);
-        assert_eq!(f.sustainable_share, 1.0);
-        assert!(records.iter().all(|r| !r.throttled));
-    }
-
-    #[test]
-    fn a_short_last_slice_is_rated_over_its_own_length() {
-        let p = DutyPeriod {
-            thread: 0,
-            period: 0,
-            start_s: 0.0,
-            on_s: 0.26,
-            cpu_s: 0.0,
-            steps: 0,
-            steps_per_s: 0.0,
-            slice_steps: vec![100, 100, 60],
-            slice_s: 0.1,
-        };
-        let r: Vec<f64> = slice_rates(&p).collect();
-        assert_eq!(r.len(), 3);
-        assert!((r[2] - 1000.0).abs() < 1e-6, "{r:?}");
-        let tiny = DutyPeriod {
-            on_s: 0.205,
-            slice_steps: vec![100, 100, 5],
-            ..p
-        };
-        assert_eq!(slice_rates(&tiny).count(), 2);
-    }
-
-    #[test]
-    fn the_search_is_bounded() {
-        let mut sim = Sim {
-            baseline: 0.1,
-            balance: 30.0,
-            max: 30.0,
-            limited: false,
-            clock: 0.0,
-            noise: 0.03,
-        };
-        let f = find(&mut sim, &params(10));
-        // Calibrate, burst, then a drain and a duty probe per step: a few dozen probes,
-        // a few hundred simulated seconds for a 30 CPU-s budget at 10 s cycles.
-        assert!(f.probes > 5 && f.probes < 40, "{f:?}");
-        assert!(f.elapsed_s < 900.0, "{f:?}");
-        assert!(!f.budget_exhausted);
-    }
-
-    #[test]
-    fn a_limiter_that_holds_every_other_on_period_is_throttling() {
-        // A coarse limiter: above 30% it lets one on-period run free on the debt it then
-        // repays by holding the next. The held periods decide, not the free ones.
-        struct Alternating;
-        impl Prober for Alternating {
-            fn probe(&mut self, s: &ProbeSpec) -> anyhow::Result<ProbeResult> {
-                let dt = s.slice.as_secs_f64();
-                let (on, cycle) = (s.on.as_secs_f64(), (s.on + s.off).as_secs_f64());
-                let cycles = (s.duration.as_secs_f64() / cycle).floor().max(1.0) as usize;
-                let share = on / cycle;
-                let n = ((on / dt).round() as usize).max(1);
-                let periods = (0..cycles)
-                    .map(|k| {
-                        let slice_steps: Vec<u64> = (0..n)
-                            .map(|i| {
-                                let t = (k * n + i) as f64 * dt;
-                                let held = if s.off.is_zero() {
-                                    t >= 2.0
-                                } else {
-                                    share > 0.3 && k % 2 == 1
-                                };
-                                if held {
-                                    25
-                                } else {
-                                    100
-                                }
-                            })
-                            .collect();
-                        period(k, slice_steps, dt)
-                    })
-                    .collect();
-                Ok(ProbeResult {
-                    periods,
-                    complete: true,
-                    ..ProbeResult::default()
-                })
-            }
-        }
-        let (f, records) =
-            search(&mut Alternating, &params(10), &mut || 0.0, &mut |_, _| {}).unwrap();
-        assert!(
-            (f.sustainable_share - 0.3).abs() <= 0.01,
-            "found {} [{}, {}]",
-            f.sustainable_share,
-            f.sustainable_share_low,
-            f.sustainable_share_high
-        );
-        assert!(records
-            .iter()
-            .any(|r| r.phase == "duty" && r.throttled && r.rate_end < 0.5));
-    }
-}
+mod tests;

@@ -2,6 +2,8 @@
 //! reading result files, and the real-cgroup guard with its leftovers check.
 #![allow(dead_code)]
 
+pub mod prometheus;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -77,11 +79,17 @@ pub fn text(out: &Output) -> String {
     )
 }
 
+/// Whether this is CI, where a test must not skip: any value of CI other than empty,
+/// `false` or `0` (CI=1 and CI=yes count, as CI=true does).
+pub fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "false" | "0"))
+}
+
 /// Whether this machine can run real-cgroup tests (root, a v1 or v2 cpu controller).
-/// Outside CI a test without them prints why and passes; in CI (CI=true) it fails, so a
+/// Outside CI a test without them prints why and passes; in CI (`ci()`) it fails, so a
 /// CI machine that lost its cgroups cannot turn the suite green by skipping.
 pub fn real_cgroups_or_skip(test: &str) -> bool {
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = nix::unistd::geteuid().is_root();
     let cpu = Path::new(CGROUP_ROOT).join("cpu/cpu.cfs_quota_us").exists()
         || std::fs::read_to_string(Path::new(CGROUP_ROOT).join("cgroup.controllers"))
             .map(|c| c.split_whitespace().any(|x| x == "cpu"))
@@ -92,7 +100,7 @@ pub fn real_cgroups_or_skip(test: &str) -> bool {
     let why = format!(
         "{test}: needs root and a cgroup cpu controller (root: {root}, cpu controller: {cpu})"
     );
-    if std::env::var("CI").as_deref() == Ok("true") {
+    if ci() {
         panic!("{why}");
     }
     eprintln!("skipped: {why}");
@@ -139,19 +147,31 @@ pub fn exclusive() -> Exclusive {
     Exclusive { _guard: g }
 }
 
-/// Whether the run cgroup at `path` (`run-<pid>-<starttime>-<seq>`) belongs to a live
-/// process other than this test process: a run of another test suite on this shared
-/// machine, not one of ours (whose harnesses have ended by the check).
+/// Whether the cgroup at `path` belongs to a live process other than this test process:
+/// a run of another test suite on this shared machine (`run-<pid>-<starttime>-<seq>`,
+/// `throttlebench-<pid>-<starttime>-<seq>` of an OCI runtime's container, a test's own
+/// `tb-<tag>-<pid>[-<n>]`), not one of ours, whose harnesses have ended by the check. A
+/// name is foreign when a number in it is the pid of another live process (and, when the
+/// number after it is a start time, that process started then).
 fn foreign_live(path: &Path) -> bool {
     let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let mut parts = name.strip_prefix("run-").unwrap_or("").split('-');
-    let (Some(Ok(pid)), Some(Ok(start))) = (
-        parts.next().map(str::parse::<u32>),
-        parts.next().map(str::parse::<u64>),
-    ) else {
-        return false;
-    };
-    pid != std::process::id() && throttlebench::cgroup::process_start_time(pid) == Some(start)
+    let parts: Vec<&str> = name.split('-').collect();
+    let me = std::process::id();
+    parts.iter().enumerate().any(|(i, p)| {
+        let Ok(pid) = p.parse::<u32>() else {
+            return false;
+        };
+        if pid <= 1 || pid == me || !Path::new(&format!("/proc/{pid}")).exists() {
+            return false;
+        }
+        match parts.get(i + 1).and_then(|s| s.parse::<u64>().ok()) {
+            // `<pid>-<starttime>`: the same process, not a reused pid.
+            Some(start) if start > 1000 => {
+                throttlebench::cgroup::process_start_time(pid) == Some(start)
+            }
+            _ => true,
+        }
+    })
 }
 
 impl Drop for Exclusive {
@@ -270,19 +290,17 @@ pub struct TmpfsMount(pub PathBuf);
 
 impl Drop for TmpfsMount {
     fn drop(&mut self) {
-        let c = std::ffi::CString::new(self.0.to_str().unwrap()).unwrap();
-        // SAFETY: umount2(2) on a NUL-terminated path; a lazy unmount if it is busy.
-        unsafe {
-            if libc::umount2(c.as_ptr(), 0) != 0 {
-                libc::umount2(c.as_ptr(), libc::MNT_DETACH);
-            }
+        use nix::mount::{umount2, MntFlags};
+        // A lazy unmount if it is busy.
+        if umount2(&self.0, MntFlags::empty()).is_err() {
+            let _ = umount2(&self.0, MntFlags::MNT_DETACH);
         }
     }
 }
 
 /// Mount a tmpfs with `options` (`ro,size=1m`) at `dir` (made if missing). If this
 /// machine cannot (no root, no mount(8), a container without the capability), the test
-/// prints why and passes, except under CI=true, where it fails (as `real_cgroups_or_skip`).
+/// prints why and passes, except in CI (`ci()`), where it fails (as `real_cgroups_or_skip`).
 pub fn mount_tmpfs_or_skip(test: &str, dir: &Path, options: &str) -> Option<TmpfsMount> {
     std::fs::create_dir_all(dir).unwrap();
     let why = match Command::new("mount")
@@ -298,7 +316,7 @@ pub fn mount_tmpfs_or_skip(test: &str, dir: &Path, options: &str) -> Option<Tmpf
         Err(e) => format!("cannot run mount(8): {e}"),
     };
     let why = format!("{test}: needs to mount a tmpfs at {}: {why}", dir.display());
-    if std::env::var("CI").as_deref() == Ok("true") {
+    if ci() {
         panic!("{why}");
     }
     eprintln!("skipped: {why}");

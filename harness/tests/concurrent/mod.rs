@@ -2,6 +2,8 @@
 //! `throttlebench` parents must not collide.
 
 use crate::common::*;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -134,7 +136,7 @@ struct Interrupting(Option<Child>);
 impl Drop for Interrupting {
     fn drop(&mut self) {
         if let Some(mut c) = self.0.take() {
-            unsafe { libc::kill(c.id() as i32, libc::SIGINT) };
+            let _ = kill(Pid::from_raw(c.id() as i32), Signal::SIGINT);
             let _ = c.wait();
         }
     }
@@ -187,7 +189,7 @@ fn a_second_run_into_the_folder_of_a_live_run_is_refused_with_exit_7() {
     assert!(!err.contains("run 1/"), "the second run measured: {err}");
     // The first run's folder is its own: stop it, and find its one interrupted row.
     let first = first.0.take().unwrap();
-    unsafe { libc::kill(first.id() as i32, libc::SIGINT) };
+    let _ = kill(Pid::from_raw(first.id() as i32), Signal::SIGINT);
     let o = first.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(130), "{}", text(&o));
     let rows = read_csv(&out.join("summary.csv"));

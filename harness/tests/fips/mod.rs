@@ -1,7 +1,7 @@
 //! FIPS 140-2 counts against the real `rngtest` (Debian package rng-tools5): the same
 //! input through `throttlebench::probe::fips` and through `rngtest < FILE` must give the
 //! same count on every line of rngtest's report. Without rngtest the tests print why and
-//! pass, except in CI (`CI=true`), where they fail (`.ci/run` installs rng-tools5).
+//! pass, except in CI (`CI` set), where they fail (`.ci/run` installs rng-tools5).
 
 use crate::common::*;
 use std::fs::File;
@@ -21,7 +21,7 @@ fn rngtest_or_skip(test: &str) -> bool {
         return true;
     }
     let why = format!("{test}: needs rngtest (apt-get install rng-tools5)");
-    if std::env::var("CI").as_deref() == Ok("true") {
+    if crate::common::ci() {
         panic!("{why}");
     }
     eprintln!("skipped: {why}");

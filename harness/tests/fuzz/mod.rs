@@ -181,8 +181,10 @@ fn no_parser_panics_on_mutated_input() {
         &["1234 (a (weird) name) T 1 1234 1234 0 -1 4194304 100 0 0 0 5 6 0 0 20 0 1 0 987654 1000 100\n"],
         50_000,
         |t| {
-            let _ = throttlebench::limiter::procs::parse_stat(t);
-            let _ = throttlebench::sample::pidstat::cpu_ticks(t);
+            let _ = throttlebench::process::ProcInfo::parse(t);
+            if let Some(s) = throttlebench::process::PidStat::parse(t) {
+                let _ = (s.cpu_ticks(), s.start_time(), s.exiting());
+            }
         },
     );
     total += fuzz(
@@ -227,7 +229,7 @@ fn no_parser_panics_on_mutated_input() {
         ],
         50_000,
         |t| {
-            let _ = throttlebench::report::writer::kernel_config(t);
+            let _ = throttlebench::sample::host::kernel_config(t);
             let _ = throttlebench::probe::entropy::crng_done_at(t);
             let _ = throttlebench::probe::entropy::kernel_version(t);
         },

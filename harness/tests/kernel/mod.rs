@@ -54,7 +54,7 @@ fn comment_line(l: &str) -> bool {
 fn the_planted_series_applies_to_the_source_and_plants_one_change() {
     if !Path::new(SOURCE).is_file() {
         let why = format!("the bisect series: needs {SOURCE} (apt-get install linux-source-6.12)");
-        if std::env::var("CI").as_deref() == Ok("true") {
+        if crate::common::ci() {
             panic!("{why}");
         }
         eprintln!("skipped: {why}");

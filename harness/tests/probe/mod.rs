@@ -281,6 +281,10 @@ fn fips_file_fails_a_file_of_zeros_in_rngtest_terms() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("FIPS 140-2 failures: 3"), "{stdout}");
+    assert!(
+        stdout.ends_with('\n'),
+        "the output ends its last line: {stdout:?}"
+    );
     let missing = tb()
         .args(["probe", "entropy", "--fips-file", "/nonexistent/file"])
         .output()

@@ -165,7 +165,7 @@ fn requests_run(p99: f64, throttled_pct: f64) -> Run {
     }
 }
 
-/// The seed 003 model run: one run, p99 439 ms, 66% of periods throttled.
+/// The run of Indeed's conceptual model [Unthrottled]: one run, p99 439 ms, 66% of periods throttled.
 fn model_folder(tmp: &TempDir, expect: &[(&str, &str)]) -> PathBuf {
     let d = tmp.path().join("model");
     write_folder(
@@ -456,6 +456,40 @@ fn compare_detects_a_known_shift() {
 }
 
 #[test]
+fn compare_two_configurations_of_one_sweep() {
+    let tmp = TempDir::new("cmpwhere");
+    let d = tmp.path().join("sweep");
+    sweep_folder(&d, 8, 21, 1.0);
+    let out = compare(
+        &d,
+        &d,
+        &[
+            "--base-where",
+            "limiter.quota=80ms",
+            "--new-where",
+            "limiter.quota=40ms",
+            "--metrics",
+            "latency_p99_s",
+            "--fail-on",
+            "latency_p99_s:+10%",
+            "--out",
+            tmp.path().to_str().unwrap(),
+        ],
+    );
+    // 40ms has twice 80ms's p99: a regression, found on the runs the selections picked.
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let s = stdout(&out);
+    assert!(
+        s.contains("[limiter.quota=80ms]") && s.contains("[limiter.quota=40ms]"),
+        "{s}"
+    );
+    assert!(s.contains("REGRESSED latency_p99_s:+10%"), "{s}");
+    let bad = compare(&d, &d, &["--base-where", "limiter.quota=1ms"]);
+    assert_eq!(bad.status.code(), Some(128), "{}", text(&bad));
+    assert!(text(&bad).contains("selects no row"), "{}", text(&bad));
+}
+
+#[test]
 fn compare_without_a_shift_raises_no_alarm() {
     let tmp = TempDir::new("cmpsame");
     let (base, new) = (tmp.path().join("base"), tmp.path().join("new"));
@@ -541,7 +575,7 @@ fn plots_of_a_requests_run_show_the_model() {
     }
     let svg = std::fs::read_to_string(d.join("plots/latency.svg")).unwrap();
     assert!(
-        svg.contains("conceptual model (seed 003): 440 ms"),
+        svg.contains("conceptual model [Unthrottled]: 440 ms"),
         "no model line"
     );
     assert!(
@@ -716,4 +750,43 @@ fn check_runs_a_scenario_for_real_and_plots_it() {
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
     let fail = check(&["--from", res.to_str().unwrap(), "--expect", "requests == 4"]);
     assert_eq!(fail.status.code(), Some(1), "{}", text(&fail));
+}
+
+#[test]
+fn cut_prints_columns_by_name_and_names_a_missing_one() {
+    let tmp = TempDir::new("cut");
+    let d = tmp.path().join("sweep");
+    sweep_folder(&d, 2, 5, 1.0);
+    let out = tb()
+        .args(["cut"])
+        .arg(&d)
+        .args(["-c", "limiter.quota,latency_p99_s"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let lines: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
+    assert_eq!(lines[0], "limiter.quota,latency_p99_s", "{}", text(&out));
+    assert_eq!(lines.len(), 5, "a header and four runs: {}", text(&out));
+    assert!(lines[1].starts_with("40ms,0.4"), "{}", text(&out));
+    assert!(lines[4].starts_with("80ms,0.2"), "{}", text(&out));
+
+    let table = tb()
+        .args(["cut", "--table"])
+        .arg(&d)
+        .args(["-c", "limiter.quota,latency_p99_s"])
+        .output()
+        .unwrap();
+    let first = stdout(&table).lines().next().unwrap_or("").to_string();
+    assert_eq!(first, "limiter.quota  latency_p99_s", "{}", text(&table));
+
+    let bad = tb()
+        .args(["cut"])
+        .arg(&d)
+        .args(["-c", "p99"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("summary.csv: no column `p99`"), "{err}");
+    assert!(err.contains("did you mean `latency_p99_s`"), "{err}");
 }

@@ -3,6 +3,8 @@
 //! on success, failure, Ctrl-C or SIGKILL.
 
 use crate::common::*;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -51,7 +53,7 @@ fn unlimited_run_is_never_throttled() {
 }
 
 #[test]
-fn conceptual_model_requests_match_seed_003() {
+fn conceptual_model_requests_match_indeeds_model() {
     if !real_cgroups_or_skip("conceptual_model") {
         return;
     }
@@ -295,8 +297,8 @@ fn start_long_run(dir: &TempDir) -> (std::process::Child, std::path::PathBuf) {
     (child, res)
 }
 
-/// A workload whose two ends of a pipe are in different sessions (seed 004's case, and
-/// seed 000's: a job that detaches a child). Each process writes to `$1` when it is
+/// A workload whose two ends of a pipe are in different sessions (the case of "Practical
+/// resource limiting", and of "EC2 Micro Instance Throttling": a job that detaches a child). Each process writes to `$1` when it is
 /// ready and how it ended: `yes` dying of SIGPIPE (141) instead of SIGTERM (143) would
 /// be the spurious error a careless stop causes; `reader-eof` would mean the reader got
 /// no SIGTERM at all (a process-group kill misses it).
@@ -308,7 +310,7 @@ wait
 
 /// Interrupt a run of `PIPELINE` under a signal duty cycle with `sig`; check the exit
 /// code, the stop order's effect, the partial results and that nothing is left.
-fn interrupt_a_pipeline_with(sig: i32) {
+fn interrupt_a_pipeline_with(sig: Signal) {
     let _x = exclusive();
     let dir = TempDir::new(&format!("sig{sig}"));
     let script = dir.file("pipeline.sh", PIPELINE);
@@ -351,9 +353,9 @@ fn interrupt_a_pipeline_with(sig: i32) {
                 && names.iter().any(|n| n == "cat")
         },
     );
-    unsafe { libc::kill(pid as i32, sig) };
+    let _ = kill(Pid::from_raw(pid as i32), sig);
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(128 + sig), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(128 + sig as i32), "{}", text(&out));
     let l = read_log();
     for line in [
         "main-term",
@@ -380,23 +382,23 @@ fn interrupt_a_pipeline_with(sig: i32) {
 }
 
 #[test]
-fn sigint_stops_a_pipeline_in_seed_004s_order_writes_partial_results_and_exits_130() {
+fn sigint_stops_a_pipeline_in_stop_first_order_writes_partial_results_and_exits_130() {
     if real_cgroups_or_skip("SIGINT") {
-        interrupt_a_pipeline_with(libc::SIGINT);
+        interrupt_a_pipeline_with(Signal::SIGINT);
     }
 }
 
 #[test]
-fn sigterm_stops_a_pipeline_in_seed_004s_order_writes_partial_results_and_exits_143() {
+fn sigterm_stops_a_pipeline_in_stop_first_order_writes_partial_results_and_exits_143() {
     if real_cgroups_or_skip("SIGTERM") {
-        interrupt_a_pipeline_with(libc::SIGTERM);
+        interrupt_a_pipeline_with(Signal::SIGTERM);
     }
 }
 
 #[test]
-fn sighup_stops_a_pipeline_in_seed_004s_order_writes_partial_results_and_exits_129() {
+fn sighup_stops_a_pipeline_in_stop_first_order_writes_partial_results_and_exits_129() {
     if real_cgroups_or_skip("SIGHUP") {
-        interrupt_a_pipeline_with(libc::SIGHUP);
+        interrupt_a_pipeline_with(Signal::SIGHUP);
     }
 }
 
@@ -408,7 +410,7 @@ fn ctrl_c_stops_a_fibtest_run_writes_partial_results_and_cleans_up() {
     let _x = exclusive();
     let dir = TempDir::new("int");
     let (child, res) = start_long_run(&dir);
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGINT);
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", text(&out));
     let rows = read_csv(&res.join("summary.csv"));
@@ -513,7 +515,7 @@ fn a_run_sigkilled_while_its_workload_is_stopped_leaves_nothing_stopped_and_clea
     }
     let _x = exclusive();
     let dir = TempDir::new("kill-stopped");
-    // Seed 000's shape: a short on-phase, a long off-phase in which the job is stopped.
+    // The shape of "EC2 Micro Instance Throttling": a short on-phase, a long off-phase in which the job is stopped.
     let mut child = start_held_run(
         &dir,
         "kind = \"signal\"\nby = \"group\"\non = \"100ms\"\noff = \"30s\"",

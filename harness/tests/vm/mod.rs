@@ -123,7 +123,10 @@ fn burst_accounting_on_cgroup_v2_in_a_guest() {
         num(burst, "cpu_share") > num(none, "cpu_share"),
         "burst {burst:?} none {none:?}"
     );
-    assert!(num(burst, "nr_throttled") < num(none, "nr_throttled"));
+    assert!(
+        num(burst, "nr_throttled") < num(none, "nr_throttled"),
+        "burst {burst:?} none {none:?}"
+    );
 }
 
 #[test]
@@ -211,21 +214,41 @@ fn a_fixed_kernel_passes_the_cfs_slice_expiry_check() {
     assert!(stderr.contains("throttlebench vm: boot "), "{stderr}");
 }
 
+/// A kernel selftest's own check in a guest: test_cpucg_weight_overprovisioned, whose
+/// verdict `check` adds after the expectations. (test_cpucg_max runs its hog under 1% of a
+/// CPU, where an emulated guest needs minutes just to start and end this test build's
+/// 80 MB debug binary: over the runner's limit for a hung workload at load 5-7 here. Its
+/// verdicts in a guest, measured with a release build, are the recorded folders that
+/// harness/tests/kernel checks.)
 #[test]
-fn the_cpu_max_selftest_in_a_guest() {
-    let Some(k) = kernel_or_skip("test_cpucg_max in a guest") else {
+fn a_selftest_verdict_in_a_guest() {
+    let Some(k) = kernel_or_skip("test_cpucg_weight_overprovisioned in a guest") else {
         return;
     };
     let _x = exclusive();
-    let dir = TempDir::new("vm-cpucg-max");
-    let (out, out_dir) = check_in_guest(&k, 2, "scenarios/selftest-cpucg-max.toml", &dir);
-    // The selftest's verdict: 0, or 1 with the bound it missed; never a tool error.
+    let dir = TempDir::new("vm-selftest");
+    let (out, out_dir) = check_in_guest(
+        &k,
+        2,
+        "scenarios/selftest-cpucg-weight-overprovisioned.toml",
+        &dir,
+    );
+    // The selftest's verdict: 0, or 1 with the check it missed; never a tool error.
     assert!(
         matches!(out.status.code(), Some(0) | Some(1)),
         "{}",
         text(&out)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("cpu_usage_s = "));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.contains("test_cpucg_weight_overprovisioned: run 0:"))
+            .count(),
+        2,
+        "{}",
+        text(&out)
+    );
     assert_eq!(host(&out_dir)["cgroup_version"], "v2");
 }
 

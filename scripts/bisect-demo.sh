@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A kernel regression found by `git bisect run`, from a clean start (docs/bisect.md):
 #
-#   scripts/bisect-demo.sh                 # everything: about 40 minutes on 2 CPUs
+#   scripts/bisect-demo.sh                 # everything: 16-25 minutes on a 2 vCPU VM
 #   scripts/bisect-demo.sh --series-only   # only unpack and make the history (2 minutes)
 #
 # 1. Unpacks Debian's linux-source-6.12 (/usr/src/linux-source-6.12.tar.xz, or

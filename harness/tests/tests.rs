@@ -20,5 +20,6 @@ mod run;
 mod runtime;
 mod stream;
 mod threshold;
+mod trees;
 mod unprivileged;
 mod vm;

@@ -245,8 +245,10 @@ fn a_stalled_server_delays_every_request_due_during_the_stall() {
         "{report:?}"
     );
     // The stall is the service's, not the generator's: its sends were on time against
-    // their connection becoming free.
-    assert!(report.late_sends <= 20, "{report:?}");
+    // their connection becoming free. Counted as the generator's, the ~200 requests
+    // due during the stall would be late sends, more than those the stall delayed by
+    // 100 ms; a generator that is late only when the machine starves it stays below.
+    assert!(report.late_sends < from_due as u64, "{report:?}");
 }
 
 #[test]
@@ -282,10 +284,20 @@ fn connections_closed_by_the_server_are_reopened() {
     };
     let (report, _) = run_collect(&spec);
     assert_eq!(report.scheduled, 100);
-    // Most requests find the close before they are sent and go on a new connection;
-    // one sent as the server closes is an error, and counted.
+    // A request that finds its connection closed goes on a new one; one sent as the
+    // server closes is an error, and counted. Every connection carries 3 answers and
+    // then closes, so there were about responses / 3 closes, and each can catch at most
+    // the one request in flight on it: no more errors than that, all of them `closed`.
     assert_eq!(report.responses + report.errors.total(), 100);
-    assert!(report.responses >= 90, "{report:?}");
+    assert!(
+        report.responses > 2 * 3,
+        "connections were reopened: {report:?}"
+    );
+    assert_eq!(report.errors.closed, report.errors.total(), "{report:?}");
+    assert!(
+        report.errors.closed <= report.responses / 3 + 2,
+        "at most one request lost per close: {report:?}"
+    );
 }
 
 #[test]

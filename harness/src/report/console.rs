@@ -78,6 +78,24 @@ pub fn run_line(r: &SummaryRow, run: &PlannedRun) -> String {
         },
         _ => {}
     }
+    // A quota changed mid-run: what it became, and when.
+    let g = run.groups.iter().position(|g| g.name == r.group);
+    for c in run
+        .changes
+        .iter()
+        .filter(|c| c.group.is_some() && c.group == g)
+    {
+        if let Some(cfs) = &c.limit.cfs {
+            match cfs.quota_us {
+                Some(q) => s.push_str(&format!(
+                    ", then {:.3} at {}",
+                    q as f64 / cfs.period_us as f64,
+                    c.at
+                )),
+                None => s.push_str(&format!(", then no quota at {}", c.at)),
+            }
+        }
+    }
     if let Some(p) = r.group_share_pct {
         s.push_str(&format!(", {p:.1}% of the groups' CPU"));
     }

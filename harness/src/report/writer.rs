@@ -1,6 +1,7 @@
 //! Result folders: `summary.csv` (a row per run and group, written when a run ends),
 //! `timeseries.csv` (written while a run runs, through its sink: `stream`),
-//! `latency.csv` (spooled while a run runs, joined with its CFS periods when it ends), the probes' tables, the workloads' own output (`workload/`), and `run.json`
+//! `latency.csv` (spooled while a run runs, joined with its CFS periods when it ends),
+//! `phases.csv` (a run with changes, between them), the probes' tables, the workloads' own output (`workload/`), and `run.json`
 //! (the host, the plan, and each finished run's summary and outcome; written when the
 //! folder is made and rewritten, atomically, after every run, `complete: false` until
 //! the end).
@@ -17,6 +18,7 @@ use super::files::{latency, timeseries};
 use super::folder::{FolderLock, ResultFolder, ResultsError};
 use super::join::{join, JoinGroup, Series, Split};
 use super::stream::{workload_file, Failure, RunWriter, SharedSpool, Spool};
+use super::summary::phases::{self, PhaseSpec};
 use super::summary::window::scan;
 use super::summary::{group_specs, summarize, SummaryRow};
 use crate::result::RunResult;
@@ -202,6 +204,7 @@ impl ResultWriter {
             rows.iter().try_for_each(|row| w.write_record(row.values()))
         })?;
         self.probe_tables(&result)?;
+        self.phase_table(&result, &specs)?;
         for f in self.csv_files() {
             f.write()?;
         }
@@ -333,6 +336,52 @@ impl ResultWriter {
             }
         }
         Ok(())
+    }
+
+    /// A run with changes: each group's counters between them, in phases.csv.
+    fn phase_table(
+        &mut self,
+        result: &RunResult,
+        specs: &[super::summary::window::GroupSpec],
+    ) -> Result<(), ResultsError> {
+        if result.changes.is_empty() {
+            return Ok(());
+        }
+        let spec = PhaseSpec {
+            groups: specs.iter().map(|g| (g.name.as_str(), g.zero_s)).collect(),
+            changes: result
+                .changes
+                .iter()
+                .map(|c| {
+                    let what = crate::scenario::show::limit_text(&c.limit);
+                    let mut text = match c.group.as_str() {
+                        "" => what,
+                        g => format!("{g}: {what}"),
+                    };
+                    if let Some(e) = &c.error {
+                        text.push_str(&format!(" (FAILED: {e})"));
+                    }
+                    (c.applied_s, text)
+                })
+                .collect(),
+        };
+        let rows = (|| {
+            let mut head = csv::Reader::from_reader(self.timeseries.reader_from(0)?);
+            let header = head.byte_headers()?.clone();
+            let rows = self.timeseries.reader_from(self.timeseries.run_start())?;
+            phases::scan(&header, rows, result.planned.index, &spec)
+        })()
+        .map_err(|e| ResultsError::Io {
+            path: self.timeseries.path.clone(),
+            error: std::io::Error::other(e),
+        })?;
+        let name = "phases.csv";
+        if !self.probe_files.contains_key(name) {
+            let f = CsvFile::create(self.dir.join(name))?;
+            self.probe_files.insert(name, f);
+        }
+        let f = self.probe_files.get_mut(name).expect("just inserted");
+        f.add(true, |w| rows.iter().try_for_each(|r| w.serialize(r)))
     }
 
     /// Put a probe's rows in `name`'s pending bytes (the file opened, with its header,

@@ -127,8 +127,15 @@ pub fn locate(mut err: ScenarioError, text: &str) -> ScenarioError {
     if err.line.is_some() {
         return err;
     }
-    if let Some(field) = &err.field {
-        err.line = find_field_line(text, field);
+    // A key of an inline table (`group.limit.millicores` in `limit = { ... }`): the
+    // line of the table's own key, when the key itself is on none.
+    let mut field = err.field.clone();
+    while let Some(f) = field {
+        err.line = find_field_line(text, &f);
+        if err.line.is_some() || f.contains('"') {
+            break;
+        }
+        field = f.rsplit_once('.').map(|(head, _)| head.to_string());
     }
     err
 }
@@ -219,3 +226,5 @@ fn unknown_field_name(message: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tree_tests;

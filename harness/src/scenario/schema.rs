@@ -219,7 +219,7 @@ impl NumberOrText {
 }
 
 /// A `limit = { ... }` table (of a group or a change): a CFS quota in one of the units
-/// people write, a weight, CPUs. docs/units.md says how each unit becomes quota and period.
+/// people write, a weight, CPUs. docs/limiters.md ("The units users write") says how each unit becomes quota and period.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitSpec {

@@ -18,7 +18,8 @@ fn cfs_text(c: &CfsLimit) -> String {
     t
 }
 
-fn limit_text(l: &GroupLimit) -> String {
+/// A limit in words: its settings, then where they came from.
+pub fn limit_text(l: &GroupLimit) -> String {
     let mut parts = Vec::new();
     if let Some(c) = &l.cfs {
         parts.push(cfs_text(c));

@@ -1,7 +1,7 @@
 //! CPU limits in the units people write (Docker `--cpus`, Kubernetes millicores,
 //! systemd `CPUQuota=`), turned into CFS quota/period (µs) and cgroup weights exactly as
 //! each system does it: the same integer arithmetic, the same default periods, the same
-//! minimums and clamps, and the same refusals. docs/units.md has the table.
+//! minimums and clamps, and the same refusals. docs/limiters.md ("The units users write") has the table.
 //!
 //! Where each rule comes from (read from each project's source; file names are as in the
 //! upstream repositories):

@@ -148,3 +148,46 @@ fn sixty_four_groups_are_sampled_together_from_their_first_sample() {
     // How the sampler kept up is reported on every row.
     assert!(rows.iter().all(|r| r.contains_key("missed_ticks")));
 }
+
+/// `bench scale` at toy sizes: every row it promises is there, with a peak RSS measured
+/// for the run and for `plot` of its folder (its figures are for the README, not here).
+#[test]
+fn bench_scale_measures_runs_and_plots_of_every_kind() {
+    if !real_cgroups_or_skip("bench_scale") {
+        return;
+    }
+    let _x = exclusive();
+    let dir = TempDir::new("scale");
+    let csv = dir.path().join("scale.csv");
+    let out = tb()
+        .args([
+            "bench",
+            "scale",
+            "--lengths",
+            "2s",
+            "--groups",
+            "3",
+            "--group-intervals",
+            "100ms",
+            "--group-duration",
+            "1s",
+            "--slow-threads",
+            "4",
+            "--csv",
+            csv.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let rows = read_csv(&csv);
+    assert_eq!(
+        rows.len(),
+        3,
+        "a length, the Fibtest units, a group count: {rows:?}"
+    );
+    for r in &rows {
+        assert!(num(r, "run_rss_mb") > 1.0, "{r:?}");
+        assert!(num(r, "plot_rss_mb") > 1.0, "{r:?}");
+        assert!(num(r, "plot_s") > 0.0, "{r:?}");
+    }
+}

@@ -581,3 +581,29 @@ fn a_kernel_that_does_not_boot_is_125() {
     assert!(!res.exists());
     assert!(!err.contains("tb-vm-boot-"), "{err}");
 }
+
+#[test]
+fn a_tree_and_a_change_on_cgroup_v2_in_a_guest() {
+    let Some(k) = kernel_or_skip("a tree in a guest") else {
+        return;
+    };
+    let _x = exclusive();
+    let dir = TempDir::new("vm-tree");
+    let (out, out_dir) = in_guest(&k, "scenarios/guest/v2-tree.toml", &dir);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(host(&out_dir)["cgroup_version"], "v2", "{}", text(&out));
+    let phases = read_csv(&out_dir.join("phases.csv"));
+    let share = |group: &str, phase: &str| {
+        let r = phases
+            .iter()
+            .find(|r| r["group"] == group && r["phase"] == phase)
+            .unwrap_or_else(|| panic!("no phase {phase} of {group}: {phases:?}"));
+        num(r, "cpu_share")
+    };
+    // The pod holds its two busy containers to its quota, before and after the change.
+    let (before, after) = (share("pod", "0"), share("pod", "1"));
+    assert!((0.4..=0.6).contains(&before), "pod before: {before}");
+    assert!((0.18..=0.32).contains(&after), "pod after: {after}");
+    let children = share("app", "1") + share("sidecar", "1");
+    assert!((children - after).abs() < 0.05, "{children} vs {after}");
+}

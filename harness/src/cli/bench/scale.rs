@@ -59,7 +59,8 @@ pub struct ScaleRow {
 }
 
 /// Run this binary with `args`, returning its wall time (s) and peak RSS (MB).
-fn child(args: &[&str], cgroup_root: &Path) -> Result<(f64, f64)> {
+/// `cgroup_root` is passed to commands that make cgroups (`run`), not to `plot`.
+fn child(args: &[&str], cgroup_root: Option<&Path>) -> Result<(f64, f64)> {
     let rss_file = std::env::temp_dir().join(format!(
         "throttlebench-rss-{}-{}",
         std::process::id(),
@@ -67,9 +68,11 @@ fn child(args: &[&str], cgroup_root: &Path) -> Result<(f64, f64)> {
     ));
     let _ = std::fs::remove_file(&rss_file);
     let t = Instant::now();
-    let out = Command::new(std::env::current_exe()?)
-        .arg("--cgroup-root")
-        .arg(cgroup_root)
+    let mut cmd = Command::new(std::env::current_exe()?);
+    if let Some(root) = cgroup_root {
+        cmd.arg("--cgroup-root").arg(root);
+    }
+    let out = cmd
         .args(args)
         .env("THROTTLEBENCH_PEAK_RSS_FILE", &rss_file)
         .stdout(Stdio::null())
@@ -107,9 +110,9 @@ fn measure(work: &str, scenario: &str, dir: &Path, cgroup_root: &Path) -> Result
             out.to_str().unwrap_or_default(),
             "--no-plot",
         ],
-        cgroup_root,
+        Some(cgroup_root),
     )?;
-    let (plot_s, plot_rss_mb) = child(&["plot", out.to_str().unwrap_or_default()], cgroup_root)?;
+    let (plot_s, plot_rss_mb) = child(&["plot", out.to_str().unwrap_or_default()], None)?;
     let size = |f: &str| std::fs::metadata(out.join(f)).map(|m| m.len()).unwrap_or(0) as f64;
     let summary = Table::read(&out.join("summary.csv"))?;
     let missed = (0..summary.len())

@@ -13,6 +13,7 @@ mod load;
 mod machine;
 mod sweep;
 mod tree;
+pub use tree::v1_refuses;
 mod workload;
 
 pub use limiter::resolve_limiter;

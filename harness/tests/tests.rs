@@ -13,6 +13,7 @@ mod fanout;
 mod fips;
 mod fleet;
 mod fuzz;
+mod kernel;
 mod langrt;
 mod limiters;
 mod load;

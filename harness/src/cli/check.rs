@@ -8,11 +8,13 @@
 
 use super::RunArgs;
 use crate::cli::exit::{
-    bisect_code, exit_with, EXIT_BAD, EXIT_CHECK_WORKLOAD, EXIT_INTERRUPTED, EXIT_TOOL,
+    bisect_code, exit_with, EXIT_BAD, EXIT_CHECK_WORKLOAD, EXIT_INTERRUPTED, EXIT_SKIP, EXIT_TOOL,
 };
 use crate::report::expect::{self, Condition, Expectation};
 use crate::report::read::ResultDir;
+use crate::report::selftest::{self, Selftest};
 use crate::report::SummaryRow;
+use crate::scenario::requires::{self, Requires};
 use crate::scenario::{self, ScenarioError};
 use anyhow::{anyhow, Result};
 use clap::Args;
@@ -84,6 +86,54 @@ fn expectations(args: &CheckArgs) -> Result<(Vec<Expectation>, String)> {
     Ok((v, format!("the [expect] table of {source}")))
 }
 
+/// What the machine of a check was: the CPUs it had and the VM it ran in (`--from`: as
+/// run.json recorded them; otherwise this process's).
+type Machine = (Option<usize>, Option<String>);
+
+/// The scenario's `[requires]` and `selftest` (from the file, else from the folder's
+/// run.json), and the machine to hold the requirements against.
+fn extras(args: &CheckArgs) -> Result<(Requires, Option<Selftest>, Machine)> {
+    let here = || (Some(requires::usable_cpus()), Requires::this_vm());
+    let (requires, test, machine) = match (&args.scenario, &args.from) {
+        (Some(p), from) => {
+            let (sc, _) = scenario::load(p)?;
+            let machine = from.as_deref().map(recorded_machine).unwrap_or_else(here);
+            (sc.requires, sc.selftest, machine)
+        }
+        (None, Some(d)) => {
+            let plan = ResultDir::open(d)?
+                .run_json
+                .and_then(|j| j.pointer("/plan/scenario").cloned());
+            let get = |k: &str| plan.as_ref().and_then(|p| p.get(k)).cloned();
+            let requires = get("requires")
+                .map(serde_json::from_value)
+                .transpose()?
+                .unwrap_or_default();
+            let test = get("selftest").and_then(|v| v.as_str().map(String::from));
+            (requires, test, recorded_machine(d))
+        }
+        (None, None) => return Err(anyhow!("give a scenario to run, or --from DIR")),
+    };
+    let test = test
+        .map(|t| {
+            t.parse::<Selftest>()
+                .map_err(|e| anyhow!("field `selftest`: {e}"))
+        })
+        .transpose()?;
+    Ok((requires, test, machine))
+}
+
+/// The CPUs and VM run.json says the run that made `dir` had.
+fn recorded_machine(dir: &Path) -> Machine {
+    let j = ResultDir::open(dir).ok().and_then(|d| d.run_json);
+    let host = j.as_ref().and_then(|j| j.get("host"));
+    (
+        host.and_then(|h| h.get("cpus")?.as_u64())
+            .map(|n| n as usize),
+        host.and_then(|h| h.get("vm")?.as_str()).map(String::from),
+    )
+}
+
 /// `throttlebench check`; returns the exit code (errors carry theirs).
 pub fn run(cgroup_root: &Path, proc_root: &Path, args: &CheckArgs) -> Result<i32> {
     let tool = |e: anyhow::Error| exit_with(EXIT_TOOL, e);
@@ -109,6 +159,11 @@ pub fn run(cgroup_root: &Path, proc_root: &Path, args: &CheckArgs) -> Result<i32
         .collect::<Result<Vec<Vec<_>>, _>>()
         .map_err(|e| tool(e.into()))?
         .concat();
+    let (needs, test, (cpus, vm)) = extras(args).map_err(tool)?;
+    // A machine with less than the check needs cannot tell: skip, before running anything.
+    if let Some(why) = needs.unmet(cpus.unwrap_or(usize::MAX), vm.as_deref()) {
+        return Err(exit_with(EXIT_SKIP, anyhow!("cannot tell: {why}")));
+    }
     let dir = match &args.from {
         Some(d) => d.clone(),
         None => {
@@ -176,11 +231,21 @@ pub fn run(cgroup_root: &Path, proc_root: &Path, args: &CheckArgs) -> Result<i32
         }
         println!("{}", expect::report_line(e, &v));
     }
+    let mut total = exps.len();
+    if let Some(t) = test {
+        let lines = selftest::evaluate(t, summary).map_err(|e| tool(anyhow!(e)))?;
+        println!("the selftest's own checks ({t}, tools/testing/selftests/cgroup/test_cpu.c):");
+        for l in &lines {
+            println!("{}  {t}: {}", if l.held { "PASS" } else { "FAIL" }, l.text);
+        }
+        total += lines.len();
+        failed += lines.iter().filter(|l| !l.held).count();
+    }
     if failed == 0 {
-        println!("all {} expectation(s) hold", exps.len());
+        println!("all {total} expectation(s) hold");
         Ok(0)
     } else {
-        println!("{failed} of {} expectation(s) failed", exps.len());
+        println!("{failed} of {total} expectation(s) failed");
         Ok(EXIT_BAD)
     }
 }

@@ -12,6 +12,7 @@ pub mod join;
 pub mod periods;
 pub mod read;
 pub mod scraped;
+pub mod selftest;
 pub mod stream;
 
 pub mod summary;

@@ -311,7 +311,12 @@ impl<'a> Live<'a> {
         let signals_installed = signals::child_events_installed();
         // Start from MAX so the first tick always looks (a fast workload may be gone already).
         let mut seen_child_events = u32::MAX;
-        let limit = self.run.expected_duration() * 2 + Duration::from_secs(30);
+        // The workload starts and exits under its limit too: below a tenth of a CPU that
+        // takes longer (an emulated guest took over 30 s to start and stop a 1 s job at
+        // 1 ms per 100 ms), so the grace grows with it, up to ten times.
+        let cap = self.run.limiter.cap_cpus().unwrap_or(1.0).max(1e-3);
+        let grace = Duration::from_secs(30).mul_f64((0.1 / cap).clamp(1.0, 10.0));
+        let limit = self.run.expected_duration() * 2 + grace;
         let limit_ns = limit.as_nanos() as u64;
         let mut next = self.grid_from;
         loop {

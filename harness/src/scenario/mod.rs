@@ -4,6 +4,7 @@
 
 pub mod duration;
 pub mod plan;
+pub mod requires;
 pub mod resolve;
 pub mod schema;
 pub mod show;

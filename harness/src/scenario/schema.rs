@@ -5,6 +5,7 @@
 //! resolved into a `Plan` (see `plan.rs`), so errors there can name the field and kind.
 
 use super::duration::{Quota, Span};
+use super::requires::Requires;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -45,6 +46,15 @@ pub struct Scenario {
     /// `report/expect.rs` and docs/ci.md). `run` ignores it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub expect: BTreeMap<String, String>,
+    /// What `check` needs of the machine to tell anything (`[requires]`, e.g. `cpus = 8`);
+    /// with less it answers 125 (cannot test). `run` ignores it.
+    #[serde(default, skip_serializing_if = "Requires::is_empty")]
+    pub requires: Requires,
+    /// A kernel selftest whose own verdict `check` gives besides `[expect]`
+    /// (`report/selftest.rs`): "test_cpucg_weight_overprovisioned",
+    /// "test_cpucg_weight_underprovisioned".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selftest: Option<String>,
 }
 
 fn default_repeats() -> u32 {

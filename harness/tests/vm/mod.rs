@@ -613,6 +613,9 @@ exit $rc"#
         kvm: false,
         vng: "vng".into(),
         timeout: std::time::Duration::from_secs(600),
+        boot_attempts: 2,
+        mttcg: false,
+        qemu_opts: None,
     };
     // `--out DIR` after the script: vm::run makes the folder it names writable in the
     // guest; sh takes the two as $0 and $1.
@@ -622,12 +625,17 @@ exit $rc"#
         "--out".into(),
         out.clone().into(),
     ];
-    let log = dir.path().join("boot.log");
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
     let r = throttlebench::vm::run(
         &cfg,
         Path::new("/bin/sh"),
         &args,
-        &mut throttlebench::vm::RealLauncher { log: log.clone() },
+        &mut throttlebench::vm::RealLauncher,
+        throttlebench::vm::Sinks {
+            stdout: &mut stdout,
+            stderr: &mut stderr,
+        },
+        None,
     )
     .unwrap();
     assert_eq!(
@@ -635,15 +643,9 @@ exit $rc"#
         0,
         "{:?}\n--- stdout\n{}\n--- stderr\n{}\n--- boot log tail\n{}",
         r.problem,
-        r.stdout,
-        r.stderr,
-        std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .lines()
-            .rev()
-            .take(20)
-            .collect::<Vec<_>>()
-            .join("\n")
+        String::from_utf8_lossy(&stdout),
+        String::from_utf8_lossy(&stderr),
+        r.log_tail.join("\n")
     );
     let j: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();

@@ -38,16 +38,18 @@ fn the_reference_server_under_a_quota_splits_latency_by_throttled_periods() {
     }
     let _x = exclusive();
     let dir = TempDir::new("serveq");
-    // 20 ms of CPU per request, 12 requests/s, 30 ms of quota per 100 ms: a period that
-    // gets two requests runs out of quota and the second waits for the next period;
-    // a period with one does not.
+    // 40 ms of CPU per request under 30 ms of quota per 100 ms, one request every
+    // 270 ms, so a request starts 70 ms later in the period each time and meets every
+    // phase in turn. One that starts 70-90 ms into a period spends at most 30 ms there
+    // and the rest in the next: never throttled, about 40 ms. Any other spends the
+    // period's 30 ms and waits for the next period: held for tens of ms.
     let (out, res) = run_scenario(
         &dir,
         &loaded(
             "serveq",
             "kind = \"cfs\"\nquota = \"30ms\"\nperiod = \"100ms\"",
-            "kind = \"serve\"\nthreads = 1\nwork = \"20ms\"\ncpus = \"0\"",
-            "target = \"http://127.0.0.1:{port}/\"\nrate = 12\nduration = \"8s\"\nwarmup = \"500ms\"",
+            "kind = \"serve\"\nthreads = 1\nwork = \"40ms\"\ncpus = \"0\"",
+            "target = \"http://127.0.0.1:{port}/\"\nrate = 3.7037\nduration = \"8s\"\nwarmup = \"500ms\"",
         ),
     );
     assert!(out.status.success(), "{}", text(&out));

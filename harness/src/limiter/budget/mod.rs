@@ -112,6 +112,12 @@ pub fn run(
         }
         if used >= budget_ns {
             r.detected_ns = Some(now);
+            // The tracker can see the budget spent a little before the cgroup's own
+            // count does (/proc counts in clock ticks): then it was detected no later
+            // than the crossing, a delay of 0.
+            if r.truth_crossed_ns.is_none() && t.is_some() {
+                r.truth_crossed_ns = Some(now);
+            }
             r.tracked_at_detection_s = Some(used as f64 / 1e9);
             r.truth_at_detection_s = t.map(|v| v as f64 / 1e9);
             ended.store(true, Ordering::SeqCst);

@@ -63,6 +63,22 @@ pub fn fatal_signal_pending(proc_root: &Path, pid: i32) -> bool {
         || pending & FATAL_BY_DEFAULT & !(mask("SigBlk:") | mask("SigIgn:") | mask("SigCgt:")) != 0
 }
 
+/// Whether a SIGSTOP is pending for `pid` (sent, not yet acted on: its threads have not
+/// run since). Such a process is as good as stopped, and a SIGCONT sent now cancels it.
+pub fn stop_pending(proc_root: &Path, pid: i32) -> bool {
+    let Ok(text) = std::fs::read_to_string(proc_root.join(pid.to_string()).join("status")) else {
+        return false;
+    };
+    let stop = 1u64 << 18; // SIGSTOP (19) is bit 18 of the masks.
+    text.lines()
+        .filter_map(|l| {
+            l.strip_prefix("SigPnd:")
+                .or_else(|| l.strip_prefix("ShdPnd:"))
+        })
+        .filter_map(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .any(|m| m & stop != 0)
+}
+
 /// Sort the processes still in the run's cgroups into stopped and escaped. A process
 /// about to die of a signal already sent (its parent was just ended with it) is
 /// neither.
@@ -75,7 +91,9 @@ pub fn check(pids: &[i32], proc_root: &Path) -> LeakReport {
         if info.state == 'Z' || info.exiting {
             continue;
         }
-        if !info.is_stopped() && fatal_signal_pending(proc_root, pid) {
+        // A SIGSTOP just sent (by a limiter that then died) may not have taken effect yet.
+        let stopped = info.is_stopped() || stop_pending(proc_root, pid);
+        if !stopped && fatal_signal_pending(proc_root, pid) {
             continue;
         }
         let leaked = LeakedProcess {
@@ -84,7 +102,7 @@ pub fn check(pids: &[i32], proc_root: &Path) -> LeakReport {
             name: info.name.clone(),
             cmdline: procs::cmdline(proc_root, pid),
         };
-        if info.is_stopped() {
+        if stopped {
             r.stopped.push(leaked);
         } else {
             r.escaped.push(leaked);

@@ -48,14 +48,8 @@ const FATAL_BY_DEFAULT: u64 = {
 /// Whether a process has a signal pending that will end it when it next runs (a
 /// SIGTERM just sent, not blocked, ignored or caught): it is dying, not escaping.
 pub fn fatal_signal_pending(proc_root: &Path, pid: i32) -> bool {
-    let Ok(text) = std::fs::read_to_string(proc_root.join(pid.to_string()).join("status")) else {
+    let Some(mask) = status_masks(proc_root, pid) else {
         return false;
-    };
-    let mask = |key: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-            .unwrap_or(0)
     };
     let pending = mask("SigPnd:") | mask("ShdPnd:");
     let kill = 1 << 8; // SIGKILL: nothing holds it back.
@@ -66,17 +60,20 @@ pub fn fatal_signal_pending(proc_root: &Path, pid: i32) -> bool {
 /// Whether a SIGSTOP is pending for `pid` (sent, not yet acted on: its threads have not
 /// run since). Such a process is as good as stopped, and a SIGCONT sent now cancels it.
 pub fn stop_pending(proc_root: &Path, pid: i32) -> bool {
-    let Ok(text) = std::fs::read_to_string(proc_root.join(pid.to_string()).join("status")) else {
-        return false;
-    };
     let stop = 1u64 << 18; // SIGSTOP (19) is bit 18 of the masks.
-    text.lines()
-        .filter_map(|l| {
-            l.strip_prefix("SigPnd:")
-                .or_else(|| l.strip_prefix("ShdPnd:"))
-        })
-        .filter_map(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .any(|m| m & stop != 0)
+    status_masks(proc_root, pid).is_some_and(|mask| (mask("SigPnd:") | mask("ShdPnd:")) & stop != 0)
+}
+
+/// The signal masks of /proc/<pid>/status, by key (`SigPnd:`, `SigBlk:`, ...; 0 when
+/// absent); None when the process is gone.
+fn status_masks(proc_root: &Path, pid: i32) -> Option<impl Fn(&str) -> u64> {
+    let text = std::fs::read_to_string(proc_root.join(pid.to_string()).join("status")).ok()?;
+    Some(move |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .unwrap_or(0)
+    })
 }
 
 /// Sort the processes still in the run's cgroups into stopped and escaped. A process

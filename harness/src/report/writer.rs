@@ -383,13 +383,17 @@ impl ResultWriter {
             path: self.timeseries.path.clone(),
             error: std::io::Error::other(e),
         })?;
-        let name = "phases.csv";
+        self.table("phases.csv")?
+            .add(true, |w| rows.iter().try_for_each(|r| w.serialize(r)))
+    }
+
+    /// The table `name` (phases.csv, a probe's), opened with its header the first time.
+    fn table(&mut self, name: &'static str) -> Result<&mut CsvFile, ResultsError> {
         if !self.probe_files.contains_key(name) {
             let f = CsvFile::create(self.dir.join(name))?;
             self.probe_files.insert(name, f);
         }
-        let f = self.probe_files.get_mut(name).expect("just inserted");
-        f.add(true, |w| rows.iter().try_for_each(|r| w.serialize(r)))
+        Ok(self.probe_files.get_mut(name).expect("just inserted"))
     }
 
     /// Put a probe's rows in `name`'s pending bytes (the file opened, with its header,
@@ -401,12 +405,7 @@ impl ResultWriter {
         group: &str,
         rows: &[T],
     ) -> Result<(), ResultsError> {
-        if !self.probe_files.contains_key(name) {
-            let f = CsvFile::create(self.dir.join(name))?;
-            self.probe_files.insert(name, f);
-        }
-        let f = self.probe_files.get_mut(name).expect("just inserted");
-        f.add(true, |w| {
+        self.table(name)?.add(true, |w| {
             for r in rows {
                 let mut r = r.clone();
                 r.tag(run, group);

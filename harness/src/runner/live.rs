@@ -104,14 +104,7 @@ impl<'a> Live<'a> {
         // Watching from before the first fork, so no process of the workloads is missed.
         let exits = ExitWatch::start();
         let early_t0 = match top {
-            Some(_) => {
-                for g in 0..run.groups.len() {
-                    sink.limit(g, own_quota_cpus(run, g))?;
-                }
-                let t0 = monotonic_ns();
-                sink.tick(sampler.tick(0)?)?;
-                Some(t0)
-            }
+            Some(_) => Some(first_sample(run, sink, &mut sampler)?),
             None => None,
         };
         let mut running: Vec<Running> = Vec::new();
@@ -167,14 +160,7 @@ impl<'a> Live<'a> {
             .filter(|s| !s.is_empty());
         let t0 = match early_t0 {
             Some(t0) => t0,
-            None => {
-                for g in 0..run.groups.len() {
-                    sink.limit(g, own_quota_cpus(run, g))?;
-                }
-                let t0 = monotonic_ns();
-                sink.tick(sampler.tick(0)?)?;
-                t0
-            }
+            None => first_sample(run, sink, &mut sampler)?,
         };
         // The sampler's grid goes on from the end of the start-up: the first row after
         // it covers the start-up, which is not a missed tick.
@@ -555,6 +541,17 @@ impl<'a> Live<'a> {
             changes: std::mem::take(&mut self.changes),
         })
     }
+}
+
+/// Tell the sink every group's quota and take the run's first sample; its time is the
+/// run's time zero (CLOCK_MONOTONIC ns).
+fn first_sample(run: &PlannedRun, sink: &mut dyn RunSink, sampler: &mut Sampler) -> Result<u64> {
+    for g in 0..run.groups.len() {
+        sink.limit(g, own_quota_cpus(run, g))?;
+    }
+    let t0 = monotonic_ns();
+    sink.tick(sampler.tick(0)?)?;
+    Ok(t0)
 }
 
 /// Group `g`'s own CFS quota at the start, in CPUs: its `limit`'s, or, when the run's

@@ -6,6 +6,7 @@
 //! A runtime that is not installed makes its test skip locally and fail under CI (the
 //! variable CI set to anything but empty, "false" or "0"); .ci/run installs them.
 
+use crate::common::idle::{machine_idle_s, SPARE_CPU};
 use crate::common::*;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -125,28 +126,6 @@ fn leftovers_of(rt: &Runtime, id: &str, pid: u32, pid_start: Option<u64>) -> Vec
     }
     left
 }
-
-/// Idle time of the whole machine so far (idle + iowait in /proc/stat), seconds.
-fn machine_idle_s() -> f64 {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap();
-    let cpu: Vec<u64> = stat
-        .lines()
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .skip(1)
-        .map(|v| v.parse().unwrap())
-        .collect();
-    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-        .ok()
-        .flatten()
-        .unwrap_or(100) as f64;
-    (cpu[3] + cpu[4]) as f64 / hz
-}
-
-/// Idle CPUs (on average over a run) above which the machine had CPU to spare, so a
-/// share below the limit's band is the limiter's fault.
-const SPARE_CPU: f64 = 0.1;
 
 /// What one limited run gave.
 struct Measured {

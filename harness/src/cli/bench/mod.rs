@@ -1,8 +1,10 @@
 //! `throttlebench bench`: what the tool itself costs, as tables, so that a claim about
 //! its speed or overhead is a measurement anyone can repeat: the sampler (`sampler`),
-//! memory and time at scale (`scale`), the FIPS tests against rngtest (`fips`), and the
-//! open-loop load generator against wrk (`load`).
+//! memory and time at scale (`scale`), the FIPS tests against rngtest (`fips`), the
+//! open-loop load generator against wrk (`load`); and how close the limiters come to
+//! their targets over repeated runs (`accuracy`).
 
+mod accuracy;
 mod fips;
 mod load;
 mod sampler;
@@ -62,6 +64,10 @@ pub enum BenchWhat {
     /// The open-loop load generator against wrk: maximum rate and CPU per request on one
     /// CPU, latencies at low load, or both tools on a server of yours (--target).
     Load(load::LoadBenchArgs),
+    /// How close limiters come to their targets, over repeated runs of the shipped
+    /// scenarios behind README's figures: freezer, signal, cfs and cpulimit at 10/40/80%,
+    /// weights 150/100/100/50, Fibtest at a quota equal to its demand.
+    Accuracy(accuracy::AccuracyArgs),
 }
 
 pub fn run(cgroup_root: &Path, proc_root: &Path, args: &BenchArgs) -> Result<()> {
@@ -137,5 +143,6 @@ pub fn run(cgroup_root: &Path, proc_root: &Path, args: &BenchArgs) -> Result<()>
         BenchWhat::Scale(a) => scale::run(cgroup_root, a),
         BenchWhat::Fips { mib, repeat, csv } => fips::fips_bench(*mib, *repeat, csv.as_deref()),
         BenchWhat::Load(a) => load::run(a),
+        BenchWhat::Accuracy(a) => accuracy::run(cgroup_root, a),
     }
 }

@@ -72,7 +72,7 @@ pub struct ScaleRow {
 
 /// Run this binary with `args`, returning its wall time (s) and peak RSS (MB).
 /// `cgroup_root` is passed to commands that use cgroups (`run`, `watch`), not to `plot`.
-fn child(args: &[&str], cgroup_root: Option<&Path>) -> Result<(f64, f64)> {
+pub(super) fn child(args: &[&str], cgroup_root: Option<&Path>) -> Result<(f64, f64)> {
     let rss_file = std::env::temp_dir().join(format!(
         "throttlebench-rss-{}-{}",
         std::process::id(),

@@ -21,11 +21,7 @@ pub fn mpstat_interval(prev: &CpuTimes, curr: &CpuTimes) -> u64 {
     // sysstat works in unsigned 64-bit arithmetic; so does this (wrapping, as C does).
     let shortfall = |cu: u64, cg: u64, pu: u64, pg: u64| {
         let (c, p) = (cu.wrapping_sub(cg), pu.wrapping_sub(pg));
-        if c < p {
-            p - c
-        } else {
-            0
-        }
+        p.saturating_sub(c)
     };
     let ishift = shortfall(curr.user, curr.guest, prev.user, prev.guest)
         + shortfall(curr.nice, curr.guest_nice, prev.nice, prev.guest_nice);

@@ -358,7 +358,8 @@ fn rng_tools_last_run_filing_matches_rngtest() {
     assert_eq!((c.failures, c.runs), (1, 1), "{c}");
 }
 
-/// `throttlebench bench fips` on a small input: both tools' rows, the same counts.
+/// `throttlebench bench fips` on a small input: both processes' rows and the in-memory
+/// row, the same counts.
 #[test]
 fn bench_fips_command_writes_both_rows() {
     // A timed benchmark: it and the measuring tests must not share the CPUs.
@@ -371,6 +372,8 @@ fn bench_fips_command_writes_both_rows() {
             "fips",
             "--mib",
             "1",
+            "--repeat",
+            "2",
             "--csv",
             csv.to_str().unwrap(),
         ])
@@ -379,18 +382,78 @@ fn bench_fips_command_writes_both_rows() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let rows = read_csv(&csv);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(rows[0]["tool"], "throttlebench", "{rows:?}");
-    assert!(num(&rows[0], "mibit_per_s") > 0.0);
-    // 1 MiB after the 4 seed bytes: 419 whole blocks.
-    assert_eq!(num(&rows[0], "blocks"), 419.0);
+    let tools: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r["tool"].as_str(), r["timed"].as_str()))
+        .collect();
+    let ours = ("throttlebench", "process reading the file");
+    let mem = ("throttlebench (in memory)", "tests on bytes in memory");
+    for r in &rows {
+        // 1 MiB after the 4 seed bytes: 419 whole blocks, whichever way they were tested.
+        assert_eq!(num(r, "blocks"), 419.0, "{r:?}");
+        assert_eq!(num(r, "runs"), 2.0, "{r:?}");
+        assert!(
+            num(r, "best_s") > 0.0 && num(r, "best_s") <= num(r, "worst_s"),
+            "{r:?}"
+        );
+    }
     if !rngtest_or_skip("bench_fips_command_writes_both_rows") {
+        assert_eq!(tools, [ours, mem], "{}", text(&out));
         assert!(stdout.contains("rngtest not found"), "{}", text(&out));
         return;
     }
-    assert_eq!(rows.len(), 2, "{rows:?}");
-    assert_eq!(rows[1]["tool"], "rngtest");
+    assert_eq!(
+        tools,
+        [ours, ("rngtest", "process reading the file"), mem],
+        "{}",
+        text(&out)
+    );
     for col in ["blocks", "failures", "bits_received"] {
         assert_eq!(rows[0][col], rows[1][col], "{col}");
+        assert_eq!(rows[0][col], rows[2][col], "{col}");
     }
-    assert!(stdout.contains("speed ratio"), "{}", text(&out));
+    // The processes have a CPU time; the in-memory row has none.
+    assert!(
+        num(&rows[0], "cpu_s") > 0.0 && num(&rows[1], "cpu_s") > 0.0,
+        "{rows:?}"
+    );
+    assert_eq!(rows[2]["cpu_s"], "");
+    assert!(stdout.contains("process against process"), "{}", text(&out));
+}
+
+/// The bench fails (exit 1, saying which counts) when rngtest counts otherwise: a fake
+/// `rngtest` first on PATH reports one failure more than the real tests find.
+#[test]
+fn bench_fips_fails_when_the_counts_differ() {
+    let _x = crate::common::exclusive();
+    let dir = TempDir::new("fips-bench-differ");
+    // The real tests find far fewer than 7 failures (poker) in these 419 blocks.
+    let fake = dir.file(
+        "rngtest",
+        r#"#!/bin/sh
+cat >/dev/null
+for l in 'bits received from input: 8388608' 'FIPS 140-2 successes: 412' \
+  'FIPS 140-2 failures: 7' 'FIPS 140-2(2001-10-10) Monobit: 0' \
+  'FIPS 140-2(2001-10-10) Poker: 7' 'FIPS 140-2(2001-10-10) Runs: 0' \
+  'FIPS 140-2(2001-10-10) Long run: 0' 'FIPS 140-2(2001-10-10) Continuous run: 0'; do
+  echo "rngtest: $l" >&2
+done
+exit 1
+"#,
+    );
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        dir.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = tb()
+        .args(["bench", "fips", "--mib", "1", "--repeat", "1"])
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the counts differ"), "{}", text(&out));
+    assert!(err.contains("FIPS 140-2 failures: 7"), "{}", text(&out));
 }

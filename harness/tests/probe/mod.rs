@@ -1,5 +1,7 @@
 //! The steal and entropy probes, alone and as a scenario's workload.
 
+mod mpstat;
+
 use crate::common::*;
 use std::process::Stdio;
 use std::time::{Duration, Instant};

@@ -16,9 +16,11 @@
 //! attributed to throttling and the rest to everything else (hypervisor, interrupts,
 //! other tasks): `throttle_stall_s` and `other_stall_s`.
 
+mod mpstat;
 mod report;
 mod spin;
 
+pub use mpstat::{mpstat_interval, steal_share, steal_share_of};
 pub use report::{CpuRow, GapBucket, SeriesRow, StealReport, StealSummary};
 pub use spin::{spin, Clock, GapRecorder, Monotonic};
 
@@ -27,7 +29,7 @@ use spin::FINE_BIN_NS;
 use crate::clock::sleep_until;
 use crate::sample::cpustat::CpuStat;
 use crate::sample::file::RereadFile;
-use crate::sample::procstat::{clock_ticks_per_s, ProcStat, ProcStatReader};
+use crate::sample::procstat::{clock_ticks_per_s, CpuTimes, ProcStat, ProcStatReader};
 use anyhow::{Context, Result};
 use fibtest::cpulist::{pin_current_thread, CpuList};
 use std::path::PathBuf;
@@ -57,8 +59,9 @@ pub struct StealConfig {
 /// The counters read every interval.
 pub(super) struct Reads {
     t_ns: Vec<u64>,
-    /// Steal ticks of each probed CPU, `cpus` per read.
-    steal: Vec<u64>,
+    /// The /proc/stat times of each probed CPU, `cpus` per read (steal, and the interval
+    /// mpstat divides it by).
+    times: Vec<CpuTimes>,
     throttled_ns: Vec<u64>,
     nr_throttled: Vec<u64>,
 }
@@ -75,13 +78,8 @@ impl Sources {
         self.procstat.read_into(&mut self.stat)?;
         r.t_ns.push(now);
         for c in cpus {
-            r.steal.push(
-                self.stat
-                    .cpus
-                    .get(*c as usize)
-                    .map(|t| t.steal)
-                    .unwrap_or(0),
-            );
+            r.times
+                .push(self.stat.cpus.get(*c as usize).copied().unwrap_or_default());
         }
         if let Some((path, f)) = self.cgroup.as_mut() {
             let text = f.read().with_context(|| path.display().to_string())?;
@@ -146,21 +144,22 @@ pub fn run(cfg: &StealConfig, stop: &dyn Fn() -> bool) -> Result<StealReport> {
         }
         sources.procstat.read_into(&mut b)?;
         let secs = (Monotonic.now_ns() - t0) as f64 / 1e9;
-        let ticks: u64 = cpus
+        let at = |p: &ProcStat, c: u32| p.cpus.get(c as usize).copied().unwrap_or_default();
+        let pairs: Vec<(CpuTimes, CpuTimes)> =
+            cpus.iter().map(|c| (at(&a, *c), at(&b, *c))).collect();
+        let ticks: u64 = pairs
             .iter()
-            .map(|c| {
-                let at = |p: &ProcStat| p.cpus.get(*c as usize).map(|t| t.steal).unwrap_or(0);
-                at(&b).saturating_sub(at(&a))
-            })
+            .map(|(a, b)| b.steal.saturating_sub(a.steal))
             .sum();
-        idle = Some((secs, ticks as f64 / clock_ticks_per_s() as f64));
+        let share = steal_share_of(pairs.iter().map(|(a, b)| (a, b)));
+        idle = Some((secs, ticks as f64 / clock_ticks_per_s() as f64, share));
     }
     let duration_ns = cfg.duration.as_nanos() as u64;
     let interval_ns = (cfg.interval.as_nanos() as u64).max(FINE_BIN_NS);
     let n_reads = (duration_ns / interval_ns) as usize + 3;
     let mut reads = Reads {
         t_ns: Vec::with_capacity(n_reads),
-        steal: Vec::with_capacity(n_reads * cpus.len()),
+        times: Vec::with_capacity(n_reads * cpus.len()),
         throttled_ns: Vec::with_capacity(n_reads),
         nr_throttled: Vec::with_capacity(n_reads),
     };
@@ -239,10 +238,10 @@ pub fn run(cfg: &StealConfig, stop: &dyn Fn() -> bool) -> Result<StealReport> {
         sources.read(&cpus, &mut reads, now)?;
     }
     let mut r = report::build(&recs, &reads, t0, cfg, clock_ticks_per_s() as f64, complete);
-    if let Some((secs, steal)) = idle {
+    if let Some((secs, steal, share)) = idle {
         r.summary.idle_s = Some(secs);
         r.summary.idle_steal_s = Some(steal);
-        r.summary.idle_steal_share = Some(steal / (secs * cpus.len() as f64).max(1e-9));
+        r.summary.idle_steal_share = Some(share);
     }
     Ok(r)
 }

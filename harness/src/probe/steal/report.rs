@@ -23,7 +23,9 @@ pub struct CpuRow {
     /// /proc/stat steal over the probe, in clock ticks and in s.
     pub steal_ticks: u64,
     pub steal_s: f64,
-    /// steal_s / duration_s (per CPU; the "all" row is per CPU on average).
+    /// mpstat's `%steal` ÷ 100 over the probe: steal ticks ÷ the CPU's ticks in all states
+    /// but guest and guest_nice (see `mpstat.rs`); the "all" row over the probed CPUs'
+    /// summed ticks, as mpstat's `all` row.
     pub steal_share: f64,
     /// Time the spinning thread did not run, in s, and as a share of its loop's time.
     pub stall_s: f64,
@@ -96,7 +98,7 @@ pub struct StealSummary {
     pub stall_s: f64,
     /// stall_s / (loop time × CPUs): share of each CPU lost, on average.
     pub stall_share: f64,
-    /// steal_s / (duration × CPUs).
+    /// The "all" row's steal_share (mpstat's `%steal` ÷ 100 over the probed CPUs).
     pub steal_share: f64,
     /// stall_s - steal_s.
     pub unaccounted_s: f64,
@@ -114,7 +116,7 @@ pub struct StealSummary {
     pub throttle_stall_s: Option<f64>,
     pub other_stall_s: Option<f64>,
     /// Steal while the probe's CPUs were idle (before spinning, `--idle`), summed over
-    /// them, in s and per CPU as a share of the idle time.
+    /// them, in s, and as mpstat's `%steal` ÷ 100 over them.
     pub idle_s: Option<f64>,
     pub idle_steal_s: Option<f64>,
     pub idle_steal_share: Option<f64>,
@@ -146,7 +148,8 @@ pub(super) fn build(
 ) -> StealReport {
     let n = recs.len();
     let last = reads.t_ns.len() - 1;
-    let steal_at = |i: usize, c: usize| reads.steal[i * n + c];
+    let times_at = |i: usize, c: usize| &reads.times[i * n + c];
+    let steal_at = |i: usize, c: usize| times_at(i, c).steal;
     let duration_s = (reads.t_ns[last] - reads.t_ns[0]) as f64 / 1e9;
     let mut rows = Vec::new();
     let mut gaps = Vec::new();
@@ -166,7 +169,7 @@ pub(super) fn build(
             duration_s,
             steal_ticks: ticks,
             steal_s,
-            steal_share: steal_s / duration_s.max(1e-9),
+            steal_share: super::steal_share(times_at(0, c), times_at(last, c)),
             stall_s,
             stall_share: r.lost_ns as f64 / span as f64,
             unaccounted_s: stall_s - steal_s,
@@ -224,7 +227,7 @@ pub(super) fn build(
         duration_s,
         steal_ticks,
         steal_s,
-        steal_share: steal_s / (duration_s * n as f64).max(1e-9),
+        steal_share: super::steal_share_of((0..n).map(|c| (times_at(0, c), times_at(last, c)))),
         stall_s,
         stall_share: stall_ns as f64 / span_ns.max(1) as f64,
         unaccounted_s: stall_s - steal_s,

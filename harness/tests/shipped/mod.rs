@@ -1,6 +1,8 @@
 //! The scenario files the project ships (`scenarios/**/*.toml`, `docs/examples/*.toml`)
-//! still resolve, so a schema change cannot silently break them; and `bench sampler`, the
-//! command behind the README's sampler-cost table, runs and writes a consistent table.
+//! still resolve, so a schema change cannot silently break them; `bench sampler`, the
+//! command behind the README's sampler-cost table, runs and writes a consistent table;
+//! and `bench accuracy`, behind the limiters' and weights' figures, reports every group
+//! over its repeats.
 
 use crate::common::*;
 use std::path::{Path, PathBuf};
@@ -208,4 +210,53 @@ fn bench_sampler_writes_a_consistent_table() {
         })
         .collect();
     assert!(stray.is_empty(), "{stray:?}");
+}
+
+#[test]
+fn bench_accuracy_reports_each_group_over_its_repeats() {
+    if !real_cgroups_or_skip("bench_accuracy_reports_each_group_over_its_repeats") {
+        return;
+    }
+    // Weights share the CPUs only under full contention: nothing else may run meanwhile.
+    let _x = exclusive();
+    let dir = TempDir::new("bench-accuracy");
+    let csv = dir.path().join("accuracy.csv");
+    let child = tb()
+        .args([
+            "bench",
+            "accuracy",
+            "--only",
+            "weights",
+            "--repeat",
+            "2",
+            "--csv",
+            csv.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let rows = read_csv(&csv);
+    let groups: Vec<&str> = rows.iter().map(|r| r["group"].as_str()).collect();
+    assert_eq!(groups, ["site1", "site2", "site3", "site4"], "{rows:?}");
+    // The targets follow from scenarios/weights.toml's weights 150/100/100/50.
+    let targets = [37.5, 25.0, 25.0, 12.5];
+    for (r, want) in rows.iter().zip(targets) {
+        assert_eq!(num(r, "target"), want, "{r:?}");
+        assert_eq!(num(r, "runs"), 2.0, "{r:?}");
+        let (lo, med, hi) = (num(r, "min"), num(r, "median"), num(r, "max"));
+        assert!(lo <= med && med <= hi, "{r:?}");
+        // The largest error is the farther end of the range from the target.
+        let err = (lo - want).abs().max((hi - want).abs());
+        assert!((num(r, "max_abs_error") - err).abs() < 1e-9, "{r:?}");
+        // Four busy groups on all CPUs get their weight's share: within 3 points on a
+        // noisy machine (docs/limiters.md shows 0.4 points at a quiet moment).
+        assert!(err < 3.0, "{r:?}");
+    }
+    // The bench's result folders are gone.
+    let stray = std::env::temp_dir().join(format!("throttlebench-accuracy-{pid}"));
+    assert!(!stray.exists(), "{}", stray.display());
 }

@@ -188,10 +188,10 @@ pub fn rows(
         .collect()
 }
 
-fn print_row(r: &AccuracyRow) {
+fn print_row(r: &AccuracyRow, width: usize) {
     let opt = |x: Option<f64>| x.map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into());
     println!(
-        "{:<9} {:<40} {:<6} {:<17} {:>7} {:>24} {:>8} {:>5}",
+        "{:<9} {:<width$} {:<6} {:<17} {:>7} {:>24} {:>8} {:>5}",
         r.claim,
         r.config,
         r.group,
@@ -272,12 +272,13 @@ pub fn run(cgroup_root: &Path, a: &AccuracyArgs) -> Result<()> {
         let _ = std::fs::remove_dir_all(&base);
     }
     let all = result?;
+    let width = all.iter().map(|r| r.config.len()).max().unwrap_or(6).max(6);
     println!(
-        "{:<9} {:<40} {:<6} {:<17} {:>7} {:>24} {:>8} {:>5}",
+        "{:<9} {:<width$} {:<6} {:<17} {:>7} {:>24} {:>8} {:>5}",
         "claim", "config", "group", "measure", "target", "median (min-max)", "max|err|", "runs"
     );
     for r in &all {
-        print_row(r);
+        print_row(r, width);
     }
     println!(
         "Each claim's scenario run {} times in turn ({}); max|err|: the largest distance of one run from the target, in the measure's unit (points for percentages).",

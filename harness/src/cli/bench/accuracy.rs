@@ -22,7 +22,11 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Args)]
 pub struct AccuracyArgs {
     /// Which claims to measure.
-    #[arg(long, value_delimiter = ',', default_value = "limiters,weights,fibtest")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "limiters,weights,fibtest"
+    )]
     only: Vec<String>,
     /// Runs of each claim's whole scenario (the table gives the median and range).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
@@ -97,14 +101,24 @@ pub struct AccuracyRow {
 /// Each group's weight over the sum, in percent.
 fn weight_targets(text: &str, file: &str) -> Result<Vec<(String, f64)>> {
     let sc = crate::scenario::parse(text, file)?;
-    let total: f64 = sc.groups.iter().filter_map(|g| g.weight).map(f64::from).sum();
+    let total: f64 = sc
+        .groups
+        .iter()
+        .filter_map(|g| g.weight)
+        .map(f64::from)
+        .sum();
     if total <= 0.0 {
         bail!("{file}: no group has a weight");
     }
     Ok(sc
         .groups
         .iter()
-        .map(|g| (g.name.clone(), 100.0 * g.weight.map(f64::from).unwrap_or(0.0) / total))
+        .map(|g| {
+            (
+                g.name.clone(),
+                100.0 * g.weight.map(f64::from).unwrap_or(0.0) / total,
+            )
+        })
         .collect())
 }
 
@@ -214,10 +228,7 @@ pub fn run(cgroup_root: &Path, a: &AccuracyArgs) -> Result<()> {
     }
     let base = match &a.keep {
         Some(k) => k.clone(),
-        None => std::env::temp_dir().join(format!(
-            "throttlebench-accuracy-{}",
-            std::process::id()
-        )),
+        None => std::env::temp_dir().join(format!("throttlebench-accuracy-{}", std::process::id())),
     };
     let claims: Vec<&Claim> = CLAIMS
         .iter()
@@ -236,7 +247,12 @@ pub fn run(cgroup_root: &Path, a: &AccuracyArgs) -> Result<()> {
                 std::fs::write(&file, c.text)
                     .with_context(|| format!("writing {}", file.display()))?;
                 let out = dir.join(format!("round{round}"));
-                eprintln!("bench accuracy: {} round {}/{}", c.name, round + 1, a.repeat);
+                eprintln!(
+                    "bench accuracy: {} round {}/{}",
+                    c.name,
+                    round + 1,
+                    a.repeat
+                );
                 super::scale::child(
                     &[
                         "run",
@@ -302,10 +318,16 @@ mod tests {
 
     fn table(rows: &[[&str; 5]]) -> Table {
         Table::new(
-            ["config", "param_limiter", "group", "cpu_share", "target_share"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            [
+                "config",
+                "param_limiter",
+                "group",
+                "cpu_share",
+                "target_share",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
             rows.iter()
                 .map(|r| r.iter().map(|s| s.to_string()).collect())
                 .collect(),

@@ -302,12 +302,7 @@ pub fn run(cgroup_root: &Path, a: &AccuracyArgs) -> Result<()> {
         claims.iter().map(|c| c.file).collect::<Vec<_>>().join(", ")
     );
     if let Some(path) = &a.csv {
-        let mut w =
-            csv::Writer::from_path(path).with_context(|| format!("writing {}", path.display()))?;
-        for r in &all {
-            w.serialize(r)?;
-        }
-        w.flush()?;
+        super::write_csv(path, &all)?;
     }
     Ok(())
 }

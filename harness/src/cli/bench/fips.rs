@@ -225,12 +225,7 @@ pub fn fips_bench(mib: u64, repeat: u32, csv: Option<&Path>) -> Result<()> {
         );
     }
     if let Some(path) = csv {
-        let mut w =
-            csv::Writer::from_path(path).with_context(|| format!("writing {}", path.display()))?;
-        for r in &rows {
-            w.serialize(r)?;
-        }
-        w.flush()?;
+        super::write_csv(path, &rows)?;
     }
     println!(
         "best of {repeat} runs each (worst in brackets); the first two rows are whole processes \

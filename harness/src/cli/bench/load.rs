@@ -565,12 +565,7 @@ pub fn run(a: &LoadBenchArgs) -> Result<()> {
         println!("wrk not found (apt-get install wrk): only the generator's rows");
     }
     if let Some(path) = &a.csv {
-        let mut w =
-            csv::Writer::from_path(path).with_context(|| format!("writing {}", path.display()))?;
-        for r in &rows {
-            w.serialize(r)?;
-        }
-        w.flush()?;
+        super::write_csv(path, &rows)?;
     }
     Ok(())
 }

@@ -130,12 +130,7 @@ pub fn run(cgroup_root: &Path, proc_root: &Path, args: &BenchArgs) -> Result<()>
                 repeat
             );
             if let Some(path) = csv {
-                let mut w = csv::Writer::from_path(path)
-                    .with_context(|| format!("writing {}", path.display()))?;
-                for r in &all {
-                    w.serialize(r)?;
-                }
-                w.flush()?;
+                write_csv(path, &all)?;
             }
             std::io::stdout().flush()?;
             Ok(())
@@ -145,4 +140,15 @@ pub fn run(cgroup_root: &Path, proc_root: &Path, args: &BenchArgs) -> Result<()>
         BenchWhat::Load(a) => load::run(a),
         BenchWhat::Accuracy(a) => accuracy::run(cgroup_root, a),
     }
+}
+
+/// Every row of a bench's table as CSV at `path` (`--csv`).
+fn write_csv<T: serde::Serialize>(path: &Path, rows: &[T]) -> Result<()> {
+    let mut w =
+        csv::Writer::from_path(path).with_context(|| format!("writing {}", path.display()))?;
+    for r in rows {
+        w.serialize(r)?;
+    }
+    w.flush()?;
+    Ok(())
 }

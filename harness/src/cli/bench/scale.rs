@@ -348,12 +348,7 @@ pub fn run(cgroup_root: &Path, a: &ScaleArgs) -> Result<()> {
     }
     rows.extend(watch_rows);
     if let Some(path) = &a.csv {
-        let mut w =
-            csv::Writer::from_path(path).with_context(|| format!("writing {}", path.display()))?;
-        for r in &rows {
-            w.serialize(r)?;
-        }
-        w.flush()?;
+        super::write_csv(path, &rows)?;
     }
     Ok(())
 }

@@ -253,16 +253,7 @@ pub fn run(cgroup_root: &Path, a: &AccuracyArgs) -> Result<()> {
                     round + 1,
                     a.repeat
                 );
-                super::scale::child(
-                    &[
-                        "run",
-                        file.to_str().unwrap_or_default(),
-                        "--out",
-                        out.to_str().unwrap_or_default(),
-                        "--no-plot",
-                    ],
-                    Some(cgroup_root),
-                )?;
+                super::scale::run_child(&file, &out, cgroup_root)?;
                 got.push(Table::read(&out.join("summary.csv"))?);
             }
         }

@@ -72,7 +72,7 @@ pub struct ScaleRow {
 
 /// Run this binary with `args`, returning its wall time (s) and peak RSS (MB).
 /// `cgroup_root` is passed to commands that use cgroups (`run`, `watch`), not to `plot`.
-pub(super) fn child(args: &[&str], cgroup_root: Option<&Path>) -> Result<(f64, f64)> {
+fn child(args: &[&str], cgroup_root: Option<&Path>) -> Result<(f64, f64)> {
     let rss_file = std::env::temp_dir().join(format!(
         "throttlebench-rss-{}-{}",
         std::process::id(),
@@ -108,13 +108,9 @@ pub(super) fn child(args: &[&str], cgroup_root: Option<&Path>) -> Result<(f64, f
     Ok((wall, kb / 1024.0))
 }
 
-/// Write a scenario, run it and plot its folder.
-fn measure(work: &str, scenario: &str, dir: &Path, cgroup_root: &Path) -> Result<ScaleRow> {
-    std::fs::create_dir_all(dir)?;
-    let file = dir.join("scenario.toml");
-    std::fs::write(&file, scenario)?;
-    let out = dir.join("out");
-    let (run_s, run_rss_mb) = child(
+/// `throttlebench run FILE --out OUT --no-plot` as a child: its wall time and peak RSS.
+pub(super) fn run_child(file: &Path, out: &Path, cgroup_root: &Path) -> Result<(f64, f64)> {
+    child(
         &[
             "run",
             file.to_str().unwrap_or_default(),
@@ -123,7 +119,16 @@ fn measure(work: &str, scenario: &str, dir: &Path, cgroup_root: &Path) -> Result
             "--no-plot",
         ],
         Some(cgroup_root),
-    )?;
+    )
+}
+
+/// Write a scenario, run it and plot its folder.
+fn measure(work: &str, scenario: &str, dir: &Path, cgroup_root: &Path) -> Result<ScaleRow> {
+    std::fs::create_dir_all(dir)?;
+    let file = dir.join("scenario.toml");
+    std::fs::write(&file, scenario)?;
+    let out = dir.join("out");
+    let (run_s, run_rss_mb) = run_child(&file, &out, cgroup_root)?;
     let (plot_s, plot_rss_mb) = child(&["plot", out.to_str().unwrap_or_default()], None)?;
     let size = |f: &str| std::fs::metadata(out.join(f)).map(|m| m.len()).unwrap_or(0) as f64;
     let summary = Table::read(&out.join("summary.csv"))?;

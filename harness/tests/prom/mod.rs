@@ -142,11 +142,39 @@ fn cumulative(dir: &Path) -> Vec<(f64, f64, f64, f64, f64)> {
     out
 }
 
-/// The counters as a scrape at unix time `t` saw them: the last read at or before it.
-fn at(rows: &[(f64, f64, f64, f64, f64)], t: f64) -> (f64, f64, f64, f64, f64) {
+/// How long before a scrape a read may be that was not yet published when it was served
+/// (a few of the watch's 10 ms ticks).
+const PUBLISH_SLACK_S: f64 = 0.05;
+
+/// The row a scrape stamped at unix time `t` saw, found by the `periods` it returned: the
+/// last read at or before `t`, one just before it not yet published, or one made while the
+/// scrape was under way. Prometheus stamps a scrape when it starts it, and the exporter
+/// answers up to `scrape_s` (the longest `scrape_duration_seconds`) later; with reads every
+/// 10 ms one can land in between. Panics when no read in that span has the scraped value,
+/// which would mean the exporter served a figure the watch never recorded.
+fn seen_by_scrape(
+    rows: &[(f64, f64, f64, f64, f64)],
+    t: f64,
+    periods: f64,
+    scrape_s: f64,
+) -> (f64, f64, f64, f64, f64) {
     let i = rows.partition_point(|r| r.0 <= t);
     assert!(i > 0, "no read before {t}");
-    rows[i - 1]
+    let end = rows.partition_point(|r| r.0 <= t + scrape_s);
+    let start = rows
+        .partition_point(|r| r.0 < t - PUBLISH_SLACK_S)
+        .min(i - 1);
+    let candidates = &rows[start..end];
+    *candidates
+        .iter()
+        .filter(|r| r.1 == periods)
+        .min_by(|a, b| (a.0 - t).abs().total_cmp(&(b.0 - t).abs()))
+        .unwrap_or_else(|| {
+            panic!(
+                "the scrape at {t} returned {periods} periods; the watch read {:?} from {PUBLISH_SLACK_S} s before it to {scrape_s} s after",
+                candidates.iter().map(|r| r.1).collect::<Vec<_>>()
+            )
+        })
 }
 
 #[test]
@@ -239,6 +267,9 @@ fn prometheus_sees_the_throttling_that_a_watch_of_a_real_cgroup_records() {
     let usage = rate_of("throttlebench_cpu_usage_seconds_total");
     let throttled = rate_of("throttlebench_cpu_cfs_throttled_seconds_total");
     let window = prom.samples("throttlebench_cpu_cfs_periods_total[30s]", t);
+    let scrape_s = prom
+        .query_value("max_over_time(scrape_duration_seconds[40s])", Some(t))
+        .expect("scrape durations");
     let increases: Vec<(f64, f64, f64)> = [t, t - 7.321]
         .iter()
         .map(|&when| {
@@ -293,13 +324,10 @@ fn prometheus_sees_the_throttling_that_a_watch_of_a_real_cgroup_records() {
         window[0].0 as f64 / 1000.0,
         window.last().unwrap().0 as f64 / 1000.0,
     );
-    let (c0, c1) = (at(&rows, first), at(&rows, last));
+    // Each scraped counter is one the watch read (the helper panics otherwise).
+    let c0 = seen_by_scrape(&rows, first, window[0].1, scrape_s);
+    let c1 = seen_by_scrape(&rows, last, window.last().unwrap().1, scrape_s);
     let span = last - first;
-    assert_eq!(
-        c1.1,
-        window.last().unwrap().1,
-        "the scraped counter is the watch's"
-    );
     let (p, k) = (c1.1 - c0.1, c1.2 - c0.2);
     let rows_ratio = k / p;
     let summary = read_csv(&out.join("summary.csv"));

@@ -54,10 +54,6 @@ impl Outcome {
     }
 }
 
-/// At most this many duty on-periods are kept in memory (the first ones); the last one
-/// of each thread is kept besides, so a summary can compare the first with the last.
-pub const MAX_DUTY_KEPT: usize = 4096;
-
 /// Units' latencies, counted into a histogram of bounded size (3 significant digits:
 /// a percentile from it is within 0.1% of the unit's real latency, which latency.csv
 /// holds exactly).
@@ -71,9 +67,6 @@ pub struct UnitStats {
     pub latency_ns: Histogram<u64>,
 }
 
-/// The longest latency the histogram tells apart (longer ones count as this), in ns.
-const LATENCY_MAX_NS: u64 = 24 * 3600 * 1_000_000_000;
-
 impl Default for UnitStats {
     fn default() -> Self {
         UnitStats {
@@ -85,6 +78,9 @@ impl Default for UnitStats {
         }
     }
 }
+
+/// The longest latency the histogram tells apart (longer ones count as this), in ns.
+const LATENCY_MAX_NS: u64 = 24 * 3600 * 1_000_000_000;
 
 impl UnitStats {
     fn add(&mut self, u: &UnitLatency) {
@@ -109,19 +105,33 @@ impl UnitStats {
     }
 }
 
+/// What one line of a workload's stdout was.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Line {
+    /// A unit of work, for latency.csv.
+    Unit(UnitLatency),
+    /// A duty on-period, for duty.csv.
+    Duty(DutyPeriod),
+    /// Another record (or a probe's report), kept in the output.
+    Record,
+    /// Not a record: the workload's own text.
+    Text,
+}
+
 /// The workload's records, read line by line as they arrive (`push_line`): the few a
-/// summary needs are kept, every unit is counted into `units` and handed on to be
-/// written to latency.csv.
+/// summary needs are kept, every unit is counted into `units`, and units and duty
+/// on-periods are handed on to be written to latency.csv and duty.csv.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct WorkloadOutput {
     pub header: Option<Header>,
     pub threads: Vec<ThreadReport>,
-    /// The first `MAX_DUTY_KEPT` on-periods.
-    pub duty: Vec<DutyPeriod>,
-    /// The last on-period of each thread (by thread index), whether kept above or not.
-    pub duty_last: Vec<DutyPeriod>,
-    /// On-periods beyond `MAX_DUTY_KEPT`, counted, not kept.
-    pub duty_dropped: u64,
+    /// The first on-period of each thread (by thread index; null for a thread that
+    /// reported none); every one is in duty.csv.
+    pub duty_first: Vec<Option<DutyPeriod>>,
+    /// The last on-period of each thread (by thread index).
+    pub duty_last: Vec<Option<DutyPeriod>>,
+    /// How many on-periods the threads reported in all.
+    pub duty_periods: u64,
     pub end: Option<End>,
     pub units: UnitStats,
     /// What a probe workload (steal, entropy) reported.
@@ -137,31 +147,33 @@ pub struct WorkloadOutput {
 
 impl WorkloadOutput {
     /// Take one line of the workload's stdout (fibtest's JSON lines, a probe's report,
-    /// or anything else). Returns the unit it held, if it was one, for the caller to
-    /// write; returns false as the second value when the line was not a record.
-    pub fn push_line(&mut self, line: &str) -> (Option<UnitLatency>, bool) {
+    /// or anything else) and say what it was: a unit or an on-period for the caller to
+    /// write, another record, or text.
+    pub fn push_line(&mut self, line: &str) -> Line {
         let line = line.trim_end_matches(['\n', '\r']);
         if line.trim().is_empty() {
-            return (None, true);
+            return Line::Record;
         }
         match serde_json::from_str::<Record>(line) {
             Ok(Record::Header(h)) => self.header = Some(h),
             Ok(Record::Thread(t)) => self.threads.push(t),
             Ok(Record::Unit(u)) => {
                 self.units.add(&u);
-                return (Some(u), true);
+                return Line::Unit(u);
             }
             Ok(Record::Duty(d)) => {
                 let i = d.thread as usize;
                 if self.duty_last.len() <= i {
-                    self.duty_last.resize(i + 1, d.clone());
+                    self.duty_first.resize(i + 1, None);
+                    self.duty_last.resize(i + 1, None);
                 }
-                self.duty_last[i] = d.clone();
-                if self.duty.len() < MAX_DUTY_KEPT {
-                    self.duty.push(d);
-                } else {
-                    self.duty_dropped += 1;
+                let first = &mut self.duty_first[i];
+                if first.as_ref().is_none_or(|f| d.period < f.period) {
+                    *first = Some(d.clone());
                 }
+                self.duty_last[i] = Some(d.clone());
+                self.duty_periods += 1;
+                return Line::Duty(d);
             }
             Ok(Record::End(e)) => self.end = Some(e),
             Err(_) if line.starts_with("{\"type\":\"") && line.contains("_probe\"") => {
@@ -172,10 +184,10 @@ impl WorkloadOutput {
             }
             Err(_) => {
                 self.not_a_record(line);
-                return (None, false);
+                return Line::Text;
             }
         }
-        (None, true)
+        Line::Record
     }
 
     fn not_a_record(&mut self, line: &str) {
@@ -196,8 +208,8 @@ impl WorkloadOutput {
 
     /// The first and the last on-period of thread 0, when it had two or more.
     pub fn duty_first_last(&self) -> Option<(&DutyPeriod, &DutyPeriod)> {
-        let first = self.duty.iter().find(|d| d.thread == 0)?;
-        let last = self.duty_last.first().filter(|d| d.thread == 0)?;
+        let first = self.duty_first.first()?.as_ref()?;
+        let last = self.duty_last.first()?.as_ref()?;
         (last.period > first.period).then_some((first, last))
     }
 }
@@ -344,9 +356,10 @@ mod tests {
     #[test]
     fn lines_are_records_units_or_text() {
         let mut w = WorkloadOutput::default();
-        let (u, rec) = w.push_line(&unit(0.44, UnitKind::Request));
-        assert!(rec && u.is_some_and(|u| u.latency_s == 0.44));
-        assert_eq!(w.push_line("hello\n"), (None, false));
+        let u = w.push_line(&unit(0.44, UnitKind::Request));
+        assert!(matches!(&u, Line::Unit(x) if x.latency_s == 0.44), "{u:?}");
+        assert_eq!(w.push_line("hello\n"), Line::Text);
+        assert_eq!(w.push_line(r#"{"type":"end","wall_s":1,"cpu_s":1,"fast_steps":0}"#), Line::Record);
         assert_eq!(w.unparsed, ["hello"]);
         assert_eq!(w.units.requests, 1);
     }
@@ -367,19 +380,34 @@ mod tests {
         assert_eq!(UnitStats::default().percentile_s(50.0), None);
     }
 
+    fn duty_line(thread: u32, period: u64) -> String {
+        format!(
+            r#"{{"type":"duty","thread":{thread},"period":{period},"start_s":0,"on_s":1,"cpu_s":1,"steps":1,"steps_per_s":{},"slice_steps":[],"slice_s":0.1}}"#,
+            period + 1
+        )
+    }
+
     #[test]
-    fn duty_periods_beyond_the_cap_are_counted_and_the_last_one_kept() {
+    fn every_duty_period_is_handed_on_and_only_each_threads_first_and_last_kept() {
         let mut w = WorkloadOutput::default();
-        for p in 0..(MAX_DUTY_KEPT as u64 + 10) {
-            w.push_line(&format!(
-                r#"{{"type":"duty","thread":0,"period":{p},"start_s":0,"on_s":1,"cpu_s":1,"steps":1,"steps_per_s":{},"slice_steps":[],"slice_s":0.1}}"#,
-                p + 1
-            ));
+        // Thread 1 reports before thread 0 does; thread 2 never reports.
+        for p in 0..3 {
+            let line = w.push_line(&duty_line(1, p));
+            assert!(matches!(line, Line::Duty(d) if d.thread == 1 && d.period == p));
         }
-        assert_eq!(w.duty.len(), MAX_DUTY_KEPT);
-        assert_eq!(w.duty_dropped, 10);
+        for p in 0..10_000 {
+            w.push_line(&duty_line(0, p));
+        }
+        w.push_line(&duty_line(3, 0));
+        assert_eq!(w.duty_periods, 10_004);
+        let period = |d: &Option<DutyPeriod>| d.as_ref().map(|d| (d.thread, d.period));
+        let firsts: Vec<_> = w.duty_first.iter().map(period).collect();
+        let lasts: Vec<_> = w.duty_last.iter().map(period).collect();
+        assert_eq!(firsts, [Some((0, 0)), Some((1, 0)), None, Some((3, 0))]);
+        assert_eq!(lasts, [Some((0, 9_999)), Some((1, 2)), None, Some((3, 0))]);
         let (first, last) = w.duty_first_last().unwrap();
-        assert_eq!((first.period, last.period), (0, MAX_DUTY_KEPT as u64 + 9));
+        assert_eq!((first.period, last.period), (0, 9_999));
+        assert_eq!(last.steps_per_s, 10_000.0);
     }
 
     #[test]

@@ -1,13 +1,13 @@
 //! Writing a run as it runs: the sampler's ticks become timeseries.csv rows; the
 //! workloads' units and the load's requests become rows of the run's latency spool
-//! (joined with their CFS periods into latency.csv when the run ends); the workloads'
-//! other output goes to files of their own (`workload/run<N>-<group>.stdout` and
+//! (joined with their CFS periods into latency.csv when the run ends); their duty
+//! on-periods become duty.csv rows; the workloads' other output goes to files of their own (`workload/run<N>-<group>.stdout` and
 //! `.stderr`). Everything is buffered in fixed buffers and written at least once a
 //! second, so memory does not grow with the run and a run killed even by SIGKILL keeps
 //! all but its last second.
 
 use super::files::appender::Appender;
-use super::files::{latency, timeseries};
+use super::files::{duty, latency, timeseries};
 use super::folder::ResultsError;
 use crate::clock::monotonic_ns;
 use crate::load::RequestRecord;
@@ -15,7 +15,7 @@ use crate::runner::{OutputSink, RequestSink, RunSink, Stream};
 use crate::sample::cpustat::Has;
 use crate::sample::{Delta, Sample, SystemHas};
 use crate::scenario::PlannedRun;
-use fibtest::record::UnitLatency;
+use fibtest::record::{DutyPeriod, UnitLatency};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -100,6 +100,9 @@ impl Spool {
 
 pub(crate) type SharedSpool = Arc<Mutex<Spool>>;
 
+/// A file the sampler's side owns and the output reader's side appends to.
+pub(crate) type SharedAppender = Arc<Mutex<Appender>>;
+
 fn spool_write(
     spool: &SharedSpool,
     failed: &Failure,
@@ -117,6 +120,8 @@ pub struct RunWriter<'w> {
     pub(crate) dir: PathBuf,
     pub(crate) timeseries: &'w mut Appender,
     pub(crate) spool: SharedSpool,
+    /// duty.csv (none for a watch, which runs no workload).
+    pub(crate) duty: Option<SharedAppender>,
     /// The kind of the load's rows: its protocol ("http", "line").
     pub(crate) load_kind: &'static str,
     pub(crate) failed: Failure,
@@ -140,6 +145,7 @@ impl<'w> RunWriter<'w> {
         dir: PathBuf,
         timeseries: &'w mut Appender,
         spool: SharedSpool,
+        duty: Option<SharedAppender>,
         failed: Failure,
     ) -> RunWriter<'w> {
         RunWriter {
@@ -149,6 +155,7 @@ impl<'w> RunWriter<'w> {
             dir,
             timeseries,
             spool,
+            duty,
             load_kind: match &run.load {
                 Some(l) if l.target.starts_with("tcp://") => "line",
                 _ => "http",
@@ -181,6 +188,7 @@ impl<'w> RunWriter<'w> {
             dir,
             timeseries,
             spool,
+            duty: None,
             load_kind: "http",
             failed,
             counters: Vec::new(),
@@ -274,6 +282,7 @@ impl RunSink for RunWriter<'_> {
             names: self.names.clone(),
             dir: self.dir.clone(),
             spool: self.spool.clone(),
+            duty: self.duty.clone(),
             text: BTreeMap::new(),
             failed: self.failed.clone(),
             flushed_at_ns: monotonic_ns(),
@@ -328,6 +337,7 @@ struct OutputFiles {
     names: Vec<String>,
     dir: PathBuf,
     spool: SharedSpool,
+    duty: Option<SharedAppender>,
     /// Each group's and stream's text file, made when it first has a line.
     text: BTreeMap<(usize, u8), (PathBuf, BufWriter<File>)>,
     failed: Failure,
@@ -340,6 +350,19 @@ impl OutputSink for OutputFiles {
         spool_write(&self.spool, &self.failed, |b| {
             latency::write_unit(b, run, name, unit)
         })
+    }
+
+    fn duty(&mut self, group: usize, period: &DutyPeriod) -> io::Result<()> {
+        let Some(file) = &self.duty else {
+            return Ok(());
+        };
+        let (run, name) = (self.run, &self.names[group]);
+        let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
+        f.row(|b| duty::write_row(b, run, name, period))
+            .map_err(|e| {
+                let e = f.error(e);
+                fail(&self.failed, e)
+            })
     }
 
     fn text(&mut self, group: usize, stream: Stream, line: &[u8]) -> io::Result<()> {
@@ -372,6 +395,13 @@ impl OutputSink for OutputFiles {
         {
             let mut s = self.spool.lock().unwrap_or_else(|p| p.into_inner());
             s.flush().map_err(|e| fail(&self.failed, e))?;
+        }
+        if let Some(file) = &self.duty {
+            let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(e) = f.flush() {
+                let e = f.error(e);
+                return Err(fail(&self.failed, e));
+            }
         }
         for (path, w) in self.text.values_mut() {
             if let Err(e) = w.flush() {

@@ -1,6 +1,7 @@
 //! Result folders: `summary.csv` (a row per run and group, written when a run ends),
 //! `timeseries.csv` (written while a run runs, through its sink: `stream`),
 //! `latency.csv` (spooled while a run runs, joined with its CFS periods when it ends),
+//! `duty.csv` (written while a run runs, through its sink),
 //! `phases.csv` (a run with changes, between them), the probes' tables, the workloads' own output (`workload/`), and `run.json`
 //! (the host, the plan, and each finished run's summary and outcome; written when the
 //! folder is made and rewritten, atomically, after every run, `complete: false` until
@@ -14,10 +15,10 @@ use super::files::appender::Appender;
 use super::files::csv_file::CsvFile;
 use super::files::probes::Tagged;
 use super::files::run_json::{self, RunJson, RunJsonEntry, SCHEMA_VERSION};
-use super::files::{latency, timeseries};
+use super::files::{duty, latency, timeseries};
 use super::folder::{FolderLock, ResultFolder, ResultsError};
 use super::join::{join, JoinGroup, Series, Split};
-use super::stream::{workload_file, Failure, RunWriter, SharedSpool, Spool};
+use super::stream::{workload_file, Failure, RunWriter, SharedAppender, SharedSpool, Spool};
 use super::summary::phases::{self, PhaseSpec};
 use super::summary::window::scan;
 use super::summary::{group_specs, summarize, SummaryRow};
@@ -41,6 +42,9 @@ pub struct ResultWriter {
     timeseries: Appender,
     /// Rows are appended when a run ends, from its spool.
     latency: Appender,
+    /// The workloads' duty on-periods, appended as they come (on the output reader's
+    /// thread, hence shared).
+    duty: SharedAppender,
     /// The current run's latency rows, until it ends.
     spool: Option<SharedSpool>,
     /// Probe tables (steal.csv, gaps.csv, ...), opened when a probe first reports.
@@ -76,6 +80,7 @@ impl ResultWriter {
             for (name, header) in [
                 ("timeseries.csv", timeseries::header()),
                 ("latency.csv", latency::header()),
+                ("duty.csv", duty::header()),
             ] {
                 let mut a = Appender::create(&dir.join(name))?;
                 a.row(|b| b.write_all(header.as_bytes()))
@@ -84,11 +89,12 @@ impl ResultWriter {
                 a.commit();
                 appenders.push(a);
             }
-            let latency = appenders.pop().expect("two");
-            let timeseries = appenders.pop().expect("two");
-            Ok((summary, timeseries, latency))
+            let duty = appenders.pop().expect("three");
+            let latency = appenders.pop().expect("three");
+            let timeseries = appenders.pop().expect("three");
+            Ok((summary, timeseries, latency, duty))
         })();
-        let (summary, timeseries, latency) = match opened {
+        let (summary, timeseries, latency, duty) = match opened {
             Ok(x) => x,
             Err(e) => {
                 if made {
@@ -105,6 +111,7 @@ impl ResultWriter {
             summary,
             timeseries,
             latency,
+            duty: Arc::new(Mutex::new(duty)),
             spool: None,
             probe_files: Default::default(),
             runs: Vec::new(),
@@ -145,6 +152,7 @@ impl ResultWriter {
             self.dir.clone(),
             &mut self.timeseries,
             spool,
+            Some(self.duty.clone()),
             self.failed.clone(),
         ))
     }
@@ -189,6 +197,10 @@ impl ResultWriter {
         let specs = group_specs(&result);
         let splits = self.join_latency(&result, &specs)?;
         self.latency.sync().map_err(|e| self.latency.error(e))?;
+        {
+            let mut d = self.duty.lock().unwrap_or_else(|p| p.into_inner());
+            d.sync().map_err(|e| d.error(e))?;
+        }
         let (windows, shares) = (|| {
             let mut head = csv::Reader::from_reader(self.timeseries.reader_from(0)?);
             let header = head.byte_headers()?.clone();
@@ -280,6 +292,7 @@ impl ResultWriter {
         }
         self.timeseries.commit();
         self.latency.commit();
+        self.duty.lock().unwrap_or_else(|p| p.into_inner()).commit();
         self.remove_spool();
     }
 
@@ -299,6 +312,7 @@ impl ResultWriter {
         }
         self.timeseries.rollback();
         self.latency.rollback();
+        self.duty.lock().unwrap_or_else(|p| p.into_inner()).rollback();
         self.remove_spool();
         // A probe table that this run opened goes again.
         self.probe_files.retain(|_, f| {

@@ -14,7 +14,7 @@ use crate::exposition::{CpuLimits, Exposition, GroupHandle, GroupLabels};
 use crate::sample::cpustat::Has;
 use crate::sample::{Sample, SystemHas};
 use crate::scenario::{Limiter, PlannedRun};
-use fibtest::record::UnitLatency;
+use fibtest::record::{DutyPeriod, UnitLatency};
 use std::io;
 use std::path::Path;
 
@@ -183,6 +183,10 @@ impl OutputSink for LatencyExport {
             h.observe_latency(unit.latency_s);
         }
         self.inner.unit(group, unit)
+    }
+
+    fn duty(&mut self, group: usize, period: &DutyPeriod) -> io::Result<()> {
+        self.inner.duty(group, period)
     }
 
     fn text(&mut self, group: usize, stream: Stream, line: &[u8]) -> io::Result<()> {

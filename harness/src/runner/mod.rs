@@ -32,15 +32,18 @@ pub use spawn::WorkloadProgram;
 use crate::cgroup::{Cgroup, CgroupError, Hierarchy};
 use crate::limiter;
 use crate::process::{describe_status, teardown};
-use crate::result::{Outcome, RunResult, WorkloadOutput};
+use crate::result::{Outcome, RunResult};
 use crate::scenario::{Limiter, Placement, PlannedRun};
 use crate::signals;
 use anyhow::{Context, Result};
 use fibtest::cpulist::CpuList;
 use live::Live;
 use output::OutputReader;
+use fibtest::record::DutyPeriod;
 use scope::RunProcs;
+use sink::DutyKept;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub struct Runner {
@@ -183,15 +186,18 @@ impl Runner {
     }
 
     /// Run the first group's workload of `run` in an existing cgroup `cg` (no sampling,
-    /// no limiter: the caller owns both) until it exits; on a signal to stop, stop it and
-    /// return what it wrote. Used by searches that run many short workloads in one cgroup.
+    /// no limiter: the caller owns both) until it exits; on a signal to stop, stop it.
+    /// Returns how it ended and every duty on-period it reported (a search's probes are
+    /// short: tens of on-periods). Used by searches that run many short workloads in one
+    /// cgroup.
     pub fn run_workload_in(
         &self,
         cg: &Cgroup,
         run: &PlannedRun,
-    ) -> Result<(Outcome, WorkloadOutput)> {
+    ) -> Result<(Outcome, Vec<DutyPeriod>)> {
         let (mut r, pipes) = spawn::spawn(&self.workload, &self.proc_root, Some(cg), run, 0, None)?;
-        let reader = OutputReader::start(vec![Some(pipes)], Box::new(Discard))?;
+        let periods = Arc::new(Mutex::new(Vec::new()));
+        let reader = OutputReader::start(vec![Some(pipes)], Box::new(DutyKept(periods.clone())))?;
         let outcome = loop {
             if let Some(st) = r.guard.child.as_mut().expect("set").try_wait()? {
                 break if st.success() {
@@ -226,6 +232,7 @@ impl Runner {
             },
             o => o,
         };
-        Ok((outcome, out))
+        let periods = std::mem::take(&mut *periods.lock().unwrap_or_else(|p| p.into_inner()));
+        Ok((outcome, periods))
     }
 }

@@ -1,11 +1,11 @@
 //! Reading every group's workload output on one thread: poll(2) over all their stdout
 //! and stderr pipes, each line parsed as it arrives (never the whole output held), units
-//! handed to the sink for latency.csv, other text to the sink's files, and the records a
-//! summary needs kept. Two threads per group (the old way) made 129 threads at 64 groups.
+//! and duty on-periods handed to the sink for latency.csv and duty.csv, other text to the
+//! sink's files, and the records a summary needs kept. Two threads per group (the old way) made 129 threads at 64 groups.
 
 use super::sink::{OutputSink, Stream};
 use crate::clock::monotonic_ns;
-use crate::result::WorkloadOutput;
+use crate::result::{Line, WorkloadOutput};
 use nix::poll::{poll, PollFd, PollFlags};
 use std::collections::VecDeque;
 use std::fs::File;
@@ -90,12 +90,11 @@ fn line(
     match p.stream {
         Stream::Stdout => {
             let s = String::from_utf8_lossy(text);
-            let (unit, record) = out.push_line(&s);
-            if let Some(u) = unit {
-                sink.unit(p.group, &u)?;
-            }
-            if !record {
-                sink.text(p.group, Stream::Stdout, text)?;
+            match out.push_line(&s) {
+                Line::Unit(u) => sink.unit(p.group, &u)?,
+                Line::Duty(d) => sink.duty(p.group, &d)?,
+                Line::Record => {}
+                Line::Text => sink.text(p.group, Stream::Stdout, text)?,
             }
         }
         Stream::Stderr => {

@@ -5,9 +5,10 @@
 use crate::load::RequestRecord;
 use crate::sample::cpustat::Has;
 use crate::sample::{Sample, SystemHas};
-use fibtest::record::UnitLatency;
+use fibtest::record::{DutyPeriod, UnitLatency};
 use std::io;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 /// Which stream of a workload a text line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +54,8 @@ pub trait RequestSink: Send {
 pub trait OutputSink: Send {
     /// A unit of work that group `group` reported.
     fn unit(&mut self, group: usize, unit: &UnitLatency) -> io::Result<()>;
+    /// A duty on-period that group `group` reported.
+    fn duty(&mut self, group: usize, period: &DutyPeriod) -> io::Result<()>;
     /// A line of a group's output that is not a record (stdout), or of its stderr.
     fn text(&mut self, group: usize, stream: Stream, line: &[u8]) -> io::Result<()>;
     /// Push what is buffered to the files; called at least once a second while output
@@ -79,6 +82,29 @@ impl RunSink for Discard {
     }
 }
 
+/// A sink that keeps a run's duty on-periods in memory and nothing else: for a search's
+/// short probes, whose periods it reads when the probe ends.
+pub struct DutyKept(pub Arc<Mutex<Vec<DutyPeriod>>>);
+
+impl OutputSink for DutyKept {
+    fn unit(&mut self, _: usize, _: &UnitLatency) -> io::Result<()> {
+        Ok(())
+    }
+    fn duty(&mut self, _: usize, period: &DutyPeriod) -> io::Result<()> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(period.clone());
+        Ok(())
+    }
+    fn text(&mut self, _: usize, _: Stream, _: &[u8]) -> io::Result<()> {
+        Ok(())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 impl RequestSink for Discard {
     fn request(&mut self, _: usize, _: &RequestRecord) -> io::Result<()> {
         Ok(())
@@ -90,6 +116,9 @@ impl RequestSink for Discard {
 
 impl OutputSink for Discard {
     fn unit(&mut self, _: usize, _: &UnitLatency) -> io::Result<()> {
+        Ok(())
+    }
+    fn duty(&mut self, _: usize, _: &DutyPeriod) -> io::Result<()> {
         Ok(())
     }
     fn text(&mut self, _: usize, _: Stream, _: &[u8]) -> io::Result<()> {

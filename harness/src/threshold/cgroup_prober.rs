@@ -71,7 +71,7 @@ impl Prober for CgroupProber<'_> {
             placement: Placement::Cgroup,
         };
         let before = self.cpu_stat();
-        let (outcome, out) = self.runner.run_workload_in(self.cgroup, &run)?;
+        let (outcome, periods) = self.runner.run_workload_in(self.cgroup, &run)?;
         let after = self.cpu_stat();
         if let Outcome::Failed {
             status,
@@ -81,7 +81,7 @@ impl Prober for CgroupProber<'_> {
             anyhow::bail!("a probe's workload {status}: {stderr_tail}");
         }
         Ok(ProbeResult {
-            periods: out.duty,
+            periods,
             nr_throttled: after.nr_throttled.saturating_sub(before.nr_throttled),
             throttled_s: after.throttled_ns.saturating_sub(before.throttled_ns) as f64 / 1e9,
             complete: outcome == Outcome::Completed,

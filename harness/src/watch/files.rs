@@ -1,6 +1,6 @@
 //! A watch's result folder: the same files as a run's (`timeseries.csv`, `summary.csv`,
-//! `latency.csv`, `run.json`, plots) plus `episodes.csv`, with one group per watched
-//! cgroup and a single run (0).
+//! `latency.csv`, `duty.csv`, `run.json`, plots) plus `episodes.csv`, with one group per
+//! watched cgroup and a single run (0).
 //!
 //! Rows go through the run's own writer (`report::stream::RunWriter`), flushed every
 //! tick, and episodes as they end, so a watch killed even by SIGKILL keeps all but its
@@ -11,7 +11,7 @@
 
 use crate::report::files::appender::Appender;
 use crate::report::files::csv_file::CsvFile;
-use crate::report::files::{episodes, latency, run_json, timeseries};
+use crate::report::files::{duty, episodes, latency, run_json, timeseries};
 use crate::report::folder::FolderLock;
 use crate::report::summary::window::{scan, GroupSpec, GroupWindow};
 use crate::report::{ResultFolder, ResultsError, SummaryRow};
@@ -62,9 +62,10 @@ pub fn create(
         summary.add(false, |w| w.write_record(SummaryRow::header(&[])))?;
         summary.write()?;
         summary.commit();
-        // latency.csv has only its header (a watch sees no requests), so a watch's
-        // folder has every file a run's has.
+        // latency.csv and duty.csv have only their headers (a watch runs no workload),
+        // so a watch's folder has every file a run's has.
         with_header(&path, "latency.csv", &latency::header())?;
+        with_header(&path, "duty.csv", &duty::header())?;
         Ok(Files {
             timeseries: with_header(&path, "timeseries.csv", &timeseries::header())?,
             episodes: with_header(&path, "episodes.csv", &episodes::header())?,

@@ -174,7 +174,13 @@ fn a_disk_that_fills_up_stops_the_run_at_the_failed_write_keeping_earlier_runs()
         "{err}"
     );
     // The error names one of the folder's files, and the runs kept.
-    let named = ["summary.csv", "timeseries.csv", "latency.csv", "run.json"]
+    let named = [
+        "summary.csv",
+        "timeseries.csv",
+        "latency.csv",
+        "duty.csv",
+        "run.json",
+    ]
         .iter()
         .any(|f| err.contains(out.join(f).to_str().unwrap()));
     assert!(named, "no file named: {err}");
@@ -203,12 +209,25 @@ fn a_disk_that_fills_up_stops_the_run_at_the_failed_write_keeping_earlier_runs()
         err.contains(&format!("stopped after {kept} of 6 run(s)")),
         "{err}"
     );
-    let ts = read_csv(&out.join("timeseries.csv"));
-    assert!(
-        ts.iter().all(|r| num(r, "run") < kept as f64),
-        "{} rows",
-        ts.len()
-    );
+    for f in ["timeseries.csv", "duty.csv"] {
+        let rows = read_csv(&out.join(f));
+        assert!(
+            rows.iter().all(|r| num(r, "run") < kept as f64),
+            "{f}: {} rows",
+            rows.len()
+        );
+    }
+    // Each kept run's on-periods are all there (the workload's 20 ms on, 20 ms off over
+    // 300 ms: its count is in run.json).
+    let duty = read_csv(&out.join("duty.csv"));
+    for (i, run) in json["runs"].as_array().unwrap().iter().enumerate() {
+        let reported = run["result"]["groups"][0]["workload"]["duty_periods"]
+            .as_u64()
+            .unwrap();
+        let rows = duty.iter().filter(|r| num(r, "run") == i as f64).count();
+        assert!(reported > 0, "run {i} reported no on-period");
+        assert_eq!(rows as u64, reported, "run {i}: duty.csv rows");
+    }
     assert!(!out.join("run.json.tmp").exists());
     // No process of the run is left (its cgroups are checked gone by `exclusive`).
     wait_for(

@@ -38,6 +38,60 @@ fn quota_of_40_percent_gives_35_to_45_percent_and_throttles() {
 }
 
 #[test]
+fn every_duty_on_period_is_a_row_of_duty_csv_and_run_json_keeps_the_first_and_last() {
+    if !real_cgroups_or_skip("duty_csv") {
+        return;
+    }
+    let _x = exclusive();
+    let dir = TempDir::new("duty-csv");
+    let (out, res) = run_scenario(
+        &dir,
+        &scenario(
+            "duty-csv",
+            "kind = \"none\"",
+            "kind = \"duty\"\non = \"20ms\"\noff = \"20ms\"\nduration = \"1s\"\nthreads = 2\nslice = \"5ms\"",
+        ),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let rows = read_csv(&res.join("duty.csv"));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(res.join("run.json")).unwrap()).unwrap();
+    let w = &json["runs"][0]["result"]["groups"][0]["workload"];
+    assert_eq!(rows.len() as u64, w["duty_periods"].as_u64().unwrap());
+    for thread in 0..2 {
+        let mine: Vec<_> = rows
+            .iter()
+            .filter(|r| num(r, "thread") == thread as f64)
+            .collect();
+        // 1 s of 40 ms cycles: about 25 on-periods, numbered from 0 without a gap.
+        assert!((15..=30).contains(&mine.len()), "thread {thread}: {}", mine.len());
+        let periods: Vec<f64> = mine.iter().map(|r| num(r, "period")).collect();
+        let want: Vec<f64> = (0..mine.len()).map(|p| p as f64).collect();
+        assert_eq!(periods, want, "thread {thread}");
+        for r in &mine {
+            assert_eq!(r["run"], "0");
+            assert_eq!(r["group"], "main");
+            // The slices' steps add up to the on-period's.
+            let slices: f64 = r["slice_steps"]
+                .split(';')
+                .map(|s| s.parse::<f64>().unwrap())
+                .sum();
+            assert_eq!(slices, num(r, "steps"), "{r:?}");
+            assert!(num(r, "on_s") > 0.0 && num(r, "cpu_s") <= num(r, "on_s") * 1.1);
+        }
+        // run.json holds this thread's first and last, the same as the rows.
+        let first = &w["duty_first"][thread];
+        let last = &w["duty_last"][thread];
+        assert_eq!(first["period"].as_f64().unwrap(), periods[0]);
+        assert_eq!(last["period"].as_f64(), periods.last().copied());
+        assert_eq!(
+            last["steps"].as_f64().unwrap(),
+            num(mine.last().unwrap(), "steps")
+        );
+    }
+}
+
+#[test]
 fn unlimited_run_is_never_throttled() {
     if !real_cgroups_or_skip("unlimited_run") {
         return;

@@ -101,6 +101,7 @@ fn a_watch_of_a_throttled_cgroup_and_its_process_writes_a_runs_files_and_changes
         "timeseries.csv",
         "summary.csv",
         "latency.csv",
+        "duty.csv",
         "episodes.csv",
         "run.json",
         "plots/timeseries-run0.svg",

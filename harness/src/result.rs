@@ -56,27 +56,16 @@ impl Outcome {
 
 /// Units' latencies, counted into a histogram of bounded size (3 significant digits:
 /// a percentile from it is within 0.1% of the unit's real latency, which latency.csv
-/// holds exactly).
-#[derive(Debug, Clone, Serialize)]
+/// holds exactly). The histogram spans 1 ns to a day, about 300 kB, so it is made with
+/// the first unit: a workload without units (a duty cycle, most of 500 groups) has none.
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct UnitStats {
     pub requests: u64,
     pub slow: u64,
     /// The largest latency, exactly, in s.
     pub max_s: Option<f64>,
     #[serde(skip)]
-    pub latency_ns: Histogram<u64>,
-}
-
-impl Default for UnitStats {
-    fn default() -> Self {
-        UnitStats {
-            requests: 0,
-            slow: 0,
-            max_s: None,
-            latency_ns: Histogram::new_with_bounds(1, LATENCY_MAX_NS, 3)
-                .expect("valid histogram bounds"),
-        }
-    }
+    pub latency_ns: Option<Histogram<u64>>,
 }
 
 /// The longest latency the histogram tells apart (longer ones count as this), in ns.
@@ -91,16 +80,20 @@ impl UnitStats {
         self.max_s = Some(self.max_s.map_or(u.latency_s, |m| m.max(u.latency_s)));
         let ns = (u.latency_s.max(0.0) * 1e9) as u64;
         self.latency_ns
+            .get_or_insert_with(|| {
+                Histogram::new_with_bounds(1, LATENCY_MAX_NS, 3).expect("valid histogram bounds")
+            })
             .saturating_record(ns.clamp(1, LATENCY_MAX_NS));
     }
 
     /// The p-th percentile (0 < p <= 100) of the units' latencies, in s, by nearest
     /// rank over the histogram's buckets, never above the largest latency seen.
     pub fn percentile_s(&self, p: f64) -> Option<f64> {
-        if self.latency_ns.is_empty() || !(p > 0.0 && p <= 100.0) {
+        let h = self.latency_ns.as_ref().filter(|h| !h.is_empty())?;
+        if !(p > 0.0 && p <= 100.0) {
             return None;
         }
-        let v = self.latency_ns.value_at_quantile(p / 100.0) as f64 / 1e9;
+        let v = h.value_at_quantile(p / 100.0) as f64 / 1e9;
         Some(self.max_s.map_or(v, |m| v.min(m)))
     }
 }
@@ -362,6 +355,17 @@ mod tests {
         assert_eq!(w.push_line(r#"{"type":"end","wall_s":1,"cpu_s":1,"fast_steps":0}"#), Line::Record);
         assert_eq!(w.unparsed, ["hello"]);
         assert_eq!(w.units.requests, 1);
+    }
+
+    #[test]
+    fn the_histogram_is_made_by_the_first_unit_only() {
+        let mut w = WorkloadOutput::default();
+        w.push_line(&duty_line(0, 0));
+        assert!(w.units.latency_ns.is_none(), "a duty workload has no units");
+        assert_eq!(w.units.percentile_s(50.0), None);
+        w.push_line(&unit(0.25, UnitKind::Slow));
+        assert_eq!(w.units.latency_ns.as_ref().map(|h| h.len()), Some(1));
+        assert_eq!(w.units.percentile_s(50.0), Some(0.25));
     }
 
     #[test]

@@ -352,7 +352,10 @@ mod tests {
         let u = w.push_line(&unit(0.44, UnitKind::Request));
         assert!(matches!(&u, Line::Unit(x) if x.latency_s == 0.44), "{u:?}");
         assert_eq!(w.push_line("hello\n"), Line::Text);
-        assert_eq!(w.push_line(r#"{"type":"end","wall_s":1,"cpu_s":1,"fast_steps":0}"#), Line::Record);
+        assert_eq!(
+            w.push_line(r#"{"type":"end","wall_s":1,"cpu_s":1,"fast_steps":0}"#),
+            Line::Record
+        );
         assert_eq!(w.unparsed, ["hello"]);
         assert_eq!(w.units.requests, 1);
     }

@@ -312,7 +312,10 @@ impl ResultWriter {
         }
         self.timeseries.rollback();
         self.latency.rollback();
-        self.duty.lock().unwrap_or_else(|p| p.into_inner()).rollback();
+        self.duty
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .rollback();
         self.remove_spool();
         // A probe table that this run opened goes again.
         self.probe_files.retain(|_, f| {

@@ -181,8 +181,8 @@ fn a_disk_that_fills_up_stops_the_run_at_the_failed_write_keeping_earlier_runs()
         "duty.csv",
         "run.json",
     ]
-        .iter()
-        .any(|f| err.contains(out.join(f).to_str().unwrap()));
+    .iter()
+    .any(|f| err.contains(out.join(f).to_str().unwrap()));
     assert!(named, "no file named: {err}");
     // Stopped at the first failed write: not all six ran.
     let started = recorded(&pids);

@@ -64,7 +64,11 @@ fn every_duty_on_period_is_a_row_of_duty_csv_and_run_json_keeps_the_first_and_la
             .filter(|r| num(r, "thread") == thread as f64)
             .collect();
         // 1 s of 40 ms cycles: about 25 on-periods, numbered from 0 without a gap.
-        assert!((15..=30).contains(&mine.len()), "thread {thread}: {}", mine.len());
+        assert!(
+            (15..=30).contains(&mine.len()),
+            "thread {thread}: {}",
+            mine.len()
+        );
         let periods: Vec<f64> = mine.iter().map(|r| num(r, "period")).collect();
         let want: Vec<f64> = (0..mine.len()).map(|p| p as f64).collect();
         assert_eq!(periods, want, "thread {thread}");

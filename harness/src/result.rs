@@ -160,10 +160,7 @@ impl WorkloadOutput {
                     self.duty_first.resize(i + 1, None);
                     self.duty_last.resize(i + 1, None);
                 }
-                let first = &mut self.duty_first[i];
-                if first.as_ref().is_none_or(|f| d.period < f.period) {
-                    *first = Some(d.clone());
-                }
+                self.duty_first[i].get_or_insert_with(|| d.clone());
                 self.duty_last[i] = Some(d.clone());
                 self.duty_periods += 1;
                 return Line::Duty(d);

@@ -1,10 +1,10 @@
 //! Writing a run as it runs: the sampler's ticks become timeseries.csv rows; the
 //! workloads' units and the load's requests become rows of the run's latency spool
 //! (joined with their CFS periods into latency.csv when the run ends); their duty
-//! on-periods become duty.csv rows; the workloads' other output goes to files of their own (`workload/run<N>-<group>.stdout` and
-//! `.stderr`). Everything is buffered in fixed buffers and written at least once a
-//! second, so memory does not grow with the run and a run killed even by SIGKILL keeps
-//! all but its last second.
+//! on-periods become duty.csv rows; the workloads' other output goes to files of their
+//! own (`workload/run<N>-<group>.stdout` and `.stderr`). Everything is buffered in fixed
+//! buffers and written at least once a second, so memory does not grow with the run and
+//! a run killed even by SIGKILL keeps all but its last second.
 
 use super::files::appender::Appender;
 use super::files::{duty, latency, timeseries};

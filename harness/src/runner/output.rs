@@ -1,7 +1,8 @@
 //! Reading every group's workload output on one thread: poll(2) over all their stdout
 //! and stderr pipes, each line parsed as it arrives (never the whole output held), units
 //! and duty on-periods handed to the sink for latency.csv and duty.csv, other text to the
-//! sink's files, and the records a summary needs kept. Two threads per group (the old way) made 129 threads at 64 groups.
+//! sink's files, and the records a summary needs kept. Two threads per group (the old
+//! way) made 129 threads at 64 groups.
 
 use super::sink::{OutputSink, Stream};
 use crate::clock::monotonic_ns;
